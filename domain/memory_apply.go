@@ -1,0 +1,108 @@
+package domain
+
+import (
+	"math"
+	"slices"
+	"time"
+)
+
+// ApplyMemory folds one event into m and returns the new state. It never fails: an event of
+// another aggregate kind, or one it does not know, leaves m unchanged.
+func ApplyMemory(m Memory, ev Event) Memory {
+	if ev.Kind() != "memory" || ev.Data == nil {
+		return m
+	}
+	m.DomainTags = slices.Clone(m.DomainTags)
+	switch p := ev.Data.(type) {
+	case MemoryCreated:
+		m = Memory{
+			ID:            ev.AggregateID,
+			MemoryType:    p.MemoryType,
+			Content:       p.Content,
+			Project:       p.Project,
+			Status:        p.Status,
+			Confidence:    p.Confidence,
+			SourceChunkID: p.SourceChunkID,
+			DomainTags:    slices.Clone(p.DomainTags),
+			ValidUntil:    cloneTime(p.ValidUntil),
+			CreatedAt:     ev.Time,
+		}
+		if m.DomainTags == nil {
+			m.DomainTags = []string{}
+		}
+	case MemoryUpdated:
+		for _, field := range p.Changed {
+			switch field {
+			case "memory_type":
+				m.MemoryType = p.MemoryType
+			case "content":
+				m.Content = p.Content
+			case "confidence":
+				m.Confidence = p.Confidence
+			case "domain_tags":
+				m.DomainTags = slices.Clone(p.DomainTags)
+				if m.DomainTags == nil {
+					m.DomainTags = []string{}
+				}
+			case "valid_until":
+				m.ValidUntil = cloneTime(p.ValidUntil)
+			case "status":
+				m.Status = p.Status
+			}
+		}
+	case MemoryPromoted:
+		m.Status = StatusActive
+	case MemoryRejected, MemoryInvalidated, MemoryExpired:
+		m.Status = StatusInvalid
+	case MemorySuperseded:
+		m.Status = StatusSuperseded
+		m.SupersededBy = p.SupersededBy
+	case MemoryReinforced:
+		m.Confidence = math.Min(1, m.Confidence+p.Delta)
+		m.ReferenceCount++
+		t := ev.Time
+		m.LastReferencedAt = &t
+	default:
+		return m
+	}
+	m.UpdatedAt = ev.Time
+	m.Seq = ev.Seq
+	return m
+}
+
+// AuditAction is the audit verb of ev applied to before: the transition's verb when an update
+// changes the status, else the verb of the event's type.
+func AuditAction(before Memory, ev Event) Action {
+	switch p := ev.Data.(type) {
+	case MemoryCreated:
+		return ActionCreated
+	case MemoryUpdated:
+		if slices.Contains(p.Changed, "status") {
+			if a, err := StatusChange(before.ID, before.Status, p.Status); err == nil {
+				return a
+			}
+		}
+		return ActionUpdated
+	case MemoryPromoted:
+		return ActionPromoted
+	case MemoryRejected:
+		return ActionRejected
+	case MemoryInvalidated:
+		return ActionInvalidated
+	case MemorySuperseded:
+		return ActionSuperseded
+	case MemoryReinforced:
+		return ActionReinforced
+	case MemoryExpired:
+		return ActionExpired
+	}
+	return ""
+}
+
+func cloneTime(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	c := *t
+	return &c
+}

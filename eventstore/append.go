@@ -1,0 +1,79 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// JetStream's answers to a publish whose expected last subject sequence is not the subject's
+// last sequence: 10071 on any stream, 10164 from a replicated stream's leader.
+const (
+	errCodeWrongLastSequence         jetstream.ErrorCode = 10071
+	errCodeWrongLastSequenceReplicas jetstream.ErrorCode = 10164
+)
+
+// Subject is the stream subject of ev's aggregate: ledger.<kind>.<aggregate id>.
+func Subject(ev domain.Event) (string, error) {
+	return AggregateSubject(ev.Kind(), ev.AggregateID)
+}
+
+// AggregateSubject is the subject of the aggregate of the given kind and id. The id must be a
+// single subject token.
+func AggregateSubject(kind, id string) (string, error) {
+	if id == "" || strings.ContainsAny(id, ".*> \t\r\n") {
+		return "", fmt.Errorf("aggregate id %q is not a subject token: %w", id, domain.ErrInvalid)
+	}
+	return SubjectPrefix + kind + "." + id, nil
+}
+
+// Appended is the result of an append.
+type Appended struct {
+	// Seq is the log position of the last event appended.
+	Seq uint64
+	// Duplicate is true when the log already held an event with the same id; Seq is then that
+	// event's position and nothing was written.
+	Duplicate bool
+}
+
+// Append writes events of one aggregate to the log, the first only if the aggregate's last
+// event is at position expected (0: the aggregate has no events yet), each next one after
+// the previous. A changed aggregate is domain.ErrConflict. Each event's id is its message id,
+// so an event appended twice within the duplicate window is stored once.
+func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event) (Appended, error) {
+	var res Appended
+	for _, ev := range evs {
+		subject, err := Subject(ev)
+		if err != nil {
+			return res, err
+		}
+		data, err := Encode(ev)
+		if err != nil {
+			return res, err
+		}
+		ack, err := s.js.Publish(ctx, subject, data,
+			jetstream.WithMsgID(ev.ID), jetstream.WithExpectLastSequencePerSubject(expected))
+		if err != nil {
+			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
+		}
+		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		expected = ack.Sequence
+	}
+	return res, nil
+}
+
+// mapError is the one place where JetStream's errors become the domain's.
+func mapError(err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeWrongLastSequence, errCodeWrongLastSequenceReplicas:
+			return fmt.Errorf("%w: changed concurrently (%w)", domain.ErrConflict, err)
+		}
+	}
+	return err
+}

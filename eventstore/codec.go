@@ -1,0 +1,127 @@
+package eventstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+)
+
+// envelope is the stored form of an event: the message body in the stream. Its field names
+// and the payload's are part of the log's format; changing either is a new schema version.
+type envelope struct {
+	ID            string          `json:"id"`
+	Type          string          `json:"type"`
+	Version       int             `json:"version"`
+	AggregateID   string          `json:"aggregate_id"`
+	Actor         string          `json:"actor"`
+	Note          string          `json:"note,omitempty"`
+	CorrelationID string          `json:"correlation_id,omitempty"`
+	Time          time.Time       `json:"time"`
+	Data          json.RawMessage `json:"data"`
+}
+
+// codec knows, for each event type, its current schema version, how to decode that version and
+// how to upcast older versions to it.
+type codec struct {
+	types map[string]*eventType
+}
+
+type eventType struct {
+	version int
+	decode  func(json.RawMessage) (domain.Payload, error)
+	// upcasters[v] turns the payload of version v into version v+1.
+	upcasters map[int]func(json.RawMessage) (json.RawMessage, error)
+}
+
+func register[T domain.Payload](c *codec, version int) {
+	var zero T
+	c.types[zero.EventType()] = &eventType{
+		version: version,
+		decode: func(data json.RawMessage) (domain.Payload, error) {
+			var p T
+			if err := json.Unmarshal(data, &p); err != nil {
+				return nil, err
+			}
+			return p, nil
+		},
+		upcasters: map[int]func(json.RawMessage) (json.RawMessage, error){},
+	}
+}
+
+// events is the registry of every event type the ledger stores and its current version.
+var events = newCodec()
+
+func newCodec() *codec {
+	c := &codec{types: map[string]*eventType{}}
+	register[domain.MemoryCreated](c, 1)
+	register[domain.MemoryUpdated](c, 1)
+	register[domain.MemoryPromoted](c, 1)
+	register[domain.MemoryRejected](c, 1)
+	register[domain.MemoryInvalidated](c, 1)
+	register[domain.MemorySuperseded](c, 1)
+	register[domain.MemoryReinforced](c, 1)
+	register[domain.MemoryExpired](c, 1)
+	return c
+}
+
+// Encode returns the stored form of ev at its type's current schema version.
+func Encode(ev domain.Event) ([]byte, error) { return events.encode(ev) }
+
+// Decode reads a stored event at log position seq, upcasting an older schema version to the
+// current one. An event type this program does not know decodes with a nil Data, so that a
+// newer writer never stops an older reader.
+func Decode(data []byte, seq uint64) (domain.Event, error) { return events.decode(data, seq) }
+
+func (c *codec) encode(ev domain.Event) ([]byte, error) {
+	t, ok := c.types[ev.Type]
+	if !ok || ev.Data == nil || ev.Data.EventType() != ev.Type {
+		return nil, fmt.Errorf("encode event %s: unregistered type %q", ev.ID, ev.Type)
+	}
+	data, err := json.Marshal(ev.Data)
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	return json.Marshal(envelope{
+		ID: ev.ID, Type: ev.Type, Version: t.version, AggregateID: ev.AggregateID,
+		Actor: ev.Actor, Note: ev.Note, CorrelationID: ev.CorrelationID,
+		Time: ev.Time.UTC(), Data: data,
+	})
+}
+
+func (c *codec) decode(raw []byte, seq uint64) (domain.Event, error) {
+	var env envelope
+	if err := json.Unmarshal(raw, &env); err != nil {
+		return domain.Event{}, fmt.Errorf("decode event at %d: %w", seq, err)
+	}
+	ev := domain.Event{
+		ID: env.ID, Type: env.Type, AggregateID: env.AggregateID, Actor: env.Actor,
+		Note: env.Note, CorrelationID: env.CorrelationID, Time: env.Time.UTC(), Seq: seq,
+	}
+	t, ok := c.types[env.Type]
+	if !ok {
+		return ev, nil
+	}
+	if env.Version > t.version || env.Version < 1 {
+		return ev, fmt.Errorf("decode event at %d: %s version %d, this program reads up to %d",
+			seq, env.Type, env.Version, t.version)
+	}
+	data := env.Data
+	for v := env.Version; v < t.version; v++ {
+		up, ok := t.upcasters[v]
+		if !ok {
+			return ev, fmt.Errorf("decode event at %d: no upcaster for %s version %d", seq, env.Type, v)
+		}
+		var err error
+		if data, err = up(data); err != nil {
+			return ev, fmt.Errorf("decode event at %d: upcast %s version %d: %w", seq, env.Type, v, err)
+		}
+	}
+	p, err := t.decode(data)
+	if err != nil {
+		return ev, fmt.Errorf("decode event at %d: %s: %w", seq, env.Type, err)
+	}
+	ev.Data = p
+	return ev, nil
+}

@@ -1,0 +1,58 @@
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Follow sends the log's events to out in order, starting at position from, and goes on with
+// new events as they are appended, until ctx is done (it then returns ctx's error) or an event
+// cannot be decoded.
+func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
+	if from < 1 {
+		from = 1
+	}
+	cons, err := s.js.OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:   from,
+	})
+	if err != nil {
+		return fmt.Errorf("follow log from %d: %w", from, err)
+	}
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("follow log from %d: %w", from, err)
+	}
+	stop := context.AfterFunc(ctx, it.Stop)
+	defer stop()
+	defer it.Stop()
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+				return err
+			}
+			return fmt.Errorf("follow log: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("follow log: %w", err)
+		}
+		ev, err := Decode(msg.Data(), meta.Sequence.Stream)
+		if err != nil {
+			return err
+		}
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}

@@ -1,0 +1,229 @@
+// Package eventstore keeps the ledger's events in a NATS JetStream stream: it starts an
+// embedded server (the default) or connects to an external one, appends events with
+// per-aggregate optimistic concurrency and idempotency, loads one aggregate's events and
+// follows the whole log.
+package eventstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Fsync modes of the embedded server.
+const (
+	// FsyncAlways syncs every message to disk before it is acknowledged.
+	FsyncAlways = "always"
+	// FsyncInterval leaves syncing to the server's periodic flush (every two minutes by
+	// default): faster, but an acknowledged event can be lost if the machine loses power.
+	FsyncInterval = "interval"
+)
+
+// Default settings.
+const (
+	DefaultStream          = "LEDGER"
+	DefaultDuplicateWindow = 2 * time.Minute
+	SubjectPrefix          = "ledger."
+)
+
+// Store is the ledger's log. Set its fields, then call Open.
+type Store struct {
+	// Dir is the data directory; the embedded server keeps its files under Dir/nats.
+	Dir string
+	// URL, when set, connects to an external NATS server or cluster instead of embedding one.
+	URL string
+	// Replicas is the stream's replica count (1 unless the cluster has more servers).
+	Replicas int
+	// Fsync is FsyncAlways (the default) or FsyncInterval; it applies to the embedded server.
+	Fsync string
+	// Listen, when set, makes the embedded server accept TCP clients on this host:port.
+	Listen string
+	// User and Password, when set, are required of every client of the embedded server and
+	// are used to connect to an external one.
+	User, Password string
+	// Stream is the stream's name (DefaultStream).
+	Stream string
+	// DuplicateWindow is how long the server remembers event ids to drop duplicates.
+	DuplicateWindow time.Duration
+	Logger          *slog.Logger
+
+	srv    *server.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+}
+
+// New returns a Store for the data directory dir with the default settings.
+func New(dir string) *Store {
+	return &Store{
+		Dir:             dir,
+		Replicas:        1,
+		Fsync:           FsyncAlways,
+		Stream:          DefaultStream,
+		DuplicateWindow: DefaultDuplicateWindow,
+		Logger:          slog.Default(),
+	}
+}
+
+// Open starts or connects to the server and creates or updates the stream.
+func (s *Store) Open(ctx context.Context) error {
+	if s.Fsync != FsyncAlways && s.Fsync != FsyncInterval {
+		return fmt.Errorf("fsync must be %q or %q, got %q", FsyncAlways, FsyncInterval, s.Fsync)
+	}
+	if s.Replicas < 1 || s.Replicas > 5 {
+		return fmt.Errorf("replicas must be between 1 and 5, got %d", s.Replicas)
+	}
+	if s.URL == "" && s.Replicas != 1 {
+		return fmt.Errorf("replicas %d needs an external cluster (--nats-url); the embedded server is a single node", s.Replicas)
+	}
+	if err := s.connect(); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.createStream(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
+}
+
+func (s *Store) connect() error {
+	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1)}
+	if s.User != "" {
+		opts = append(opts, nats.UserInfo(s.User, s.Password))
+	}
+	if s.URL != "" {
+		nc, err := nats.Connect(s.URL, opts...)
+		if err != nil {
+			return fmt.Errorf("connect to nats %s: %w", s.URL, err)
+		}
+		s.nc = nc
+	} else {
+		if err := s.startServer(); err != nil {
+			return err
+		}
+		nc, err := nats.Connect("", append(opts, nats.InProcessServer(s.srv))...)
+		if err != nil {
+			return fmt.Errorf("connect to embedded nats: %w", err)
+		}
+		s.nc = nc
+	}
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	s.js = js
+	return nil
+}
+
+func (s *Store) startServer() error {
+	opts := &server.Options{
+		ServerName: "memledger",
+		JetStream:  true,
+		StoreDir:   filepath.Join(s.Dir, "nats"),
+		DontListen: true,
+		NoSigs:     true,
+		SyncAlways: s.Fsync == FsyncAlways,
+		Username:   s.User,
+		Password:   s.Password,
+	}
+	if s.Listen != "" {
+		host, port, err := net.SplitHostPort(s.Listen)
+		if err != nil {
+			return fmt.Errorf("nats listen address %q: %w", s.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return fmt.Errorf("nats listen address %q: port %q is not a number", s.Listen, port)
+		}
+		opts.DontListen, opts.Host, opts.Port = false, host, p
+		if p == 0 {
+			opts.Port = server.RANDOM_PORT
+		}
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("embedded nats: %w", err)
+	}
+	srv.SetLoggerV2(serverLog{s.Logger.With("component", "nats")}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		return errors.New("embedded nats: not ready after 30s (is the data directory used by another process?)")
+	}
+	if !srv.JetStreamEnabled() {
+		srv.Shutdown()
+		return fmt.Errorf("embedded nats: jetstream did not start on %s (see the log above)", opts.StoreDir)
+	}
+	s.srv = srv
+	return nil
+}
+
+func (s *Store) createStream(ctx context.Context) error {
+	cfg := jetstream.StreamConfig{
+		Name:        s.Stream,
+		Description: "memledger: every memory mutation, alert and job result",
+		Subjects:    []string{SubjectPrefix + ">"},
+		Storage:     jetstream.FileStorage,
+		Retention:   jetstream.LimitsPolicy,
+		Replicas:    s.Replicas,
+		Duplicates:  s.DuplicateWindow,
+		DenyDelete:  true,
+		DenyPurge:   true,
+		AllowDirect: true,
+	}
+	st, err := s.js.CreateOrUpdateStream(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", s.Stream, err)
+	}
+	s.stream = st
+	return nil
+}
+
+// ClientURL is the address TCP clients of the embedded server connect to, or "" when it does
+// not listen (or the store is external).
+func (s *Store) ClientURL() string {
+	if s.srv == nil || s.Listen == "" {
+		return ""
+	}
+	return s.srv.ClientURL()
+}
+
+// Conn is the store's NATS connection, for subscribers and request handlers.
+func (s *Store) Conn() *nats.Conn { return s.nc }
+
+// JetStream is the store's JetStream context, for durable consumers of the log.
+func (s *Store) JetStream() jetstream.JetStream { return s.js }
+
+// LastSeq is the log position of the last event in the stream.
+func (s *Store) LastSeq(ctx context.Context) (uint64, error) {
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("stream info: %w", err)
+	}
+	return info.State.LastSeq, nil
+}
+
+// Close closes the connection and then stops the embedded server, in that order so that the
+// in-process client does not try to reconnect.
+func (s *Store) Close() error {
+	if s.nc != nil {
+		s.nc.Close()
+		s.nc = nil
+	}
+	if s.srv != nil {
+		s.srv.Shutdown()
+		s.srv.WaitForShutdown()
+		s.srv = nil
+	}
+	return nil
+}

@@ -1,0 +1,85 @@
+// Package projections builds the ledger's read views in bbolt from the log: a runner applies
+// events in batches, each batch one transaction that writes the views and the checkpoints
+// together, so a crash never applies an event twice nor skips one.
+package projections
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+)
+
+var bucketCheckpoints = []byte("checkpoints")
+
+// DB is a projection file.
+type DB struct {
+	Path string
+	bolt *bolt.DB
+}
+
+// Open opens (or creates) the projection file at path. noSync skips the fsync of each commit:
+// for a rebuild into a fresh file, which is synced once at the end.
+func Open(path string, noSync bool) (*DB, error) {
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, NoFreelistSync: true})
+	if errors.Is(err, berrors.ErrTimeout) {
+		return nil, fmt.Errorf("open projections %s: the file is locked by another process (is memledger serve running on this data directory?)", path)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open projections %s: %w", path, err)
+	}
+	if err := b.Update(func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketCheckpoints)
+		return err
+	}); err != nil {
+		b.Close()
+		return nil, fmt.Errorf("open projections %s: %w", path, err)
+	}
+	return &DB{Path: path, bolt: b}, nil
+}
+
+// Bolt is the underlying bbolt database.
+func (db *DB) Bolt() *bolt.DB { return db.bolt }
+
+// Sync flushes the file to disk.
+func (db *DB) Sync() error { return db.bolt.Sync() }
+
+// Close closes the file.
+func (db *DB) Close() error { return db.bolt.Close() }
+
+// View runs fn in a read transaction.
+func (db *DB) View(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
+
+// Checkpoints returns each projection's checkpoint: the log position of the last event it applied.
+func (db *DB) Checkpoints() (map[string]uint64, error) {
+	cps := map[string]uint64{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketCheckpoints).ForEach(func(k, v []byte) error {
+			cps[string(k)] = decodeSeq(v)
+			return nil
+		})
+	})
+	return cps, err
+}
+
+func checkpoint(tx *bolt.Tx, name string) uint64 {
+	return decodeSeq(tx.Bucket(bucketCheckpoints).Get([]byte(name)))
+}
+
+func setCheckpoint(tx *bolt.Tx, name string, seq uint64) error {
+	return tx.Bucket(bucketCheckpoints).Put([]byte(name), encodeSeq(seq))
+}
+
+func encodeSeq(seq uint64) []byte {
+	return binary.BigEndian.AppendUint64(make([]byte, 0, 8), seq)
+}
+
+func decodeSeq(b []byte) uint64 {
+	if len(b) != 8 {
+		return 0
+	}
+	return binary.BigEndian.Uint64(b)
+}

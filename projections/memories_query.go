@@ -1,0 +1,204 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+	bolt "go.etcd.io/bbolt"
+)
+
+// GetMemory returns the JSON of memory id, or nil when there is no such memory.
+func (db *DB) GetMemory(id string) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketMemories); b != nil {
+			out = bytes.Clone(b.Get([]byte(id)))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// MemoryFilter selects memories. Empty fields match everything.
+type MemoryFilter struct {
+	Status     domain.Status
+	MemoryType domain.MemoryType
+	Project    string
+	// Limit is the most memories returned.
+	Limit int
+	// Before, when set, is a cursor from an earlier page: only memories created before it.
+	Before uint64
+}
+
+// ListMemories returns the memories matching f, newest first, and the cursor of the next page
+// (0 when there is none).
+func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
+	index, value := indexAll, ""
+	switch {
+	case f.Status != "":
+		index, value = indexStatus, string(f.Status)
+	case f.Project != "":
+		index, value = indexProject, f.Project
+	case f.MemoryType != "":
+		index, value = indexType, string(f.MemoryType)
+	}
+	out := []json.RawMessage{}
+	var next uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, mems := tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemories)
+		if idx == nil {
+			return nil
+		}
+		prefix := indexKey(index, value, nil)
+		c := idx.Cursor()
+		var k, v []byte
+		if f.Before > 0 {
+			k, v = seekBefore(c, indexKey(index, value, encodeSeq(f.Before)))
+		} else {
+			k, v = seekLast(c, prefix)
+		}
+		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+			data := mems.Get(v)
+			if data == nil || !matches(data, f) {
+				continue
+			}
+			if len(out) == f.Limit {
+				next = decodeSeq(k[len(prefix):]) + 1
+				return nil
+			}
+			out = append(out, bytes.Clone(data))
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// seekBefore positions c on the last key below key.
+func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
+	if k, _ := c.Seek(key); k == nil {
+		return c.Last()
+	}
+	return c.Prev()
+}
+
+// seekLast positions c on the last key with prefix, or on the key before where it would be.
+func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
+	return seekBefore(c, append(bytes.Clone(prefix), 0xff))
+}
+
+func matches(data []byte, f MemoryFilter) bool {
+	var m struct {
+		Status     domain.Status     `json:"status"`
+		MemoryType domain.MemoryType `json:"memory_type"`
+		Project    string            `json:"project"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	return (f.Status == "" || m.Status == f.Status) &&
+		(f.MemoryType == "" || m.MemoryType == f.MemoryType) &&
+		(f.Project == "" || m.Project == f.Project)
+}
+
+// MemoryAudit returns the audit entries of memory id, oldest first.
+func (db *DB) MemoryAudit(id string) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
+		if idx == nil {
+			return nil
+		}
+		prefix := indexKey(indexAuditMemory, id, nil)
+		c := idx.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if data := audit.Get(k[len(prefix):]); data != nil {
+				out = append(out, bytes.Clone(data))
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AuditFilter selects audit entries. Empty fields match everything.
+type AuditFilter struct {
+	Action domain.Action
+	Actor  string
+	Since  time.Time
+	Limit  int
+}
+
+// RecentAudit returns the audit entries matching f across memories, newest first.
+func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
+		if idx == nil {
+			return nil
+		}
+		// next steps to the previous candidate entry's (seq, data).
+		var next func() ([]byte, []byte)
+		switch {
+		case f.Action != "" || f.Actor != "":
+			prefix := indexKey(indexAuditAction, string(f.Action), nil)
+			if f.Action == "" {
+				prefix = indexKey(indexAuditActor, f.Actor, nil)
+			}
+			c := idx.Cursor()
+			k, _ := seekLast(c, prefix)
+			next = func() ([]byte, []byte) {
+				if k == nil || !bytes.HasPrefix(k, prefix) {
+					return nil, nil
+				}
+				seq := k[len(prefix):]
+				k, _ = c.Prev()
+				return seq, audit.Get(seq)
+			}
+		default:
+			c := audit.Cursor()
+			k, v := c.Last()
+			next = func() ([]byte, []byte) {
+				seq, data := k, v
+				k, v = c.Prev()
+				return seq, data
+			}
+		}
+		for seq, data := next(); seq != nil && len(out) < f.Limit; seq, data = next() {
+			var e struct {
+				Action    domain.Action `json:"action"`
+				Actor     string        `json:"actor"`
+				Timestamp time.Time     `json:"timestamp"`
+			}
+			if data == nil || json.Unmarshal(data, &e) != nil {
+				continue
+			}
+			if !f.Since.IsZero() && e.Timestamp.Before(f.Since) {
+				break
+			}
+			if (f.Action != "" && e.Action != f.Action) || (f.Actor != "" && e.Actor != f.Actor) {
+				continue
+			}
+			out = append(out, bytes.Clone(data))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// AuditByEventID returns the audit entry of the event with id eventID, or nil.
+func (db *DB) AuditByEventID(eventID string) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
+		if idx == nil {
+			return nil
+		}
+		if seq := idx.Get(indexKey(indexAuditEvent, eventID, nil)); seq != nil {
+			out = bytes.Clone(audit.Get(seq))
+		}
+		return nil
+	})
+	return out, err
+}

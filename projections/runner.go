@@ -1,0 +1,228 @@
+package projections
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Projection is one set of views built from the log.
+type Projection interface {
+	// Name is the projection's stable name; its checkpoint is stored under it.
+	Name() string
+	// Init creates the projection's buckets.
+	Init(tx *bolt.Tx) error
+	// Apply folds one event into the views. It ignores events it has no use for and fails
+	// only when bbolt does; it never reads a clock.
+	Apply(tx *bolt.Tx, ev domain.Event) error
+}
+
+// Source is the log the runner reads.
+type Source interface {
+	// Follow sends events from position from on to out, in order, until ctx is done.
+	Follow(ctx context.Context, from uint64, out chan<- domain.Event) error
+}
+
+// Default runner settings.
+const (
+	DefaultBatchSize = 1000
+	followRetry      = time.Second
+)
+
+// Runner applies the log to projections. Set its fields, then call Run.
+type Runner struct {
+	DB          *DB
+	Source      Source
+	Projections []Projection
+	// BatchSize is the most events applied in one transaction.
+	BatchSize int
+	// Until, when not zero, makes Run return once every event up to this position is applied.
+	Until uint64
+	// Progress, when set, is called after each batch with the position applied.
+	Progress func(applied uint64)
+	Logger   *slog.Logger
+
+	mu      sync.Mutex
+	applied uint64
+	changed chan struct{}
+	err     error
+}
+
+// Init creates the projections' buckets and reads the position they have all applied.
+func (r *Runner) Init() error {
+	if r.BatchSize <= 0 {
+		r.BatchSize = DefaultBatchSize
+	}
+	if r.Logger == nil {
+		r.Logger = slog.Default()
+	}
+	r.changed = make(chan struct{})
+	return r.DB.bolt.Update(func(tx *bolt.Tx) error {
+		first := true
+		for _, p := range r.Projections {
+			if err := p.Init(tx); err != nil {
+				return fmt.Errorf("init projection %s: %w", p.Name(), err)
+			}
+			if cp := checkpoint(tx, p.Name()); first || cp < r.applied {
+				r.applied, first = cp, false
+			}
+		}
+		return nil
+	})
+}
+
+// Run follows the log from the lowest checkpoint and applies it until ctx is done or, with
+// Until set, until that position is applied. A failed read of the log is retried; a failed
+// transaction stops the runner with its error.
+func (r *Runner) Run(ctx context.Context) error {
+	if r.Until > 0 && r.Applied() >= r.Until {
+		return nil
+	}
+	for {
+		err := r.follow(ctx)
+		if errors.Is(err, errDone) {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		var applyErr applyError
+		if errors.As(err, &applyErr) {
+			r.setErr(err)
+			return err
+		}
+		r.setErr(err)
+		r.Logger.Error("projection runner: reading the log failed; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(followRetry):
+		}
+	}
+}
+
+var errDone = errors.New("projections caught up")
+
+type applyError struct{ error }
+
+func (r *Runner) follow(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan domain.Event, 4*r.BatchSize)
+	followErr := make(chan error, 1)
+	go func() { followErr <- r.Source.Follow(ctx, r.Applied()+1, events) }()
+	batch := make([]domain.Event, 0, r.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case ev := <-events:
+			batch = append(batch, ev)
+		case err := <-followErr:
+			return err
+		}
+	drain:
+		for len(batch) < r.BatchSize {
+			select {
+			case ev := <-events:
+				batch = append(batch, ev)
+			default:
+				break drain
+			}
+		}
+		if r.Until > 0 {
+			for len(batch) > 0 && batch[len(batch)-1].Seq > r.Until {
+				batch = batch[:len(batch)-1]
+			}
+			if len(batch) == 0 {
+				return errDone
+			}
+		}
+		if err := r.apply(batch); err != nil {
+			return applyError{err}
+		}
+		r.setErr(nil)
+		applied := r.Applied()
+		if r.Progress != nil {
+			r.Progress(applied)
+		}
+		if r.Until > 0 && applied >= r.Until {
+			return errDone
+		}
+	}
+}
+
+// apply writes one batch, and every projection's checkpoint, in one transaction.
+func (r *Runner) apply(batch []domain.Event) error {
+	last := batch[len(batch)-1].Seq
+	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
+		for _, p := range r.Projections {
+			cp := checkpoint(tx, p.Name())
+			for _, ev := range batch {
+				if ev.Seq <= cp {
+					continue
+				}
+				if err := p.Apply(tx, ev); err != nil {
+					return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
+				}
+			}
+			if last > cp {
+				if err := setCheckpoint(tx, p.Name(), last); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.mu.Lock()
+	r.applied = last
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+	return nil
+}
+
+// Applied is the log position every projection has applied.
+func (r *Runner) Applied() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.applied
+}
+
+// Err is the runner's last error, nil once it applies again.
+func (r *Runner) Err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+func (r *Runner) setErr(err error) {
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+}
+
+// WaitFor returns once every projection has applied the event at position seq, or ctx's error.
+func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
+	for {
+		r.mu.Lock()
+		applied, changed := r.applied, r.changed
+		r.mu.Unlock()
+		if applied >= seq {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for projections to apply %d (at %d): %w", seq, applied, ctx.Err())
+		}
+	}
+}
