@@ -49,6 +49,9 @@ func (e *TransitionError) Error() string {
 	if e.Target != "" {
 		return fmt.Sprintf("memory %s is %s: no transition leads from %s to %s", e.ID, e.Current, e.Current, e.Target)
 	}
+	if len(e.Allowed) == 0 {
+		return fmt.Sprintf("memory %s is %s: %s is not a mutation of an existing memory", e.ID, e.Current, e.Action)
+	}
 	allowed := make([]string, len(e.Allowed))
 	for i, s := range e.Allowed {
 		allowed[i] = string(s)
@@ -59,3 +62,7 @@ func (e *TransitionError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrConflict) true.
 func (e *TransitionError) Unwrap() error { return ErrConflict }
+
+// ErrPrecondition is returned when a conditional command names a version of the aggregate
+// that is no longer its current one.
+var ErrPrecondition = errors.New("precondition failed")

@@ -13,6 +13,7 @@ func ApplyMemory(m Memory, ev Event) Memory {
 		return m
 	}
 	m.DomainTags = slices.Clone(m.DomainTags)
+	m.ValidUntil, m.LastReferencedAt = cloneTime(m.ValidUntil), cloneTime(m.LastReferencedAt)
 	switch p := ev.Data.(type) {
 	case MemoryCreated:
 		m = Memory{

@@ -109,7 +109,7 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 	}
 	if c, ok := cmd.(CreateMemory); ok {
 		if m.Exists() {
-			return nil, fmt.Errorf("memory %s already exists: %w", id, ErrConflict)
+			return nil, fmt.Errorf("memory %s already exists (it is %s): %w", id, m.Status, ErrConflict)
 		}
 		p, err := r.create(c)
 		if err != nil {
@@ -155,12 +155,18 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 		}
 		p = MemoryReinforced{Delta: delta}
 	case AutoPromoteMemory:
+		if c.MinReferenceCount < 1 || c.MinConfidence < 0 || c.MinConfidence > 1 {
+			return nil, Invalid("min_reference_count", "auto-promote needs at least 1 reference and a confidence in [0, 1], got %d and %v", c.MinReferenceCount, c.MinConfidence)
+		}
 		if m.ReferenceCount < c.MinReferenceCount || m.Confidence < c.MinConfidence {
 			return nil, fmt.Errorf("memory %s has %d references and confidence %v, below %d and %v: %w",
 				id, m.ReferenceCount, m.Confidence, c.MinReferenceCount, c.MinConfidence, ErrConflict)
 		}
 		p = MemoryPromoted{}
 	case ExpireMemory:
+		if c.MaxAge <= 0 || c.Now.IsZero() {
+			return nil, Invalid("max_age_days", "expiry needs a positive age and the current time, got %v", c.MaxAge)
+		}
 		if m.ReferenceCount > 0 || m.CreatedAt.After(c.Now.Add(-c.MaxAge)) {
 			return nil, fmt.Errorf("memory %s is not a stale candidate (created %s, %d references): %w",
 				id, m.CreatedAt.Format(time.RFC3339), m.ReferenceCount, ErrConflict)
@@ -216,7 +222,8 @@ func (r Rules) create(c CreateMemory) (MemoryCreated, error) {
 
 // update returns the MemoryUpdated that carries c out on m, or nil when c changes nothing.
 func (r Rules) update(m Memory, c UpdateMemory) (*MemoryUpdated, error) {
-	if c == (UpdateMemory{}) {
+	if c.MemoryType == nil && c.Content == nil && c.Confidence == nil && c.DomainTags == nil &&
+		c.Status == nil && !c.SetValidUntil {
 		return nil, Invalid("body", "names no field to update (content, memory_type, confidence, domain_tags, valid_until, status)")
 	}
 	u := MemoryUpdated{}

@@ -152,7 +152,9 @@ func TestStatusesAndActionsAreComplete(t *testing.T) {
 // commandCase is one mutation: the statuses it is allowed from (and where each leads), the
 // event it records and the audit action of that event. Statuses missing from allowed refuse it.
 type commandCase struct {
-	name    string
+	name string
+	// setup runs before cmd, from every status; a refused step is ignored.
+	setup   []domain.Command
 	cmd     domain.Command
 	allowed map[domain.Status]domain.Status
 	event   string
@@ -206,9 +208,11 @@ var commandCases = []commandCase{
 		verb: "reinforce", allowedFrom: "candidate or active",
 	},
 	{
-		// Thresholds of zero: the state machine alone decides here; see TestAutoPromote*.
+		// Lowest thresholds, after one reinforcement where that is allowed: the state machine
+		// alone decides here; see TestAutoPromote*.
 		name:    "auto-promote",
-		cmd:     domain.AutoPromoteMemory{MinReferenceCount: 0, MinConfidence: 0},
+		setup:   []domain.Command{domain.ReinforceMemory{}},
+		cmd:     domain.AutoPromoteMemory{MinReferenceCount: 1, MinConfidence: 0},
 		allowed: map[domain.Status]domain.Status{candidate: active},
 		event:   domain.EventMemoryPromoted, action: domain.ActionPromoted,
 		verb: "promote", allowedFrom: "candidate",
@@ -228,6 +232,9 @@ func TestStateMachineTable(t *testing.T) {
 		for _, from := range allStatuses {
 			t.Run(tc.name+"/from_"+string(from), func(t *testing.T) {
 				l := ledgerIn(t, from)
+				for _, c := range tc.setup {
+					l.try(c) // refused from the statuses it is not allowed from; that is fine
+				}
 				before := l.m
 				evs, err := l.try(tc.cmd)
 
@@ -262,9 +269,7 @@ func TestStateMachineTable(t *testing.T) {
 
 // Creating a memory that already exists is refused whatever its status.
 //
-// DOMAIN.md says every refused transition is a conflict "that names the current status"; the
-// create conflict (memory_decide.go, "memory %s already exists") does not name it, so this test
-// only checks the id and the wording it has. See the report that came with these tests.
+// Like every refused transition, the conflict names the current status.
 func TestCreateOnExistingMemoryIsConflict(t *testing.T) {
 	for _, from := range allStatuses {
 		t.Run("from_"+string(from), func(t *testing.T) {
@@ -276,6 +281,7 @@ func TestCreateOnExistingMemoryIsConflict(t *testing.T) {
 				require.NotErrorIs(t, err, domain.ErrInvalid)
 				require.Contains(t, err.Error(), memID)
 				require.Contains(t, err.Error(), "already exists")
+				require.Contains(t, err.Error(), "it is "+string(from))
 				require.Empty(t, evs)
 			}
 			require.Equal(t, before, l.m)
@@ -443,8 +449,8 @@ func TestTransitionAndStatusChangeFunctions(t *testing.T) {
 
 func TestNonCreateCommandOnMissingMemoryIsNotFound(t *testing.T) {
 	cmds := map[string]domain.Command{
-		"empty update": domain.UpdateMemory{},
-		"status update": domain.UpdateMemory{Status: ptr("active")},
+		"empty update":   domain.UpdateMemory{},
+		"status update":  domain.UpdateMemory{Status: ptr("active")},
 		"invalid update": domain.UpdateMemory{Content: ptr("  ")},
 	}
 	for _, tc := range commandCases {
@@ -472,16 +478,16 @@ type edge struct{ from, to domain.Status }
 
 // reachableEdges is every status change a single event may make; "" is "does not exist yet".
 var reachableEdges = map[edge]bool{
-	{"", candidate}:         true,
-	{"", active}:            true,
-	{candidate, candidate}:  true, // update, reinforce
-	{candidate, active}:     true, // promote, auto-promote, update
-	{candidate, invalid}:    true, // reject, expire, update
-	{active, active}:        true, // update, reinforce
-	{active, superseded}:    true, // supersede, update
-	{active, invalid}:       true, // invalidate, update
+	{"", candidate}:          true,
+	{"", active}:             true,
+	{candidate, candidate}:   true, // update, reinforce
+	{candidate, active}:      true, // promote, auto-promote, update
+	{candidate, invalid}:     true, // reject, expire, update
+	{active, active}:         true, // update, reinforce
+	{active, superseded}:     true, // supersede, update
+	{active, invalid}:        true, // invalidate, update
 	{superseded, superseded}: false,
-	{invalid, invalid}:      false,
+	{invalid, invalid}:       false,
 }
 
 // statusAfter is where an audit action leads from a status, independent of the package's table.

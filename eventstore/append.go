@@ -43,10 +43,11 @@ type Appended struct {
 // Append writes events of one aggregate to the log, the first only if the aggregate's last
 // event is at position expected (0: the aggregate has no events yet), each next one after
 // the previous. A changed aggregate is domain.ErrConflict. Each event's id is its message id,
-// so an event appended twice within the duplicate window is stored once.
+// so an event appended twice within the duplicate window is stored once. Append sets each
+// event's Seq to its log position.
 func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event) (Appended, error) {
 	var res Appended
-	for _, ev := range evs {
+	for i, ev := range evs {
 		subject, err := Subject(ev)
 		if err != nil {
 			return res, err
@@ -61,6 +62,7 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
 		}
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		evs[i].Seq = ack.Sequence
 		expected = ack.Sequence
 	}
 	return res, nil

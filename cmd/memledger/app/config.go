@@ -1,0 +1,99 @@
+package app
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/memledger/memledger/eventstore"
+)
+
+// Version is memledger's version, reported by /health.
+const Version = "0.1.0"
+
+// Config is the configuration every subcommand shares. Each field has a flag and an
+// environment variable; the flag wins.
+type Config struct {
+	Addr         string
+	Data         string
+	NatsURL      string
+	NatsListen   string
+	NatsUser     string
+	NatsPassword string
+	Replicas     int
+	Fsync        string
+	LogFormat    string
+}
+
+// DefaultConfig is the configuration with every default and no environment.
+func DefaultConfig() Config {
+	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto"}
+}
+
+// flags registers the shared flags on fs, their defaults read from the environment.
+func (c *Config) flags(fs *flag.FlagSet, withAddr bool) {
+	d := DefaultConfig()
+	if withAddr {
+		fs.StringVar(&c.Addr, "addr", env("MEMLEDGER_ADDR", d.Addr), "HTTP listen address (MEMLEDGER_ADDR)")
+	}
+	fs.StringVar(&c.Data, "data", env("MEMLEDGER_DATA", d.Data), "data directory: the embedded log and the projections (MEMLEDGER_DATA)")
+	fs.StringVar(&c.NatsURL, "nats-url", env("MEMLEDGER_NATS_URL", ""), "external NATS server or cluster URL; empty embeds a server (MEMLEDGER_NATS_URL)")
+	fs.StringVar(&c.NatsListen, "nats-listen", env("MEMLEDGER_NATS_LISTEN", ""), "let NATS clients connect to the embedded server on this host:port (MEMLEDGER_NATS_LISTEN)")
+	fs.StringVar(&c.NatsUser, "nats-user", env("MEMLEDGER_NATS_USER", ""), "NATS user name, required of clients of the embedded server and sent to an external one (MEMLEDGER_NATS_USER)")
+	fs.StringVar(&c.NatsPassword, "nats-password", env("MEMLEDGER_NATS_PASSWORD", ""), "NATS password (MEMLEDGER_NATS_PASSWORD)")
+	fs.IntVar(&c.Replicas, "replicas", envInt("MEMLEDGER_REPLICAS", d.Replicas), "stream replicas on an external cluster (MEMLEDGER_REPLICAS)")
+	fs.StringVar(&c.Fsync, "fsync", env("MEMLEDGER_FSYNC", d.Fsync), "embedded server's disk sync: always (every event on disk before its ack) or interval (MEMLEDGER_FSYNC)")
+	fs.StringVar(&c.LogFormat, "log-format", env("MEMLEDGER_LOG_FORMAT", d.LogFormat), "log format: auto (text on a terminal, else JSON), text or json (MEMLEDGER_LOG_FORMAT)")
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok {
+		return v
+	}
+	return def
+}
+
+func envInt(key string, def int) int {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a whole number\n", key, v)
+	}
+	return def
+}
+
+// store returns the event store the configuration describes.
+func (c Config) store(logger *slog.Logger) *eventstore.Store {
+	s := eventstore.New(c.Data)
+	s.URL, s.Listen, s.User, s.Password = c.NatsURL, c.NatsListen, c.NatsUser, c.NatsPassword
+	s.Replicas, s.Fsync, s.Logger = c.Replicas, c.Fsync, logger
+	return s
+}
+
+// ProjectionsPath is the projection file in the data directory.
+func (c Config) ProjectionsPath() string { return filepath.Join(c.Data, "projections.db") }
+
+// logger returns the logger the configuration asks for, writing to w.
+func (c Config) logger(w io.Writer) (*slog.Logger, error) {
+	format := c.LogFormat
+	if format == "auto" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, nil)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, nil)), nil
+	}
+	return nil, fmt.Errorf("log-format must be auto, text or json, got %q", c.LogFormat)
+}

@@ -1,0 +1,224 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/memledger/memledger/projections"
+)
+
+const usage = `memledger: an event-sourced memory ledger
+
+Usage:
+  memledger serve   [flags]   start the service (HTTP API, embedded NATS, projections)
+  memledger rebuild [flags]   replay the log into fresh projections and swap them in
+  memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
+
+Run "memledger COMMAND -h" for the flags of a command.
+`
+
+// Run runs the subcommand named by args[0] and returns the process's exit status.
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = serve(ctx, args[1:], stderr)
+	case "rebuild":
+		err = rebuild(ctx, args[1:], stdout, stderr)
+	case "verify":
+		err = verify(ctx, args[1:], stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "memledger: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+	var exit exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	case errors.As(err, &exit):
+		return int(exit)
+	}
+	fmt.Fprintf(stderr, "memledger %s: %v\n", args[0], err)
+	return 1
+}
+
+// exitError ends a command with a status and nothing more to print.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config, error) {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("memledger "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.flags(fs, withAddr)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, err
+		}
+		return cfg, exitError(2)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "memledger %s: unexpected arguments %q\n", name, fs.Args())
+		return cfg, exitError(2)
+	}
+	return cfg, nil
+}
+
+func serve(ctx context.Context, args []string, stderr io.Writer) error {
+	cfg, err := parse("serve", args, stderr, true)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	m := NewMain(cfg, logger)
+	if err := m.Open(ctx); err != nil {
+		return err
+	}
+	waitErr := m.Wait(ctx)
+	logger.Info("memledger shutting down")
+	return errors.Join(waitErr, m.Close())
+}
+
+// progress prints a rebuild's progress at most once a second, and a last line when done.
+type progress struct {
+	w     io.Writer
+	label string
+	total uint64
+	start time.Time
+	last  time.Time
+}
+
+func newProgress(w io.Writer, label string, total uint64) *progress {
+	now := time.Now()
+	return &progress{w: w, label: label, total: total, start: now, last: now}
+}
+
+func (p *progress) update(applied uint64) {
+	if time.Since(p.last) < time.Second && applied < p.total {
+		return
+	}
+	p.last = time.Now()
+	rate := float64(applied) / max(time.Since(p.start).Seconds(), 1e-9)
+	fmt.Fprintf(p.w, "%s: %d/%d events (%.0f%%), %.0f events/s\n", p.label, applied, p.total,
+		100*float64(applied)/float64(max(p.total, 1)), rate)
+}
+
+func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parse("rebuild", args, stderr, false)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return err
+	}
+	// Holding the live file locks out a running service for the whole rebuild.
+	live, err := projections.Open(cfg.ProjectionsPath(), false)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	store := cfg.store(logger)
+	if err := store.Open(ctx); err != nil {
+		return err
+	}
+	defer store.Close()
+	last, err := store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	tmp := cfg.ProjectionsPath() + ".rebuild"
+	p := newProgress(stdout, "rebuild", last)
+	db, err := projections.Build(ctx, tmp, store, Projections(), last, p.update)
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := db.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, cfg.ProjectionsPath()); err != nil {
+		return fmt.Errorf("swap in the rebuilt projections: %w", err)
+	}
+	fmt.Fprintf(stdout, "rebuild: done, %d events in %s; projections swapped in at %s\n",
+		last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
+	return nil
+}
+
+func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parse("verify", args, stderr, false)
+	if err != nil {
+		return err
+	}
+	logger, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	live, err := projections.Open(cfg.ProjectionsPath(), false)
+	if err != nil {
+		return err
+	}
+	defer live.Close()
+	cps, err := live.Checkpoints()
+	if err != nil {
+		return err
+	}
+	var upTo uint64
+	for i, p := range Projections() {
+		cp := cps[p.Name()]
+		if i > 0 && cp != upTo {
+			return fmt.Errorf("the projections are at different log positions (%v); start serve to let them catch up, then verify", cps)
+		}
+		upTo = cp
+	}
+	store := cfg.store(logger)
+	if err := store.Open(ctx); err != nil {
+		return err
+	}
+	defer store.Close()
+	dir, err := os.MkdirTemp("", "memledger-verify-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	p := newProgress(stdout, "verify: rebuilding", upTo)
+	rebuilt, err := projections.Build(ctx, dir+"/projections.db", store, Projections(), upTo, p.update)
+	if err != nil {
+		return err
+	}
+	defer rebuilt.Close()
+	diffs, err := projections.Diff(live, rebuilt, 50)
+	if err != nil {
+		return err
+	}
+	if len(diffs) == 0 {
+		fmt.Fprintf(stdout, "verify: ok, the live projections equal a rebuild of the log up to %d\n", upTo)
+		return nil
+	}
+	fmt.Fprintf(stdout, "verify: DRIFT, the live projections differ from a rebuild of the log up to %d:\n", upTo)
+	for _, d := range diffs {
+		fmt.Fprintln(stdout, "  "+d)
+	}
+	return exitError(1)
+}

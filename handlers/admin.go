@@ -1,0 +1,221 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+// Actors of the automatic jobs.
+const (
+	ActorAutoPromote = "phase10-auto-promote"
+	ActorExpiry      = "candidate-expiry"
+)
+
+type autoPromoteRequest struct {
+	MinReferenceCount *int     `json:"min_reference_count"`
+	MinConfidence     *float64 `json:"min_confidence"`
+	Note              string   `json:"note"`
+}
+
+type expireRequest struct {
+	MaxAgeDays *float64 `json:"max_age_days"`
+	Note       string   `json:"note"`
+}
+
+func (s *Server) autoPromote(w http.ResponseWriter, r *http.Request) {
+	var q autoPromoteRequest
+	if err := decodeBody(w, r, &q, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cmd := domain.AutoPromoteMemory{MinReferenceCount: domain.DefaultAutoPromoteRefs, MinConfidence: domain.DefaultAutoPromoteConf}
+	if q.MinReferenceCount != nil {
+		if *q.MinReferenceCount < 1 {
+			s.fail(w, r, domain.Invalid("min_reference_count", "must be at least 1, got %d", *q.MinReferenceCount))
+			return
+		}
+		cmd.MinReferenceCount = *q.MinReferenceCount
+	}
+	if q.MinConfidence != nil {
+		if err := domain.CheckConfidence(*q.MinConfidence); err != nil {
+			s.fail(w, r, domain.Invalid("min_confidence", "must be between 0 and 1, got %v", *q.MinConfidence))
+			return
+		}
+		cmd.MinConfidence = *q.MinConfidence
+	}
+	if q.Note == "" {
+		q.Note = fmt.Sprintf("auto-promote: reference_count >= %d and confidence >= %v", cmd.MinReferenceCount, cmd.MinConfidence)
+	}
+	meta, err := s.meta(r, ActorAutoPromote, q.Note)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ids, err := s.AutoPromote(r.Context(), cmd, meta)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"promoted": ids})
+}
+
+func (s *Server) expireCandidates(w http.ResponseWriter, r *http.Request) {
+	var q expireRequest
+	if err := decodeBody(w, r, &q, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	maxAge := domain.DefaultCandidateMaxAge
+	if q.MaxAgeDays != nil {
+		if !(*q.MaxAgeDays > 0) {
+			s.fail(w, r, domain.Invalid("max_age_days", "must be more than 0, got %v", *q.MaxAgeDays))
+			return
+		}
+		maxAge = time.Duration(*q.MaxAgeDays * float64(24*time.Hour))
+	}
+	if q.Note == "" {
+		q.Note = fmt.Sprintf("expire: candidate never reinforced, older than %v days", maxAge.Hours()/24)
+	}
+	meta, err := s.meta(r, ActorExpiry, q.Note)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	ids, err := s.ExpireCandidates(r.Context(), domain.ExpireMemory{Now: meta.Time, MaxAge: maxAge}, meta)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"expired": ids})
+}
+
+// AutoPromote promotes every candidate that cmd's thresholds allow and returns their ids.
+func (s *Server) AutoPromote(ctx context.Context, cmd domain.AutoPromoteMemory, meta domain.Meta) ([]string, error) {
+	return s.sweepCandidates(ctx, cmd, meta, func(m domain.Memory) bool {
+		return m.ReferenceCount >= cmd.MinReferenceCount && m.Confidence >= cmd.MinConfidence
+	})
+}
+
+// ExpireCandidates invalidates every stale candidate cmd names and returns their ids.
+func (s *Server) ExpireCandidates(ctx context.Context, cmd domain.ExpireMemory, meta domain.Meta) ([]string, error) {
+	return s.sweepCandidates(ctx, cmd, meta, func(m domain.Memory) bool {
+		return m.ReferenceCount == 0 && !m.CreatedAt.After(cmd.Now.Add(-cmd.MaxAge))
+	})
+}
+
+// sweepCandidates applies cmd to each candidate that match selects, in creation order, and
+// waits for the projections to apply the last. The domain decides again on each memory's
+// folded state; one that changed meanwhile and no longer qualifies is left alone.
+func (s *Server) sweepCandidates(ctx context.Context, cmd domain.Command, meta domain.Meta, match func(domain.Memory) bool) ([]string, error) {
+	var selected []string
+	f := projections.MemoryFilter{Status: domain.StatusCandidate, Limit: MaxLimit}
+	for {
+		page, next, err := s.DB.ListMemories(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, data := range page {
+			var m domain.Memory
+			if err := json.Unmarshal(data, &m); err != nil {
+				return nil, err
+			}
+			if match(m) {
+				selected = append(selected, m.ID)
+			}
+		}
+		if next == 0 {
+			break
+		}
+		f.Before = next
+	}
+	slices.Reverse(selected)
+	changed := []string{}
+	var last uint64
+	for _, id := range selected {
+		m := meta
+		m.EventID = uuid.NewString()
+		_, res, err := s.Store.UpdateMemory(ctx, id, eventstore.UpdateOptions{},
+			func(mem domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(mem, id, cmd, m) })
+		if errors.Is(err, domain.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return changed, fmt.Errorf("%s memory %s: %w", meta.Actor, id, err)
+		}
+		changed = append(changed, id)
+		last = max(last, res.Seq)
+	}
+	return changed, s.waitApplied(ctx, last)
+}
+
+func (s *Server) recentAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	var f projections.AuditFilter
+	var err error
+	for key := range q {
+		if !slices.Contains([]string{"action", "actor", "since", "limit"}, key) {
+			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use action, actor, since or limit"))
+			return
+		}
+	}
+	if v := q.Get("action"); v != "" {
+		if !slices.Contains(domain.Actions, domain.Action(v)) {
+			s.fail(w, r, domain.Invalid("action", "unknown action %q", v))
+			return
+		}
+		f.Action = domain.Action(v)
+	}
+	f.Actor = q.Get("actor")
+	if v := q.Get("since"); v != "" {
+		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			s.fail(w, r, domain.Invalid("since", "%q is not an RFC 3339 time (like 2026-04-16T21:54:10Z)", v))
+			return
+		}
+	}
+	if f.Limit, err = queryLimit(r); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	entries, err := s.DB.RecentAudit(f)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"entries": entries})
+}
+
+type healthResponse struct {
+	Status      string            `json:"status"`
+	Version     string            `json:"version"`
+	LastSeq     uint64            `json:"last_seq"`
+	Projections map[string]uint64 `json:"projections"`
+	Error       string            `json:"error,omitempty"`
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	h := healthResponse{Status: "ok", Version: s.Version}
+	var errs []error
+	var err error
+	if h.LastSeq, err = s.Store.LastSeq(r.Context()); err != nil {
+		errs = append(errs, err)
+	}
+	if h.Projections, err = s.DB.Checkpoints(); err != nil {
+		errs = append(errs, err)
+	}
+	errs = append(errs, s.Runner.Err())
+	status := http.StatusOK
+	if err := errors.Join(errs...); err != nil {
+		h.Status, h.Error, status = "degraded", err.Error(), http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, h)
+}

@@ -1,0 +1,291 @@
+// Package handlers holds the edges of memledger that react: the HTTP API and the subscribers
+// with side effects.
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+// Limits and defaults of the HTTP API.
+const (
+	MaxBodyBytes       = 1 << 20
+	DefaultActor       = "api-http"
+	DefaultLimit       = 50
+	MaxLimit           = 500
+	DefaultWaitTimeout = 10 * time.Second
+	maxIdempotencyKey  = 128
+	problemJSON        = "application/problem+json"
+)
+
+// Server serves the HTTP API. Set its fields, then use Handler.
+type Server struct {
+	Store   *eventstore.Store
+	DB      *projections.DB
+	Runner  *projections.Runner
+	Rules   domain.Rules
+	Version string
+	// WaitTimeout bounds how long a write waits for the projections to apply it.
+	WaitTimeout time.Duration
+	// Now is the clock commands are stamped with.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+// Handler returns the API's routes.
+func (s *Server) Handler() http.Handler {
+	if s.Now == nil {
+		s.Now = time.Now
+	}
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.WaitTimeout == 0 {
+		s.WaitTimeout = DefaultWaitTimeout
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /memory", s.createMemory)
+	mux.HandleFunc("GET /memory", s.listMemories)
+	mux.HandleFunc("GET /memory/{id}", s.getMemory)
+	mux.HandleFunc("PUT /memory/{id}", s.updateMemory)
+	mux.HandleFunc("DELETE /memory/{id}", s.invalidateMemory)
+	mux.HandleFunc("POST /memory/{id}/promote", s.promoteMemory)
+	mux.HandleFunc("POST /memory/{id}/reject", s.rejectMemory)
+	mux.HandleFunc("POST /memory/{id}/invalidate", s.invalidateMemory)
+	mux.HandleFunc("POST /memory/{id}/supersede", s.supersedeMemory)
+	mux.HandleFunc("POST /memory/{id}/reinforce", s.reinforceMemory)
+	mux.HandleFunc("GET /memory/{id}/audit", s.memoryAudit)
+	mux.HandleFunc("POST /admin/memory/auto-promote", s.autoPromote)
+	mux.HandleFunc("POST /admin/memory/expire-candidates", s.expireCandidates)
+	mux.HandleFunc("GET /admin/audit/recent", s.recentAudit)
+	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		s.problem(w, r, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), "")
+	})
+	return mux
+}
+
+// Errors of the HTTP layer, mapped to statuses by statusOf with the domain's.
+var (
+	errUnsupportedMedia = errors.New("unsupported media type")
+	errBodyTooLarge     = errors.New("body too large")
+)
+
+// statusOf is the one table from errors to HTTP statuses.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, domain.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, domain.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, domain.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, domain.ErrPrecondition):
+		return http.StatusPreconditionFailed
+	case errors.Is(err, errBodyTooLarge):
+		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, errUnsupportedMedia):
+		return http.StatusUnsupportedMediaType
+	}
+	return http.StatusInternalServerError
+}
+
+// fail answers err as a problem; only server errors are logged.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	detail, field := err.Error(), ""
+	var fe *domain.FieldError
+	if errors.As(err, &fe) {
+		detail, field = fe.Error(), fe.Field
+	}
+	if status == http.StatusInternalServerError {
+		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		detail = "internal error; see the server log"
+	}
+	s.problem(w, r, status, detail, field)
+}
+
+type problem struct {
+	Type     string `json:"type"`
+	Title    string `json:"title"`
+	Status   int    `json:"status"`
+	Detail   string `json:"detail"`
+	Instance string `json:"instance"`
+	Field    string `json:"field,omitempty"`
+}
+
+func (s *Server) problem(w http.ResponseWriter, r *http.Request, status int, detail, field string) {
+	w.Header().Set("Content-Type", problemJSON)
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(problem{Type: "about:blank", Title: http.StatusText(status),
+		Status: status, Detail: detail, Instance: r.URL.Path, Field: field})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+func writeRaw(w http.ResponseWriter, status int, data []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(data)
+	w.Write([]byte("\n"))
+}
+
+// decodeBody reads the request's JSON object into dst. An empty body leaves dst as it is when
+// optional is true. Unknown fields, wrong types, trailing data, other media types and bodies
+// over MaxBodyBytes are refused with an error that says which.
+func decodeBody(w http.ResponseWriter, r *http.Request, dst any, optional bool) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || mt != "application/json" {
+			return fmt.Errorf("%w: Content-Type %q; send application/json", errUnsupportedMedia, ct)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(dst)
+	if errors.Is(err, io.EOF) && optional {
+		return nil
+	}
+	if err == nil && dec.More() {
+		err = errors.New("body must hold a single JSON object")
+	} else if err == nil {
+		if _, tail := dec.Token(); tail != io.EOF {
+			err = errors.New("body must hold a single JSON object")
+		}
+	}
+	return bodyError(err)
+}
+
+func bodyError(err error) error {
+	var (
+		syntax    *json.SyntaxError
+		typeErr   *json.UnmarshalTypeError
+		maxBytes  *http.MaxBytesError
+		fieldErr  *domain.FieldError
+		unmarshal *json.InvalidUnmarshalError
+	)
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &maxBytes):
+		return fmt.Errorf("%w: the body is over %d bytes", errBodyTooLarge, MaxBodyBytes)
+	case errors.As(err, &fieldErr):
+		return err
+	case errors.As(err, &syntax):
+		return domain.Invalid("body", "malformed JSON at byte %d: %v", syntax.Offset, err)
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if field == "" {
+			field = "body"
+		}
+		return domain.Invalid(field, "expected %s, got a JSON %s", typeErr.Type.String(), typeErr.Value)
+	case errors.Is(err, io.EOF):
+		return domain.Invalid("body", "is empty; expected a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return domain.Invalid("body", "malformed JSON: unexpected end")
+	case errors.As(err, &unmarshal):
+		return err
+	}
+	if f, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return domain.Invalid(strings.Trim(f, `"`), "unknown field")
+	}
+	return domain.Invalid("body", "%v", err)
+}
+
+// optionalTime is a JSON time that knows whether it was given (a null clears).
+type optionalTime struct {
+	Set   bool
+	Value *time.Time
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (o *optionalTime) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Value = nil
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return domain.Invalid("valid_until", "must be an RFC 3339 time string or null")
+	}
+	t, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		return domain.Invalid("valid_until", "%q is not an RFC 3339 time (like 2026-12-31T00:00:00Z)", s)
+	}
+	o.Value = &t
+	return nil
+}
+
+// meta is the command metadata of request r: the actor from X-Actor (defaultActor when
+// absent), the note, the time, and the event id from Idempotency-Key or a new UUID.
+func (s *Server) meta(r *http.Request, defaultActor, note string) (domain.Meta, error) {
+	actor := r.Header.Get("X-Actor")
+	if actor == "" {
+		actor = defaultActor
+	}
+	if err := domain.CheckActor(actor); err != nil {
+		return domain.Meta{}, domain.Invalid("X-Actor", "%s", err.(*domain.FieldError).Reason)
+	}
+	id := r.Header.Get("Idempotency-Key")
+	if id == "" {
+		id = uuid.NewString()
+	} else if len(id) > maxIdempotencyKey || strings.ContainsFunc(id, func(c rune) bool { return c <= ' ' || c > '~' }) {
+		return domain.Meta{}, domain.Invalid("Idempotency-Key", "must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey)
+	}
+	return domain.Meta{EventID: id, Actor: actor, Note: note, Time: s.Now().UTC(),
+		CorrelationID: r.Header.Get("X-Correlation-ID")}, nil
+}
+
+// ifMatch parses an If-Match header holding a version ("12", "\"12\"" or W/"12").
+func ifMatch(r *http.Request) (*uint64, error) {
+	v := r.Header.Get("If-Match")
+	if v == "" {
+		return nil, nil
+	}
+	seq, err := strconv.ParseUint(strings.Trim(strings.TrimPrefix(v, "W/"), `"`), 10, 64)
+	if err != nil {
+		return nil, domain.Invalid("If-Match", "%q is not a version; send the ETag of the memory (like \"12\")", v)
+	}
+	return &seq, nil
+}
+
+func etag(seq uint64) string { return `"` + strconv.FormatUint(seq, 10) + `"` }
+
+// queryLimit reads the limit query parameter.
+func queryLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return DefaultLimit, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > MaxLimit {
+		return 0, domain.Invalid("limit", "must be a whole number from 1 to %d, got %q", MaxLimit, v)
+	}
+	return n, nil
+}
+
+// waitApplied waits until the projections have applied the event at seq.
+func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
+	ctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
+	defer cancel()
+	return s.Runner.WaitFor(ctx, seq)
+}
