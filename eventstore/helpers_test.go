@@ -1,7 +1,6 @@
 package eventstore_test
 
 import (
-	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -46,7 +45,7 @@ func memEvent(id string, n int, p domain.Payload) domain.Event {
 		EventID:       uuid.NewString(),
 		Actor:         "test-actor",
 		Note:          fmt.Sprintf("event %d", n),
-		CorrelationID: "corr-" + id[:8],
+		CorrelationID: "corr-" + id,
 		Time:          t0.Add(time.Duration(n) * time.Second),
 	}, p)
 }
@@ -133,5 +132,3 @@ func ids(evs []domain.Event) []string {
 	}
 	return out
 }
-
-var _ = context.Background

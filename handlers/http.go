@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -73,10 +74,32 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/memory/expire-candidates", s.expireCandidates)
 	mux.HandleFunc("GET /admin/audit/recent", s.recentAudit)
 	mux.HandleFunc("GET /health", s.health)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.problem(w, r, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), "")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern == "" {
+			s.noRoute(w, r, mux)
+			return
+		}
+		mux.ServeHTTP(w, r)
 	})
-	return mux
+}
+
+// noRoute answers a request no route takes as a problem: 405 with Allow when the path exists
+// with other methods, else 404.
+func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, pattern := mux.Handler(probe); pattern != "" {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) == 0 {
+		s.problem(w, r, http.StatusNotFound, fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path), "")
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	s.problem(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")), "")
 }
 
 // Errors of the HTTP layer, mapped to statuses by statusOf with the domain's.
@@ -196,7 +219,7 @@ func bodyError(err error) error {
 		if field == "" {
 			field = "body"
 		}
-		return domain.Invalid(field, "expected %s, got a JSON %s", typeErr.Type.String(), typeErr.Value)
+		return domain.Invalid(field, "expected %s, got a JSON %s", jsonKind(typeErr.Type), typeErr.Value)
 	case errors.Is(err, io.EOF):
 		return domain.Invalid("body", "is empty; expected a JSON object")
 	case errors.Is(err, io.ErrUnexpectedEOF):
@@ -208,6 +231,28 @@ func bodyError(err error) error {
 		return domain.Invalid(strings.Trim(f, `"`), "unknown field")
 	}
 	return domain.Invalid("body", "%v", err)
+}
+
+// jsonKind names the JSON value a Go type is decoded from.
+func jsonKind(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint, reflect.Uint64, reflect.Uint32:
+		return "a whole number"
+	case reflect.Float64, reflect.Float32:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array of " + strings.TrimPrefix(strings.TrimPrefix(jsonKind(t.Elem()), "a "), "an ") + "s"
+	case reflect.Map, reflect.Struct:
+		return "a JSON object"
+	}
+	return t.String()
 }
 
 // optionalTime is a JSON time that knows whether it was given (a null clears).

@@ -27,6 +27,8 @@ func Projections() []projections.Projection {
 type Main struct {
 	Config Config
 	Logger *slog.Logger
+	// Now is the clock commands are stamped with (time.Now); tests set it before Open.
+	Now func() time.Time
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -74,7 +76,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	go func() { m.runnerErr <- m.Runner.Run(runCtx) }()
 
 	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: domain.DefaultRules(),
-		Version: Version, Logger: m.Logger}
+		Version: Version, Logger: m.Logger, Now: m.Now}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
