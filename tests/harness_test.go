@@ -28,23 +28,26 @@ type ledger struct {
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
 // stops it when the test ends.
-func startLedger(t *testing.T, opts ...func(*app.Config)) *ledger {
+func startLedger(t *testing.T, opts ...func(*ledger)) *ledger {
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Data = t.TempDir()
-	for _, o := range opts {
-		o(&cfg)
-	}
 	l := &ledger{t: t, cfg: cfg}
+	for _, o := range opts {
+		o(l)
+	}
 	l.start()
 	t.Cleanup(l.stop)
 	return l
 }
 
-func withData(dir string) func(*app.Config) { return func(c *app.Config) { c.Data = dir } }
+func withData(dir string) func(*ledger) { return func(l *ledger) { l.cfg.Data = dir } }
 
-func withFsync(mode string) func(*app.Config) { return func(c *app.Config) { c.Fsync = mode } }
+func withFsync(mode string) func(*ledger) { return func(l *ledger) { l.cfg.Fsync = mode } }
+
+// withClock makes the ledger stamp commands with now instead of the wall clock.
+func withClock(now func() time.Time) func(*ledger) { return func(l *ledger) { l.now = now } }
 
 func (l *ledger) start() {
 	l.t.Helper()
