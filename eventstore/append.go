@@ -31,6 +31,10 @@ func AggregateSubject(kind, id string) (string, error) {
 	return SubjectPrefix + kind + "." + id, nil
 }
 
+// Unchecked, as the expected position of an append, appends whatever the aggregate's last
+// event: for aggregates that are streams of facts (alerts, job results), not state machines.
+const Unchecked = ^uint64(0)
+
 // Appended is the result of an append.
 type Appended struct {
 	// Seq is the log position of the last event appended.
@@ -56,14 +60,19 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 		if err != nil {
 			return res, err
 		}
-		ack, err := s.js.Publish(ctx, subject, data,
-			jetstream.WithMsgID(ev.ID), jetstream.WithExpectLastSequencePerSubject(expected))
+		opts := []jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}
+		if expected != Unchecked {
+			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expected))
+		}
+		ack, err := s.js.Publish(ctx, subject, data, opts...)
 		if err != nil {
 			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
 		}
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		evs[i].Seq = ack.Sequence
-		expected = ack.Sequence
+		if expected != Unchecked {
+			expected = ack.Sequence
+		}
 	}
 	return res, nil
 }

@@ -199,7 +199,11 @@ type healthResponse struct {
 	Version     string            `json:"version"`
 	LastSeq     uint64            `json:"last_seq"`
 	Projections map[string]uint64 `json:"projections"`
-	Error       string            `json:"error,omitempty"`
+	// AlertSinks is each sink's state since the process started.
+	AlertSinks map[string]SinkStatus `json:"alert_sinks"`
+	// AlertDeliveryFailures counts the alerts a sink recorded it gave up on.
+	AlertDeliveryFailures int    `json:"alert_delivery_failures"`
+	Error                 string `json:"error,omitempty"`
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -213,6 +217,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, s.Runner.Err())
+	h.AlertSinks = map[string]SinkStatus{}
+	for _, sink := range s.Sinks {
+		h.AlertSinks[sink.Sink.Name()] = sink.Status()
+	}
+	if h.AlertDeliveryFailures, _, err = s.DB.DeliveryFailures(0); err != nil {
+		errs = append(errs, err)
+	}
 	status := http.StatusOK
 	if err := errors.Join(errs...); err != nil {
 		h.Status, h.Error, status = "degraded", err.Error(), http.StatusServiceUnavailable

@@ -35,10 +35,14 @@ const (
 
 // Server serves the HTTP API. Set its fields, then use Handler.
 type Server struct {
-	Store   *eventstore.Store
-	DB      *projections.DB
-	Runner  *projections.Runner
-	Rules   domain.Rules
+	Store  *eventstore.Store
+	DB     *projections.DB
+	Runner *projections.Runner
+	Rules  domain.Rules
+	// Pipeline holds the thresholds of the pipeline alert rules.
+	Pipeline PipelineRules
+	// Sinks are the alert sinks whose state /health reports.
+	Sinks   []*SinkRunner
 	Version string
 	// WaitTimeout bounds how long a write waits for the projections to apply it.
 	WaitTimeout time.Duration
@@ -73,6 +77,11 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/memory/auto-promote", s.autoPromote)
 	mux.HandleFunc("POST /admin/memory/expire-candidates", s.expireCandidates)
 	mux.HandleFunc("GET /admin/audit/recent", s.recentAudit)
+	mux.HandleFunc("POST /admin/alerts", s.postAlert)
+	mux.HandleFunc("GET /admin/alerts", s.listAlerts)
+	mux.HandleFunc("GET /admin/alerts/watch", s.watchAlerts)
+	mux.HandleFunc("POST /admin/harness", s.postHarness)
+	mux.HandleFunc("POST /admin/pipeline/check", s.postPipelineCheck)
 	mux.HandleFunc("GET /health", s.health)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {

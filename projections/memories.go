@@ -12,12 +12,11 @@ import (
 
 // The buckets of the memories projection.
 var (
-	bucketMemories   = []byte("memories")    // id → memory JSON
-	bucketMemCreated = []byte("memory_seq")  // id → log position of its creation
-	bucketMemIndex   = []byte("memory_idx")  // index\x00value\x00creation seq → id
-	bucketAudit      = []byte("audit")       // seq → audit entry JSON
-	bucketAuditIndex = []byte("audit_idx")   // index\x00value\x00seq → nil; event\x00id → seq
-	auditSep         = []byte{0}
+	bucketMemories   = []byte("memories")   // id → memory JSON
+	bucketMemCreated = []byte("memory_seq") // id → log position of its creation
+	bucketMemIndex   = []byte("memory_idx") // index\x00value\x00creation seq → id
+	bucketAudit      = []byte("audit")      // seq → audit entry JSON
+	bucketAuditIndex = []byte("audit_idx")  // index\x00value\x00seq → nil; event\x00id → seq
 	nullJSON         = json.RawMessage("null")
 	indexAll         = "all"
 	indexStatus      = "status"

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers"
 )
 
 // Version is memledger's version, reported by /health.
@@ -27,11 +29,44 @@ type Config struct {
 	Replicas     int
 	Fsync        string
 	LogFormat    string
+
+	// AlertLog is the alert log file ("" for <Data>/alerts.log).
+	AlertLog string
+	// AlertWebhook is the URL alerts are posted to ("" for none).
+	AlertWebhook         string
+	AlertWebhookAttempts int
+	AlertWebhookBackoff  time.Duration
+	AlertWebhookTimeout  time.Duration
+	MinPassRate          float64
+	MaxCandidates        int
 }
 
 // DefaultConfig is the configuration with every default and no environment.
 func DefaultConfig() Config {
-	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto"}
+	rules := handlers.DefaultPipelineRules()
+	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
+		AlertWebhookAttempts: 5, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookTimeout: 10 * time.Second,
+		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates}
+}
+
+// alertFlags registers the flags of the alert sinks and rules on fs.
+func (c *Config) alertFlags(fs *flag.FlagSet) {
+	d := DefaultConfig()
+	fs.StringVar(&c.AlertLog, "alert-log", env("MEMLEDGER_ALERT_LOG", ""), "alert log file, one line per alert (default <data>/alerts.log) (MEMLEDGER_ALERT_LOG)")
+	fs.StringVar(&c.AlertWebhook, "alert-webhook", env("MEMLEDGER_ALERT_WEBHOOK", ""), "URL alerts are posted to; a Discord webhook URL gets an embed (MEMLEDGER_ALERT_WEBHOOK)")
+	fs.IntVar(&c.AlertWebhookAttempts, "alert-webhook-attempts", envInt("MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS", d.AlertWebhookAttempts), "attempts per alert before the webhook gives up and records a delivery failure (MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS)")
+	fs.DurationVar(&c.AlertWebhookBackoff, "alert-webhook-backoff", envDuration("MEMLEDGER_ALERT_WEBHOOK_BACKOFF", d.AlertWebhookBackoff), "wait after the first failed webhook attempt, doubled after each (MEMLEDGER_ALERT_WEBHOOK_BACKOFF)")
+	fs.DurationVar(&c.AlertWebhookTimeout, "alert-webhook-timeout", envDuration("MEMLEDGER_ALERT_WEBHOOK_TIMEOUT", d.AlertWebhookTimeout), "timeout of one webhook request (MEMLEDGER_ALERT_WEBHOOK_TIMEOUT)")
+	fs.Float64Var(&c.MinPassRate, "min-pass-rate", envFloat("MEMLEDGER_MIN_PASS_RATE", d.MinPassRate), "pipeline rule: a harness pass rate below this raises a warning (MEMLEDGER_MIN_PASS_RATE)")
+	fs.IntVar(&c.MaxCandidates, "max-candidates", envInt("MEMLEDGER_MAX_CANDIDATES", d.MaxCandidates), "pipeline rule: more candidates than this raise a warning (MEMLEDGER_MAX_CANDIDATES)")
+}
+
+// AlertLogPath is the alert log file.
+func (c Config) AlertLogPath() string {
+	if c.AlertLog != "" {
+		return c.AlertLog
+	}
+	return filepath.Join(c.Data, "alerts.log")
 }
 
 // flags registers the shared flags on fs, their defaults read from the environment.
@@ -63,6 +98,26 @@ func envInt(key string, def int) int {
 			return n
 		}
 		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a whole number\n", key, v)
+	}
+	return def
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv(key); ok {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a duration like 500ms\n", key, v)
+	}
+	return def
+}
+
+func envFloat(key string, def float64) float64 {
+	if v, ok := os.LookupEnv(key); ok {
+		if f, err := strconv.ParseFloat(v, 64); err == nil {
+			return f
+		}
+		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a number\n", key, v)
 	}
 	return def
 }

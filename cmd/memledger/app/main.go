@@ -9,9 +9,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
@@ -20,7 +23,7 @@ import (
 
 // Projections are the views the runner keeps, in the order it applies them.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Memories{}}
+	return []projections.Projection{projections.Memories{}, projections.Alerts{}}
 }
 
 // Main is the running service: the log, the projections, their runner and the HTTP server.
@@ -29,6 +32,9 @@ type Main struct {
 	Logger *slog.Logger
 	// Now is the clock commands are stamped with (time.Now); tests set it before Open.
 	Now func() time.Time
+	// WebhookTransport, when set, carries the webhook sink's requests (tests route a Discord
+	// URL to a local server with it).
+	WebhookTransport http.RoundTripper
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -40,6 +46,7 @@ type Main struct {
 	cancel    context.CancelFunc
 	runnerErr chan error
 	serveErr  chan error
+	sinksDone sync.WaitGroup
 }
 
 // NewMain returns a Main for cfg.
@@ -76,7 +83,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	go func() { m.runnerErr <- m.Runner.Run(runCtx) }()
 
 	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: domain.DefaultRules(),
-		Version: Version, Logger: m.Logger, Now: m.Now}
+		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
+		Version:  Version, Logger: m.Logger, Now: m.Now}
+	if err := m.startSinks(runCtx); err != nil {
+		return err
+	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
@@ -96,6 +107,61 @@ func natsDescription(c Config, s *eventstore.Store) string {
 		return "embedded, listening on " + u
 	}
 	return "embedded"
+}
+
+// startSinks starts one runner per alert sink, each on its own durable consumer.
+func (m *Main) startSinks(ctx context.Context) error {
+	stream, err := m.Store.JetStream().Stream(ctx, m.Store.Stream)
+	if err != nil {
+		return err
+	}
+	sinks := []*handlers.SinkRunner{
+		{Sink: handlers.LogSink{Logger: m.Logger}},
+		{Sink: handlers.FileSink{Path: m.Config.AlertLogPath()}},
+	}
+	if m.Config.AlertWebhook != "" {
+		if err := checkWebhookURL(m.Config.AlertWebhook); err != nil {
+			return err
+		}
+		sinks = append(sinks, &handlers.SinkRunner{
+			Sink:     handlers.WebhookSink{URL: m.Config.AlertWebhook, Client: &http.Client{Timeout: m.Config.AlertWebhookTimeout, Transport: m.WebhookTransport}},
+			Attempts: m.Config.AlertWebhookAttempts, Backoff: m.Config.AlertWebhookBackoff,
+		})
+	}
+	for _, sr := range sinks {
+		sr.Stream, sr.Logger, sr.GiveUp = stream, m.Logger, m.recordDeliveryFailure(sr.Sink.Name())
+		cons, err := sr.Start(ctx)
+		if err != nil {
+			return err
+		}
+		m.sinksDone.Add(1)
+		go func() {
+			defer m.sinksDone.Done()
+			sr.Run(ctx, cons)
+		}()
+	}
+	m.API.Sinks = sinks
+	return nil
+}
+
+func checkWebhookURL(u string) error {
+	p, err := url.Parse(u)
+	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
+		return fmt.Errorf("alert-webhook %q is not an http(s) URL", u)
+	}
+	return nil
+}
+
+// recordDeliveryFailure returns the function a sink calls when it gives up on an alert: it
+// records the failure as an event, which is not an alert, so no sink hears of it.
+func (m *Main) recordDeliveryFailure(sink string) func(context.Context, domain.Alert, int, error) {
+	return func(ctx context.Context, a domain.Alert, attempts int, err error) {
+		ev := domain.NewEvent(sink, domain.Meta{EventID: uuid.NewString(), Actor: "alert-sink-" + sink, Time: time.Now().UTC()},
+			domain.DeliveryFailed{AlertID: a.ID, AlertSeq: a.Seq, Sink: sink, Attempts: attempts, Error: err.Error()})
+		if _, err := m.Store.Append(ctx, eventstore.Unchecked, ev); err != nil {
+			m.Logger.Error("recording an alert delivery failure failed", "sink", sink, "alert", a.ID, "err", err)
+		}
+	}
 }
 
 // Addr is the address the HTTP server listens on.
@@ -132,6 +198,7 @@ func (m *Main) Close() error {
 	}
 	if m.cancel != nil {
 		m.cancel()
+		m.sinksDone.Wait()
 		if err := <-m.runnerErr; err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
 		}

@@ -18,6 +18,8 @@ Usage:
   memledger serve   [flags]   start the service (HTTP API, embedded NATS, projections)
   memledger rebuild [flags]   replay the log into fresh projections and swap them in
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
+  memledger alert   [flags]   raise an alert through the running service
+  memledger alerts watch [flags]  print alerts live as the running service raises them
 
 Run "memledger COMMAND -h" for the flags of a command.
 `
@@ -36,6 +38,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = rebuild(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = verify(ctx, args[1:], stdout, stderr)
+	case "alert":
+		err = raiseAlert(ctx, args[1:], stdout, stderr)
+	case "alerts":
+		err = watchAlerts(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0
@@ -61,16 +67,25 @@ type exitError int
 
 func (e exitError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
 
+// flagError turns a flag parsing error into the command's result: help is not a failure, and
+// the flag package has already printed what was wrong.
+func flagError(err error) error {
+	if errors.Is(err, flag.ErrHelp) {
+		return err
+	}
+	return exitError(2)
+}
+
 func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config, error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("memledger "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.flags(fs, withAddr)
+	if name == "serve" {
+		cfg.alertFlags(fs)
+	}
 	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, err
-		}
-		return cfg, exitError(2)
+		return cfg, flagError(err)
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "memledger %s: unexpected arguments %q\n", name, fs.Args())

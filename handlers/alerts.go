@@ -1,0 +1,351 @@
+package handlers
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ActorAlerts is the default actor of alerts raised over HTTP; the program's own rules raise
+// theirs under their own names.
+const ActorAlerts = "api-http"
+
+// RaiseAlert records an alert in the log and returns it. The sinks deliver it on their own,
+// so raising never waits for (nor fails with) a sink.
+func (s *Server) RaiseAlert(ctx context.Context, c domain.RaiseAlert, meta domain.Meta) (domain.Alert, error) {
+	if meta.EventID == "" {
+		meta.EventID = uuid.NewString()
+	}
+	if meta.Time.IsZero() {
+		meta.Time = s.Now().UTC()
+	}
+	ev, err := domain.DecideAlert(c, meta)
+	if err != nil {
+		return domain.Alert{}, err
+	}
+	evs := []domain.Event{ev}
+	if _, err := s.Store.Append(ctx, eventstore.Unchecked, evs...); err != nil {
+		return domain.Alert{}, err
+	}
+	a, _ := domain.AlertOf(evs[0])
+	return a, nil
+}
+
+// raiseFailOpen raises an alert from inside the program: a failure to record it is logged and
+// never stops the caller.
+func (s *Server) raiseFailOpen(ctx context.Context, c domain.RaiseAlert, actor string) (domain.Alert, bool) {
+	a, err := s.RaiseAlert(ctx, c, domain.Meta{Actor: actor})
+	if err != nil {
+		s.Logger.Error("raising an alert failed", "title", c.Title, "err", err)
+		return a, false
+	}
+	return a, true
+}
+
+type raiseAlertRequest struct {
+	Severity string         `json:"severity"`
+	Title    string         `json:"title"`
+	Message  string         `json:"message"`
+	Context  map[string]any `json:"context"`
+}
+
+func (s *Server) postAlert(w http.ResponseWriter, r *http.Request) {
+	var q raiseAlertRequest
+	if err := decodeBody(w, r, &q, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, err := s.meta(r, ActorAlerts, "")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	a, err := s.RaiseAlert(r.Context(), domain.RaiseAlert(q), meta)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := s.waitApplied(r.Context(), a.Seq); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a)
+}
+
+func parseSeverityFilter(v string) (domain.Severity, error) {
+	if v == "" {
+		return "", nil
+	}
+	sev, ok := domain.ParseSeverity(v)
+	if !ok {
+		return "", domain.Invalid("severity", "unknown severity %q; expected info, warning or critical", v)
+	}
+	return sev, nil
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request) {
+	sev, err := parseSeverityFilter(r.URL.Query().Get("severity"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	limit, err := queryLimit(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	alerts, err := s.DB.ListAlerts(sev, limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	last, err := s.DB.LastAlerts()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	n, failures, err := s.DB.DeliveryFailures(20)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	lastBySeverity := map[string]json.RawMessage{}
+	for _, sv := range domain.Severities {
+		lastBySeverity[string(sv)] = last[sv]
+		if last[sv] == nil {
+			lastBySeverity[string(sv)] = json.RawMessage("null")
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{
+		"alerts":            alerts,
+		"last":              lastBySeverity,
+		"delivery_failures": map[string]any{"count": n, "recent": failures},
+	})
+}
+
+// watchAlerts streams alerts as they are raised, one JSON object a line, from the given time
+// (since, an RFC 3339 time or a duration back from now) or from now on.
+func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	sev, err := parseSeverityFilter(q.Get("severity"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{AlertSubjects}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	if sev != "" {
+		cfg.FilterSubjects = []string{eventstore.SubjectPrefix + "alert." + string(sev)}
+	}
+	if v := q.Get("since"); v != "" {
+		since, err := parseSince(v, s.Now())
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+	}
+	cons, err := s.Store.JetStream().OrderedConsumer(r.Context(), s.Store.Stream, cfg)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	defer it.Stop()
+	stop := context.AfterFunc(r.Context(), it.Stop)
+	defer stop()
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	out := bufio.NewWriter(w)
+	for {
+		msg, err := it.Next()
+		if err != nil {
+			return
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return
+		}
+		ev, err := eventstore.Decode(msg.Data(), meta.Sequence.Stream)
+		a, ok := domain.AlertOf(ev)
+		if err != nil || !ok {
+			continue
+		}
+		data, _ := json.Marshal(a)
+		out.Write(append(data, '\n'))
+		if out.Flush() != nil || rc.Flush() != nil {
+			return
+		}
+	}
+}
+
+// parseSince reads a point in time given as RFC 3339 or as a duration before now ("1h").
+func parseSince(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(v); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, domain.Invalid("since", "%q is neither an RFC 3339 time nor a duration like 1h", v)
+}
+
+// PipelineRules are the thresholds of the pipeline alert rules.
+type PipelineRules struct {
+	// MinPassRate: a latest harness pass rate below it raises a warning.
+	MinPassRate float64
+	// MaxCandidates: more candidates than this raise a warning.
+	MaxCandidates int
+}
+
+// DefaultPipelineRules are the thresholds of DOMAIN.md.
+func DefaultPipelineRules() PipelineRules {
+	return PipelineRules{MinPassRate: 0.85, MaxCandidates: 200}
+}
+
+// Actor of the pipeline rules' alerts.
+const ActorPipelineRules = "pipeline-rules"
+
+type harnessRequest struct {
+	PassRate *float64 `json:"pass_rate"`
+	Passed   int      `json:"passed"`
+	Total    int      `json:"total"`
+	Note     string   `json:"note"`
+}
+
+func (s *Server) postHarness(w http.ResponseWriter, r *http.Request) {
+	var q harnessRequest
+	if err := decodeBody(w, r, &q, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	h := domain.HarnessRecorded{Passed: q.Passed, Total: q.Total}
+	if q.PassRate != nil {
+		h.PassRate = *q.PassRate
+	}
+	h, err := domain.CheckHarness(h, q.PassRate != nil)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, err := s.meta(r, DefaultActor, q.Note)
+	if err == nil {
+		err = domain.CheckNote(meta.Note, s.Rules.MaxNoteLength)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.Store.Append(r.Context(), eventstore.Unchecked, domain.NewEvent("harness", meta, h))
+	if err == nil {
+		err = s.waitApplied(r.Context(), res.Seq)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	latest, err := s.DB.LatestHarness()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, latest)
+}
+
+type pipelineCheckRequest struct {
+	MinPassRate   *float64 `json:"min_pass_rate"`
+	MaxCandidates *int     `json:"max_candidates"`
+}
+
+// PipelineCheck is the result of the pipeline alert rules.
+type PipelineCheck struct {
+	PassRate      *float64       `json:"pass_rate"`
+	MinPassRate   float64        `json:"min_pass_rate"`
+	Candidates    int            `json:"candidates"`
+	MaxCandidates int            `json:"max_candidates"`
+	Alerts        []domain.Alert `json:"alerts"`
+}
+
+func (s *Server) postPipelineCheck(w http.ResponseWriter, r *http.Request) {
+	var q pipelineCheckRequest
+	if err := decodeBody(w, r, &q, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	rules := s.Pipeline
+	if q.MinPassRate != nil {
+		if err := domain.CheckConfidence(*q.MinPassRate); err != nil {
+			s.fail(w, r, domain.Invalid("min_pass_rate", "must be between 0 and 1, got %v", *q.MinPassRate))
+			return
+		}
+		rules.MinPassRate = *q.MinPassRate
+	}
+	if q.MaxCandidates != nil {
+		if *q.MaxCandidates < 0 {
+			s.fail(w, r, domain.Invalid("max_candidates", "must not be negative, got %d", *q.MaxCandidates))
+			return
+		}
+		rules.MaxCandidates = *q.MaxCandidates
+	}
+	res, err := s.CheckPipeline(r.Context(), rules)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// CheckPipeline evaluates the pipeline alert rules and raises a warning for each that fails:
+// the latest harness pass rate below rules.MinPassRate, more than rules.MaxCandidates
+// candidates. Each alert's context carries the figures.
+func (s *Server) CheckPipeline(ctx context.Context, rules PipelineRules) (PipelineCheck, error) {
+	res := PipelineCheck{MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, Alerts: []domain.Alert{}}
+	h, err := s.DB.LatestHarness()
+	if err != nil {
+		return res, err
+	}
+	if res.Candidates, err = s.DB.CountMemories(domain.StatusCandidate); err != nil {
+		return res, err
+	}
+	var raise []domain.RaiseAlert
+	if h != nil {
+		res.PassRate = &h.PassRate
+		if h.PassRate < rules.MinPassRate {
+			raise = append(raise, domain.RaiseAlert{
+				Severity: string(domain.SeverityWarning),
+				Title:    "Harness pass rate below threshold",
+				Message:  fmt.Sprintf("The latest evaluation-harness pass rate is %.1f%% (%d/%d), below %.1f%%.", 100*h.PassRate, h.Passed, h.Total, 100*rules.MinPassRate),
+				Context:  map[string]any{"pass_rate": h.PassRate, "threshold": rules.MinPassRate, "passed": h.Passed, "total": h.Total, "harness_seq": h.Seq},
+			})
+		}
+	}
+	if res.Candidates > rules.MaxCandidates {
+		raise = append(raise, domain.RaiseAlert{
+			Severity: string(domain.SeverityWarning),
+			Title:    "Candidate queue too long",
+			Message:  fmt.Sprintf("%d memories are waiting for review as candidates, more than %d.", res.Candidates, rules.MaxCandidates),
+			Context:  map[string]any{"candidates": res.Candidates, "threshold": rules.MaxCandidates},
+		})
+	}
+	var last uint64
+	for _, c := range raise {
+		if a, ok := s.raiseFailOpen(ctx, c, ActorPipelineRules); ok {
+			res.Alerts = append(res.Alerts, a)
+			last = a.Seq
+		}
+	}
+	return res, s.waitApplied(ctx, last)
+}
