@@ -82,6 +82,9 @@ func (s *Store) Open(ctx context.Context) error {
 	if s.Replicas < 1 || s.Replicas > 5 {
 		return fmt.Errorf("replicas must be between 1 and 5, got %d", s.Replicas)
 	}
+	if s.Listen != "" && s.User == "" && !loopback(s.Listen) {
+		return fmt.Errorf("nats listen address %s is reachable from other machines: set a user and password (--nats-user, --nats-password) so that only your subscribers can connect", s.Listen)
+	}
 	if s.URL == "" && s.Replicas != 1 {
 		return fmt.Errorf("replicas %d needs an external cluster (--nats-url); the embedded server is a single node", s.Replicas)
 	}
@@ -94,6 +97,19 @@ func (s *Store) Open(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// loopback reports whether the host of addr is a loopback address.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Store) connect() error {
