@@ -77,6 +77,32 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 	return res, nil
 }
 
+// AppendFor writes events like Append, but the first only if the last event on any subject
+// matching filter (a wildcard such as ledger.project.>) is at position expected: the
+// consistency boundary of a decision taken on several aggregates at once.
+func (s *Store) AppendFor(ctx context.Context, filter string, expected uint64, evs ...domain.Event) (Appended, error) {
+	var res Appended
+	for i, ev := range evs {
+		subject, err := Subject(ev)
+		if err != nil {
+			return res, err
+		}
+		data, err := Encode(ev)
+		if err != nil {
+			return res, err
+		}
+		ack, err := s.js.Publish(ctx, subject, data, jetstream.WithMsgID(ev.ID),
+			jetstream.WithExpectLastSequenceForSubject(expected, filter))
+		if err != nil {
+			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
+		}
+		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		evs[i].Seq = ack.Sequence
+		expected = ack.Sequence
+	}
+	return res, nil
+}
+
 // mapError is the one place where JetStream's errors become the domain's.
 func mapError(err error) error {
 	var apiErr *jetstream.APIError

@@ -66,6 +66,15 @@ func newCodec() *codec {
 	register[domain.AlertRaised](c, 1)
 	register[domain.HarnessRecorded](c, 1)
 	register[domain.DeliveryFailed](c, 1)
+	register[domain.ProjectRegistered](c, 1)
+	register[domain.ProjectUpdated](c, 1)
+	register[domain.StateSet](c, 1)
+	register[domain.StateInvalidated](c, 1)
+	register[domain.DocumentRecorded](c, 1)
+	register[domain.ChunksAdded](c, 1)
+	register[domain.DocumentDeleted](c, 1)
+	register[domain.IntegrityChecked](c, 1)
+	register[domain.NightlyRan](c, 1)
 	return c
 }
 

@@ -16,10 +16,14 @@ func follow(t *testing.T, s *eventstore.Store, from uint64, out chan domain.Even
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
-	go func() { errc <- s.Follow(ctx, from, out) }()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		errc <- s.Follow(ctx, from, out)
+	}()
 	t.Cleanup(func() {
 		cancel()
-		<-errc
+		<-done
 	})
 	return cancel, errc
 }
@@ -91,19 +95,15 @@ func TestFollowStopsWithContext(t *testing.T) {
 	s := openStore(t, eventstore.FsyncInterval)
 
 	// Waiting for new events.
-	_, errc := func() (context.CancelFunc, <-chan error) {
-		out := make(chan domain.Event, 1)
-		cancel, errc := follow(t, s, 1, out)
-		cancel()
-		return cancel, errc
-	}()
+	cancel, errc := follow(t, s, 1, make(chan domain.Event, 1))
+	cancel()
 	require.ErrorIs(t, waitErr(t, errc), context.Canceled)
 
 	// Blocked on a reader that does not read.
 	appendCreated(t, s, domain.StatusActive)
 	appendCreated(t, s, domain.StatusActive)
 	unread := make(chan domain.Event)
-	cancel, errc := follow(t, s, 1, unread)
+	cancel, errc = follow(t, s, 1, unread)
 	<-unread // it is running
 	cancel()
 	require.ErrorIs(t, waitErr(t, errc), context.Canceled)

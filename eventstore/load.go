@@ -14,9 +14,32 @@ import (
 const loadBatch = 512
 
 type directGetRequest struct {
-	Seq        uint64 `json:"seq"`
-	NextBySubj string `json:"next_by_subj"`
-	Batch      int    `json:"batch"`
+	Seq        uint64 `json:"seq,omitempty"`
+	NextBySubj string `json:"next_by_subj,omitempty"`
+	LastBySubj string `json:"last_by_subj,omitempty"`
+	Batch      int    `json:"batch,omitempty"`
+}
+
+// LastSeqOf returns the log position of the last event on a subject matching filter (a
+// subject or a wildcard), 0 when there is none.
+func (s *Store) LastSeqOf(ctx context.Context, filter string) (uint64, error) {
+	req, _ := json.Marshal(directGetRequest{LastBySubj: filter})
+	msg, err := s.nc.RequestWithContext(ctx, "$JS.API.DIRECT.GET."+s.Stream, req)
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: %w", filter, err)
+	}
+	switch status := msg.Header.Get("Status"); status {
+	case "":
+	case "404":
+		return 0, nil
+	default:
+		return 0, fmt.Errorf("last of %s: status %s %s", filter, status, msg.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(msg.Header.Get(nats.JSSequence), 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("last of %s: bad sequence header %q", filter, msg.Header.Get(nats.JSSequence))
+	}
+	return seq, nil
 }
 
 // Load returns every event of one aggregate, oldest first, and the log position of the last

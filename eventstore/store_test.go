@@ -61,8 +61,9 @@ func TestOpenErrors(t *testing.T) {
 		{"replicas without a cluster", func(s *eventstore.Store) { s.Replicas = 3 }, "replicas 3 needs an external cluster"},
 		{"no replicas", func(s *eventstore.Store) { s.Replicas = 0 }, "replicas must be between 1 and 5, got 0"},
 		{"too many replicas", func(s *eventstore.Store) { s.Replicas = 7; s.URL = "nats://127.0.0.1:4222" }, "replicas must be between 1 and 5, got 7"},
-		{"listen address without a port", func(s *eventstore.Store) { s.Listen = "localhost" }, `nats listen address "localhost"`},
+		{"listen address without a port", func(s *eventstore.Store) { s.Listen = "127.0.0.1"; s.User = "u" }, `nats listen address "127.0.0.1"`},
 		{"listen port not a number", func(s *eventstore.Store) { s.Listen = "localhost:http" }, `port "http" is not a number`},
+		{"listen beyond loopback without credentials", func(s *eventstore.Store) { s.Listen = "0.0.0.0:0" }, "nats listen address 0.0.0.0:0 is reachable from other machines"},
 		{"unreachable server", func(s *eventstore.Store) { s.URL = "nats://127.0.0.1:1" }, "connect to nats nats://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
@@ -172,6 +173,7 @@ func TestListen(t *testing.T) {
 	require.Equal(t, ev.ID, msg.Header.Get(nats.MsgIdHdr))
 	got, err := eventstore.Decode(msg.Data, res.Seq)
 	require.NoError(t, err)
+	ev.Seq = res.Seq
 	require.Equal(t, ev, got)
 
 	// A store without Listen does not listen.

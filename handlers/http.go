@@ -41,6 +41,8 @@ type Server struct {
 	Rules  domain.Rules
 	// Pipeline holds the thresholds of the pipeline alert rules.
 	Pipeline PipelineRules
+	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
+	Nightly *Nightly
 	// Sinks are the alert sinks whose state /health reports.
 	Sinks   []*SinkRunner
 	Version string
@@ -82,6 +84,22 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /admin/alerts/watch", s.watchAlerts)
 	mux.HandleFunc("POST /admin/harness", s.postHarness)
 	mux.HandleFunc("POST /admin/pipeline/check", s.postPipelineCheck)
+	mux.HandleFunc("POST /projects", s.registerProject)
+	mux.HandleFunc("GET /projects", s.listProjects)
+	mux.HandleFunc("GET /projects/{id}", s.getProject)
+	mux.HandleFunc("PUT /projects/{id}", s.updateProject)
+	mux.HandleFunc("POST /project/state", s.setState)
+	mux.HandleFunc("GET /project/state", s.listState)
+	mux.HandleFunc("DELETE /project/state", s.invalidateState)
+	mux.HandleFunc("GET /project/state/audit", s.stateAudit)
+	mux.HandleFunc("POST /documents", s.recordDocument)
+	mux.HandleFunc("GET /documents/{id}", s.getDocument)
+	mux.HandleFunc("DELETE /documents/{id}", s.deleteDocument)
+	mux.HandleFunc("POST /documents/{id}/chunks", s.addChunks)
+	mux.HandleFunc("GET /admin/integrity", s.getIntegrity)
+	mux.HandleFunc("POST /admin/integrity/run", s.postIntegrityRun)
+	mux.HandleFunc("POST /admin/nightly/run", s.postNightlyRun)
+	mux.HandleFunc("GET /admin/nightly", s.listNightly)
 	mux.HandleFunc("GET /health", s.health)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {

@@ -67,8 +67,13 @@ func (s *Server) createMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	project, err := s.canonicalProject(q.Project)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	s.mutate(w, r, uuid.NewString(), q.Note, domain.CreateMemory{
-		MemoryType: q.MemoryType, Content: q.Content, Project: q.Project, Status: q.Status,
+		MemoryType: q.MemoryType, Content: q.Content, Project: project, Status: q.Status,
 		Confidence: q.Confidence, SourceChunkID: q.SourceChunkID, DomainTags: q.DomainTags,
 		ValidUntil: q.ValidUntil.Value,
 	})
@@ -256,6 +261,9 @@ func (s *Server) getMemory(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 	f, err := memoryFilter(r)
+	if err == nil {
+		f.Project, err = s.canonicalProject(f.Project)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -83,3 +83,7 @@ func decodeSeq(b []byte) uint64 {
 	}
 	return binary.BigEndian.Uint64(b)
 }
+
+// present is the value of a key that only says something exists. It is not empty: bbolt's Get
+// returns nil for an empty value written earlier in the same transaction.
+var present = []byte{1}

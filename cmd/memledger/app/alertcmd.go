@@ -67,21 +67,9 @@ func raiseAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		fmt.Fprintln(stderr, "memledger alert: --title is required")
 		return exitError(2)
 	}
-	body, _ := json.Marshal(q)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL(addr)+"/admin/alerts", bytes.NewReader(body))
+	data, err := postJSON(ctx, addr, "/admin/alerts", actor, q, http.StatusCreated)
 	if err != nil {
 		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Actor", actor)
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("is memledger serve running on %s? %w", addr, err)
-	}
-	defer res.Body.Close()
-	data, _ := io.ReadAll(res.Body)
-	if res.StatusCode != http.StatusCreated {
-		return fmt.Errorf("%s: %s", res.Status, problemDetail(data))
 	}
 	var a domain.Alert
 	if err := json.Unmarshal(data, &a); err != nil {
@@ -148,6 +136,36 @@ func watchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		return nil
 	}
 	return sc.Err()
+}
+
+// postJSON posts body as JSON to the running service and returns the answer's body, or an
+// error with the problem's detail when the status is not want.
+func postJSON(ctx context.Context, addr, path, actor string, body any, want int) ([]byte, error) {
+	data, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, baseURL(addr)+path, bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	if actor != "" {
+		req.Header.Set("X-Actor", actor)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("is memledger serve running on %s? %w", addr, err)
+	}
+	defer res.Body.Close()
+	data, err = io.ReadAll(res.Body)
+	if err != nil {
+		return nil, err
+	}
+	if res.StatusCode != want {
+		return nil, fmt.Errorf("%s: %s", res.Status, problemDetail(data))
+	}
+	return data, nil
 }
 
 func problemDetail(data []byte) string {

@@ -39,6 +39,8 @@ type Config struct {
 	AlertWebhookTimeout  time.Duration
 	MinPassRate          float64
 	MaxCandidates        int
+	// NightlyAt is the UTC time ("03:00") the nightly pipeline runs at; "" disables it.
+	NightlyAt string
 }
 
 // DefaultConfig is the configuration with every default and no environment.
@@ -46,7 +48,7 @@ func DefaultConfig() Config {
 	rules := handlers.DefaultPipelineRules()
 	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
 		AlertWebhookAttempts: 5, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookTimeout: 10 * time.Second,
-		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates}
+		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00"}
 }
 
 // alertFlags registers the flags of the alert sinks and rules on fs.
@@ -58,6 +60,7 @@ func (c *Config) alertFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AlertWebhookBackoff, "alert-webhook-backoff", envDuration("MEMLEDGER_ALERT_WEBHOOK_BACKOFF", d.AlertWebhookBackoff), "wait after the first failed webhook attempt, doubled after each (MEMLEDGER_ALERT_WEBHOOK_BACKOFF)")
 	fs.DurationVar(&c.AlertWebhookTimeout, "alert-webhook-timeout", envDuration("MEMLEDGER_ALERT_WEBHOOK_TIMEOUT", d.AlertWebhookTimeout), "timeout of one webhook request (MEMLEDGER_ALERT_WEBHOOK_TIMEOUT)")
 	fs.Float64Var(&c.MinPassRate, "min-pass-rate", envFloat("MEMLEDGER_MIN_PASS_RATE", d.MinPassRate), "pipeline rule: a harness pass rate below this raises a warning (MEMLEDGER_MIN_PASS_RATE)")
+	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.IntVar(&c.MaxCandidates, "max-candidates", envInt("MEMLEDGER_MAX_CANDIDATES", d.MaxCandidates), "pipeline rule: more candidates than this raise a warning (MEMLEDGER_MAX_CANDIDATES)")
 }
 

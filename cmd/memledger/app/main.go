@@ -23,7 +23,8 @@ import (
 
 // Projections are the views the runner keeps, in the order it applies them.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Memories{}, projections.Alerts{}}
+	return []projections.Projection{projections.Memories{}, projections.Alerts{}, projections.Projects{},
+		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}}
 }
 
 // Main is the running service: the log, the projections, their runner and the HTTP server.
@@ -40,6 +41,8 @@ type Main struct {
 	DB     *projections.DB
 	Runner *projections.Runner
 	API    *handlers.Server
+	// Nightly is the nightly pipeline; tests may change its steps before running it.
+	Nightly *handlers.Nightly
 
 	http      *http.Server
 	listener  net.Listener
@@ -87,6 +90,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Version:  Version, Logger: m.Logger, Now: m.Now}
 	if err := m.startSinks(runCtx); err != nil {
 		return err
+	}
+	m.Nightly = handlers.NewNightly(m.API)
+	m.API.Nightly = m.Nightly
+	if m.Config.NightlyAt != "" {
+		if err := handlers.ParseNightlyAt(m.Config.NightlyAt); err != nil {
+			return err
+		}
+		m.sinksDone.Add(1)
+		go func() {
+			defer m.sinksDone.Done()
+			m.Nightly.Schedule(runCtx, m.Config.NightlyAt)
+		}()
 	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)

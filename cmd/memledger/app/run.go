@@ -20,6 +20,8 @@ Usage:
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
   memledger alert   [flags]   raise an alert through the running service
   memledger alerts watch [flags]  print alerts live as the running service raises them
+  memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
+  memledger integrity [flags] record an integrity run in the running service and print it
 
 Run "memledger COMMAND -h" for the flags of a command.
 `
@@ -42,6 +44,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = raiseAlert(ctx, args[1:], stdout, stderr)
 	case "alerts":
 		err = watchAlerts(ctx, args[1:], stdout, stderr)
+	case "nightly":
+		err = nightly(ctx, args[1:], stdout, stderr)
+	case "integrity":
+		err = integrity(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,219 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+)
+
+// Actors of the nightly pipeline.
+const (
+	ActorNightly = "nightly"
+	// The step names.
+	StepAutoPromote = "auto-promote"
+	StepExpire      = "expire-candidates"
+	StepPipeline    = "pipeline-rules"
+	StepIntegrity   = "integrity"
+)
+
+// NightlyStep is one step of the nightly pipeline.
+type NightlyStep struct {
+	Name  string
+	Actor string
+	// Run does the step for night and says what it did.
+	Run func(ctx context.Context, night string) (map[string]any, error)
+}
+
+// Nightly is the nightly pipeline: its steps, run in order, one failing step never stopping
+// the next, and the scheduler that runs it every day at a set UTC time.
+type Nightly struct {
+	Server *Server
+	Steps  []NightlyStep
+	Logger *slog.Logger
+	mu     sync.Mutex
+}
+
+// NewNightly returns the pipeline of DOMAIN.md on s: auto-promote reinforced candidates,
+// expire stale candidates, the pipeline alert rules, the integrity run.
+func NewNightly(s *Server) *Nightly {
+	n := &Nightly{Server: s, Logger: s.Logger}
+	n.Steps = []NightlyStep{
+		{Name: StepAutoPromote, Actor: ActorAutoPromote, Run: func(ctx context.Context, night string) (map[string]any, error) {
+			cmd := domain.AutoPromoteMemory{MinReferenceCount: domain.DefaultAutoPromoteRefs, MinConfidence: domain.DefaultAutoPromoteConf}
+			ids, err := s.AutoPromote(ctx, cmd, domain.Meta{Actor: ActorAutoPromote, Time: s.Now().UTC(),
+				Note: fmt.Sprintf("nightly %s: reference_count >= %d and confidence >= %v", night, cmd.MinReferenceCount, cmd.MinConfidence)})
+			return map[string]any{"promoted": ids}, err
+		}},
+		{Name: StepExpire, Actor: ActorExpiry, Run: func(ctx context.Context, night string) (map[string]any, error) {
+			now := s.Now().UTC()
+			ids, err := s.ExpireCandidates(ctx, domain.ExpireMemory{Now: now, MaxAge: domain.DefaultCandidateMaxAge},
+				domain.Meta{Actor: ActorExpiry, Time: now, Note: fmt.Sprintf("nightly %s: candidate never reinforced, older than 14 days", night)})
+			return map[string]any{"expired": ids}, err
+		}},
+		{Name: StepPipeline, Actor: ActorPipelineRules, Run: func(ctx context.Context, night string) (map[string]any, error) {
+			res, err := s.CheckPipeline(ctx, s.Pipeline)
+			return map[string]any{"alerts": len(res.Alerts), "pass_rate": res.PassRate, "candidates": res.Candidates}, err
+		}},
+		{Name: StepIntegrity, Actor: ActorIntegrity, Run: func(ctx context.Context, night string) (map[string]any, error) {
+			run, err := s.RunIntegrity(ctx, ActorIntegrity)
+			return map[string]any{"total": run.Total, "counts": run.Counts, "at_seq": run.AtSeq}, err
+		}},
+	}
+	return n
+}
+
+// StepNames are the names of the pipeline's steps, in order.
+func (n *Nightly) StepNames() []string {
+	names := make([]string, len(n.Steps))
+	for i, s := range n.Steps {
+		names[i] = s.Name
+	}
+	return names
+}
+
+// Run runs the pipeline for night (a date, YYYY-MM-DD), only the step named only when it is
+// not empty. A step that already succeeded for that night is skipped unless force is set, so
+// running a night twice changes nothing the second time. A failing step is logged and raises
+// a warning alert, and the next step runs all the same. The run's summary is recorded as an
+// event.
+func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (domain.NightlyRan, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	s := n.Server
+	run := domain.NightlyRan{Night: night, Steps: []domain.StepResult{}}
+	if _, err := time.Parse(time.DateOnly, night); err != nil {
+		return run, domain.Invalid("night", "%q is not a date like 2026-11-28", night)
+	}
+	if only != "" && !slices.Contains(n.StepNames(), only) {
+		return run, domain.Invalid("step", "unknown step %q; the steps are %s", only, strings.Join(n.StepNames(), ", "))
+	}
+	for _, step := range n.Steps {
+		if only != "" && step.Name != only {
+			continue
+		}
+		res := domain.StepResult{Name: step.Name, Actor: step.Actor, StartedAt: s.Now().UTC()}
+		done, err := s.DB.NightlyStepDone(night, step.Name)
+		if err != nil {
+			return run, err
+		}
+		if done && !force {
+			res.Status, res.Summary = domain.StepSkipped, map[string]any{"reason": "already done for " + night}
+			run.Steps = append(run.Steps, res)
+			continue
+		}
+		start := time.Now()
+		summary, err := runStep(ctx, step, night)
+		res.DurationMS, res.Summary = time.Since(start).Milliseconds(), summary
+		if err != nil {
+			res.Status, res.Error = domain.StepFailed, err.Error()
+			n.Logger.Error("nightly step failed", "night", night, "step", step.Name, "err", err)
+			s.raiseFailOpen(ctx, domain.RaiseAlert{
+				Severity: string(domain.SeverityWarning),
+				Title:    "Nightly step failed: " + step.Name,
+				Message:  err.Error(),
+				Context:  map[string]any{"night": night, "step": step.Name},
+			}, ActorNightly)
+		} else {
+			res.Status = domain.StepOK
+		}
+		run.Steps = append(run.Steps, res)
+	}
+	ev := domain.NewEvent("nightly", domain.Meta{EventID: uuid.NewString(), Actor: ActorNightly, Time: s.Now().UTC()}, run)
+	appended, err := s.Store.Append(ctx, eventstore.Unchecked, ev)
+	if err != nil {
+		return run, err
+	}
+	return run, s.waitApplied(ctx, appended.Seq)
+}
+
+// runStep runs one step, turning a panic into its error.
+func runStep(ctx context.Context, step NightlyStep, night string) (summary map[string]any, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("step %s panicked: %v", step.Name, p)
+		}
+	}()
+	return step.Run(ctx, night)
+}
+
+// Schedule runs the pipeline every day at at ("HH:MM", UTC) until ctx is done.
+func (n *Nightly) Schedule(ctx context.Context, at string) error {
+	hm, err := time.Parse("15:04", at)
+	if err != nil {
+		return fmt.Errorf("nightly-at %q is not a time like 03:00", at)
+	}
+	for {
+		now := n.Server.Now().UTC()
+		next := time.Date(now.Year(), now.Month(), now.Day(), hm.Hour(), hm.Minute(), 0, 0, time.UTC)
+		if !next.After(now) {
+			next = next.AddDate(0, 0, 1)
+		}
+		n.Logger.Info("nightly pipeline scheduled", "at", next)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(next.Sub(now)):
+		}
+		if _, err := n.Run(ctx, next.Format(time.DateOnly), "", false); err != nil && ctx.Err() == nil {
+			n.Logger.Error("nightly run failed", "err", err)
+		}
+	}
+}
+
+// ParseNightlyAt checks a --nightly-at value ("" disables the scheduler).
+func ParseNightlyAt(at string) error {
+	if at == "" {
+		return nil
+	}
+	if _, err := time.Parse("15:04", at); err != nil {
+		return fmt.Errorf("nightly-at %q is not a UTC time like 03:00 (or empty to disable)", at)
+	}
+	return nil
+}
+
+type nightlyRunRequest struct {
+	Night string `json:"night"`
+	Step  string `json:"step"`
+	Force bool   `json:"force"`
+}
+
+func (s *Server) postNightlyRun(w http.ResponseWriter, r *http.Request) {
+	var q nightlyRunRequest
+	if err := decodeBody(w, r, &q, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if q.Night == "" {
+		q.Night = s.Now().UTC().Format(time.DateOnly)
+	}
+	run, err := s.Nightly.Run(r.Context(), q.Night, q.Step, q.Force)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, run)
+}
+
+func (s *Server) listNightly(w http.ResponseWriter, r *http.Request) {
+	limit, err := queryLimit(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	runs, err := s.DB.NightlyRuns(limit)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"runs": runs})
+}

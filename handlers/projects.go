@@ -1,0 +1,116 @@
+package handlers
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+)
+
+const projectSubjects = eventstore.SubjectPrefix + "project.>"
+
+type registerProjectRequest struct {
+	ID          string   `json:"id"`
+	Aliases     []string `json:"aliases"`
+	Description string   `json:"description"`
+	Note        string   `json:"note"`
+}
+
+type updateProjectRequest struct {
+	Aliases     *[]string `json:"aliases"`
+	Description *string   `json:"description"`
+	Note        string    `json:"note"`
+}
+
+func (s *Server) registerProject(w http.ResponseWriter, r *http.Request) {
+	var q registerProjectRequest
+	if err := decodeBody(w, r, &q, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, err := s.meta(r, DefaultActor, q.Note)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
+		reg, err := s.DB.Registry()
+		if err != nil {
+			return nil, err
+		}
+		ev, err := domain.DecideRegisterProject(reg, domain.RegisterProject{ID: q.ID, Aliases: q.Aliases, Description: q.Description}, meta)
+		return []domain.Event{ev}, err
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeProject(w, r, q.ID, http.StatusCreated)
+}
+
+func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) {
+	var q updateProjectRequest
+	if err := decodeBody(w, r, &q, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, err := s.meta(r, DefaultActor, q.Note)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := s.DB.ResolveProject(r.PathValue("id"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
+		reg, err := s.DB.Registry()
+		if err != nil {
+			return nil, err
+		}
+		return domain.DecideUpdateProject(reg, domain.UpdateProject{ID: id, Aliases: q.Aliases, Description: q.Description}, meta)
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.writeProject(w, r, id, http.StatusOK)
+}
+
+func (s *Server) writeProject(w http.ResponseWriter, r *http.Request, name string, status int) {
+	data, err := s.DB.GetProject(name)
+	if err == nil && data == nil {
+		err = fmt.Errorf("project %s: %w", name, domain.ErrNotFound)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeRaw(w, status, data)
+}
+
+func (s *Server) getProject(w http.ResponseWriter, r *http.Request) {
+	s.writeProject(w, r, r.PathValue("id"), http.StatusOK)
+}
+
+func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
+	projects, err := s.DB.ListProjects()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"projects": projects})
+}
+
+// canonicalProject resolves a project name given in a request (an id or an alias) to the
+// project's id; an unknown name must itself be a valid id.
+func (s *Server) canonicalProject(name string) (string, error) {
+	p, err := domain.NormalizeProject(name)
+	if err != nil || p == "" {
+		return p, err
+	}
+	return s.DB.ResolveProject(p)
+}

@@ -1,0 +1,147 @@
+package handlers
+
+import (
+	"encoding/json"
+	"net/http"
+	"slices"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+type setStateRequest struct {
+	Project    string   `json:"project"`
+	Category   string   `json:"category"`
+	Key        string   `json:"key"`
+	Value      string   `json:"value"`
+	Source     string   `json:"source"`
+	Confidence *float64 `json:"confidence"`
+	Note       string   `json:"note"`
+}
+
+type invalidateStateRequest struct {
+	Project  string `json:"project"`
+	Category string `json:"category"`
+	Key      string `json:"key"`
+	Note     string `json:"note"`
+}
+
+func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
+	var q setStateRequest
+	if err := decodeBody(w, r, &q, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	s.changeState(w, r, q.Project, q.Category, q.Key, q.Note, func(project string, st domain.ProjectState, meta domain.Meta) ([]domain.Event, error) {
+		return domain.DecideSetState(st, domain.SetState{Project: project, Category: q.Category, Key: q.Key,
+			Value: q.Value, Source: q.Source, Confidence: q.Confidence}, meta)
+	})
+}
+
+// invalidateState serves DELETE /project/state, with the entry named in the body or in the
+// query (project, category, key).
+func (s *Server) invalidateState(w http.ResponseWriter, r *http.Request) {
+	var q invalidateStateRequest
+	if err := decodeBody(w, r, &q, true); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	qs := r.URL.Query()
+	for _, f := range []struct {
+		dst  *string
+		name string
+	}{{&q.Project, "project"}, {&q.Category, "category"}, {&q.Key, "key"}} {
+		if *f.dst == "" {
+			*f.dst = qs.Get(f.name)
+		}
+	}
+	s.changeState(w, r, q.Project, q.Category, q.Key, q.Note, func(project string, st domain.ProjectState, meta domain.Meta) ([]domain.Event, error) {
+		ev, err := domain.DecideInvalidateState(st, domain.InvalidateState{Project: project, Category: q.Category, Key: q.Key}, meta)
+		return []domain.Event{ev}, err
+	})
+}
+
+func (s *Server) changeState(w http.ResponseWriter, r *http.Request, name, category, key, note string,
+	decide func(string, domain.ProjectState, domain.Meta) ([]domain.Event, error)) {
+	project, err := s.canonicalProject(name)
+	if err == nil && project == "" {
+		err = domain.Invalid("project", "is required")
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	meta, err := s.meta(r, DefaultActor, note)
+	if err == nil {
+		err = domain.CheckNote(note, s.Rules.MaxNoteLength)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	subject, _ := eventstore.AggregateSubject("state", project)
+	_, err = s.decideOnView(r.Context(), subject, func() ([]domain.Event, error) {
+		st, err := s.DB.ProjectState(project)
+		if err != nil {
+			return nil, err
+		}
+		return decide(project, st, meta)
+	})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	st, err := s.DB.ProjectState(project)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st[domain.StateKey{Category: category, Key: key}])
+}
+
+func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for key := range q {
+		if !slices.Contains([]string{"project", "category", "include_invalid"}, key) {
+			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use project, category or include_invalid"))
+			return
+		}
+	}
+	project, err := s.canonicalProject(q.Get("project"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if q.Get("category") != "" && project == "" {
+		s.fail(w, r, domain.Invalid("category", "needs a project"))
+		return
+	}
+	entries, err := s.DB.ListState(projections.StateFilter{Project: project, Category: q.Get("category"), All: q.Get("include_invalid") == "true"})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"entries": entries})
+}
+
+func (s *Server) stateAudit(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	project, err := s.canonicalProject(q.Get("project"))
+	if err == nil && project == "" {
+		err = domain.Invalid("project", "is required")
+	}
+	if err == nil && q.Get("key") != "" && q.Get("category") == "" {
+		err = domain.Invalid("key", "needs a category")
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	entries, err := s.DB.StateAudit(project, q.Get("category"), q.Get("key"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"project": project, "entries": entries})
+}

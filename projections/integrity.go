@@ -1,0 +1,309 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The buckets of the integrity projection. It keeps its own small copy of what the checks
+// look at, so that it never depends on another projection's progress, and the findings
+// themselves, updated by every event that creates or clears one.
+var (
+	bucketIntMem        = []byte("int_mem")             // memory id → integrityMemory JSON
+	bucketIntChunks     = []byte("int_chunks")          // chunk id → document id
+	bucketIntDocs       = []byte("int_docs")            // document id → nil
+	bucketIntDocChunks  = []byte("int_doc_chunks")      // document id\x00chunk id → nil
+	bucketIntChunkRefs  = []byte("int_chunk_refs")      // chunk id\x00memory id → nil
+	bucketIntDupMembers = []byte("int_dup_members")     // duplicate key\x00memory id → nil
+	bucketIntDupCount   = []byte("int_dup_count")       // duplicate key → count (uint64)
+	bucketIntProjects   = []byte("int_projects")        // registered project id → nil
+	bucketIntState      = []byte("int_state")           // project\x00category\x00key → nil (active)
+	bucketFindMissing   = []byte("find_missing_chunk")  // memory id → chunk id
+	bucketFindDups      = []byte("find_duplicates")     // duplicate key → nil (count >= 2)
+	bucketFindState     = []byte("find_state_project")  // project\x00category\x00key → nil
+	bucketFindOrphans   = []byte("find_orphaned_chunk") // chunk id → document id
+)
+
+// integrityMemory is what the integrity projection keeps of a memory.
+type integrityMemory struct {
+	MemoryType    domain.MemoryType `json:"t"`
+	Project       string            `json:"p"`
+	Content       string            `json:"c"`
+	Status        domain.Status     `json:"s"`
+	SourceChunkID string            `json:"k,omitempty"`
+}
+
+// Integrity is the live projection of the four integrity checks.
+type Integrity struct{}
+
+// Name implements Projection.
+func (Integrity) Name() string { return "integrity" }
+
+// Init implements Projection.
+func (Integrity) Init(tx *bolt.Tx) error {
+	return createBuckets(tx, bucketIntMem, bucketIntChunks, bucketIntDocs, bucketIntDocChunks, bucketIntChunkRefs,
+		bucketIntDupMembers, bucketIntDupCount, bucketIntProjects, bucketIntState,
+		bucketFindMissing, bucketFindDups, bucketFindState, bucketFindOrphans)
+}
+
+func pair(a, b string) []byte { return []byte(a + "\x00" + b) }
+
+// Apply implements Projection.
+func (Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
+	switch p := ev.Data.(type) {
+	case domain.ProjectRegistered:
+		if err := tx.Bucket(bucketIntProjects).Put([]byte(ev.AggregateID), present); err != nil {
+			return err
+		}
+		return deletePrefix(tx.Bucket(bucketFindState), []byte(ev.AggregateID+"\x00"))
+	case domain.StateSet:
+		k := stateKey(ev.AggregateID, p.Category, p.Key)
+		if err := tx.Bucket(bucketIntState).Put(k, present); err != nil {
+			return err
+		}
+		if ev.AggregateID != domain.SystemProject && tx.Bucket(bucketIntProjects).Get([]byte(ev.AggregateID)) == nil {
+			return tx.Bucket(bucketFindState).Put(k, present)
+		}
+	case domain.StateInvalidated:
+		k := stateKey(ev.AggregateID, p.Category, p.Key)
+		if err := tx.Bucket(bucketIntState).Delete(k); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketFindState).Delete(k)
+	case domain.DocumentRecorded:
+		if err := tx.Bucket(bucketIntDocs).Put([]byte(ev.AggregateID), present); err != nil {
+			return err
+		}
+		// Chunks that arrived before their document are orphans no more.
+		prefix := []byte(ev.AggregateID + "\x00")
+		c := tx.Bucket(bucketIntDocChunks).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if err := tx.Bucket(bucketFindOrphans).Delete(k[len(prefix):]); err != nil {
+				return err
+			}
+		}
+		return addChunks(tx, ev.AggregateID, p.Chunks)
+	case domain.ChunksAdded:
+		return addChunks(tx, ev.AggregateID, p.Chunks)
+	case domain.DocumentDeleted:
+		return deleteDocument(tx, ev.AggregateID)
+	}
+	if ev.Kind() == "memory" && ev.Data != nil {
+		return applyIntegrityMemory(tx, ev)
+	}
+	return nil
+}
+
+func addChunks(tx *bolt.Tx, doc string, chunks []domain.Chunk) error {
+	docExists := tx.Bucket(bucketIntDocs).Get([]byte(doc)) != nil
+	for _, ch := range chunks {
+		id := []byte(ch.ID)
+		if err := tx.Bucket(bucketIntChunks).Put(id, []byte(doc)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketIntDocChunks).Put(pair(doc, ch.ID), present); err != nil {
+			return err
+		}
+		if !docExists {
+			if err := tx.Bucket(bucketFindOrphans).Put(id, []byte(doc)); err != nil {
+				return err
+			}
+		}
+		// Memories that cited the chunk before it existed find it now.
+		for _, mem := range chunkRefs(tx, ch.ID) {
+			if err := tx.Bucket(bucketFindMissing).Delete(mem); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func deleteDocument(tx *bolt.Tx, doc string) error {
+	if err := tx.Bucket(bucketIntDocs).Delete([]byte(doc)); err != nil {
+		return err
+	}
+	prefix := []byte(doc + "\x00")
+	var chunkIDs []string
+	c := tx.Bucket(bucketIntDocChunks).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		chunkIDs = append(chunkIDs, string(k[len(prefix):]))
+	}
+	if err := deletePrefix(tx.Bucket(bucketIntDocChunks), prefix); err != nil {
+		return err
+	}
+	for _, id := range chunkIDs {
+		if err := tx.Bucket(bucketIntChunks).Delete([]byte(id)); err != nil {
+			return err
+		}
+		if err := tx.Bucket(bucketFindOrphans).Delete([]byte(id)); err != nil {
+			return err
+		}
+		for _, mem := range chunkRefs(tx, id) {
+			if err := tx.Bucket(bucketFindMissing).Put(mem, []byte(id)); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// chunkRefs returns the ids of the memories that cite chunk id.
+func chunkRefs(tx *bolt.Tx, id string) [][]byte {
+	var mems [][]byte
+	prefix := []byte(id + "\x00")
+	c := tx.Bucket(bucketIntChunkRefs).Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		mems = append(mems, bytes.Clone(k[len(prefix):]))
+	}
+	return mems
+}
+
+func applyIntegrityMemory(tx *bolt.Tx, ev domain.Event) error {
+	mems := tx.Bucket(bucketIntMem)
+	id := []byte(ev.AggregateID)
+	var before domain.Memory
+	if data := mems.Get(id); data != nil {
+		var im integrityMemory
+		if err := json.Unmarshal(data, &im); err != nil {
+			return err
+		}
+		before = domain.Memory{ID: ev.AggregateID, MemoryType: im.MemoryType, Project: im.Project,
+			Content: im.Content, Status: im.Status, SourceChunkID: im.SourceChunkID}
+	}
+	_, isCreate := ev.Data.(domain.MemoryCreated)
+	if before.Exists() == isCreate {
+		return nil
+	}
+	after := domain.ApplyMemory(before, ev)
+	if err := putJSON(mems, id, integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
+		Content: after.Content, Status: after.Status, SourceChunkID: after.SourceChunkID}); err != nil {
+		return err
+	}
+	if isCreate && after.SourceChunkID != "" {
+		if err := tx.Bucket(bucketIntChunkRefs).Put(pair(after.SourceChunkID, after.ID), present); err != nil {
+			return err
+		}
+		if tx.Bucket(bucketIntChunks).Get([]byte(after.SourceChunkID)) == nil {
+			if err := tx.Bucket(bucketFindMissing).Put(id, []byte(after.SourceChunkID)); err != nil {
+				return err
+			}
+		}
+	}
+	oldKey, newKey := "", ""
+	if before.Exists() && before.Status == domain.StatusActive {
+		oldKey = domain.DuplicateKey(before)
+	}
+	if after.Status == domain.StatusActive {
+		newKey = domain.DuplicateKey(after)
+	}
+	if oldKey == newKey {
+		return nil
+	}
+	if oldKey != "" {
+		if err := countDuplicate(tx, oldKey, after.ID, -1); err != nil {
+			return err
+		}
+	}
+	if newKey != "" {
+		return countDuplicate(tx, newKey, after.ID, +1)
+	}
+	return nil
+}
+
+// countDuplicate adds or removes memory id from its duplicate group and keeps the finding in
+// step with the group's size.
+func countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
+	members, counts, finds := tx.Bucket(bucketIntDupMembers), tx.Bucket(bucketIntDupCount), tx.Bucket(bucketFindDups)
+	var err error
+	if delta > 0 {
+		err = members.Put(pair(key, id), present)
+	} else {
+		err = members.Delete(pair(key, id))
+	}
+	if err != nil {
+		return err
+	}
+	var n int64
+	if v := counts.Get([]byte(key)); v != nil {
+		n = int64(binary.BigEndian.Uint64(v))
+	}
+	n += int64(delta)
+	switch {
+	case n <= 0:
+		err = counts.Delete([]byte(key))
+	default:
+		err = counts.Put([]byte(key), encodeSeq(uint64(n)))
+	}
+	if err != nil {
+		return err
+	}
+	if n >= 2 {
+		return finds.Put([]byte(key), present)
+	}
+	return finds.Delete([]byte(key))
+}
+
+func deletePrefix(b *bolt.Bucket, prefix []byte) error {
+	var keys [][]byte
+	c := b.Cursor()
+	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+		keys = append(keys, bytes.Clone(k))
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// IntegrityReport returns the live findings and the log position they hold at.
+func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
+	r := domain.IntegrityReport{Counts: map[string]int{}, Findings: []domain.Finding{}}
+	for _, c := range domain.IntegrityChecks {
+		r.Counts[c] = 0
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketFindMissing) == nil {
+			return nil
+		}
+		r.AtSeq = checkpoint(tx, Integrity{}.Name())
+		add := func(f domain.Finding) {
+			r.Findings = append(r.Findings, f)
+			r.Counts[f.Check]++
+			r.Total++
+		}
+		tx.Bucket(bucketFindMissing).ForEach(func(k, v []byte) error {
+			add(domain.Finding{Check: domain.CheckMissingChunk, MemoryID: string(k), ChunkID: string(v)})
+			return nil
+		})
+		members := tx.Bucket(bucketIntDupMembers)
+		tx.Bucket(bucketFindDups).ForEach(func(k, _ []byte) error {
+			parts := strings.SplitN(string(k), "\x00", 3)
+			f := domain.Finding{Check: domain.CheckDuplicateMemory, MemoryType: parts[0], Project: parts[1], Content: parts[2]}
+			prefix := append(bytes.Clone(k), 0)
+			c := members.Cursor()
+			for mk, _ := c.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, _ = c.Next() {
+				f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))
+			}
+			add(f)
+			return nil
+		})
+		tx.Bucket(bucketFindState).ForEach(func(k, _ []byte) error {
+			parts := strings.SplitN(string(k), "\x00", 3)
+			add(domain.Finding{Check: domain.CheckUnknownProject, Project: parts[0], Category: parts[1], Key: parts[2]})
+			return nil
+		})
+		return tx.Bucket(bucketFindOrphans).ForEach(func(k, v []byte) error {
+			add(domain.Finding{Check: domain.CheckOrphanedChunk, ChunkID: string(k), DocumentID: string(v)})
+			return nil
+		})
+	})
+	return r, err
+}

@@ -1,0 +1,82 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/json"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The buckets of the nightly projection.
+var (
+	bucketNightlyRuns  = []byte("nightly_runs")  // seq → NightlyRun JSON
+	bucketNightlySteps = []byte("nightly_steps") // night\x00step → nil, for the steps that succeeded
+)
+
+// NightlyRun is one recorded run of the nightly pipeline.
+type NightlyRun struct {
+	Seq       uint64              `json:"seq"`
+	Night     string              `json:"night"`
+	Actor     string              `json:"actor"`
+	Timestamp time.Time           `json:"timestamp"`
+	Steps     []domain.StepResult `json:"steps"`
+}
+
+// Nightly is the projection of the nightly pipeline's runs.
+type Nightly struct{}
+
+// Name implements Projection.
+func (Nightly) Name() string { return "nightly" }
+
+// Init implements Projection.
+func (Nightly) Init(tx *bolt.Tx) error {
+	return createBuckets(tx, bucketNightlyRuns, bucketNightlySteps)
+}
+
+// Apply implements Projection.
+func (Nightly) Apply(tx *bolt.Tx, ev domain.Event) error {
+	p, ok := ev.Data.(domain.NightlyRan)
+	if !ok {
+		return nil
+	}
+	for _, s := range p.Steps {
+		if s.Status == domain.StepOK {
+			if err := tx.Bucket(bucketNightlySteps).Put(pair(p.Night, s.Name), present); err != nil {
+				return err
+			}
+		}
+	}
+	return putJSON(tx.Bucket(bucketNightlyRuns), encodeSeq(ev.Seq),
+		NightlyRun{Seq: ev.Seq, Night: p.Night, Actor: ev.Actor, Timestamp: ev.Time, Steps: p.Steps})
+}
+
+// NightlyRuns returns up to limit runs, newest first.
+func (db *DB) NightlyRuns(limit int) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNightlyRuns)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil && len(out) < limit; k, v = c.Prev() {
+			out = append(out, bytes.Clone(v))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// NightlyStepDone reports whether step succeeded in a recorded run for night.
+func (db *DB) NightlyStepDone(night, step string) (bool, error) {
+	var done bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketNightlySteps); b != nil {
+			done = b.Get(pair(night, step)) != nil
+		}
+		return nil
+	})
+	return done, err
+}

@@ -1,0 +1,199 @@
+package projections_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+// The benchmark's log: rebuildMemories memories with rebuildRounds events each, appended by
+// rebuildWriters goroutines.
+const (
+	rebuildMemories = 20_000
+	rebuildRounds   = 5
+	rebuildWriters  = 8
+)
+
+// rebuildLog is a store holding the benchmark's log, and the same log decoded in memory.
+type rebuildLog struct {
+	store  *eventstore.Store
+	last   uint64
+	events []domain.Event
+}
+
+// writeRebuildLog appends the benchmark's log to a fresh store: a create, an update, a
+// reinforce, a promote (or another reinforce for a memory created active) and an update of
+// its tags for each memory, round by round so that a memory's events are spread over the log.
+func writeRebuildLog(b *testing.B) *rebuildLog {
+	b.Helper()
+	store := openStore(b, b.TempDir(), eventstore.FsyncInterval)
+	start := time.Now()
+	errs := make(chan error, rebuildWriters)
+	var wg sync.WaitGroup
+	for w := range rebuildWriters {
+		wg.Go(func() {
+			errs <- appendShare(store, w)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(b, err)
+	}
+	l := &rebuildLog{store: store}
+	var err error
+	l.last, err = store.LastSeq(context.Background())
+	require.NoError(b, err)
+	require.Equal(b, uint64(rebuildMemories*rebuildRounds), l.last)
+	b.Logf("wrote %d events on %d memories in %s (%.0f appends/s)", l.last, rebuildMemories,
+		time.Since(start).Round(time.Millisecond), float64(l.last)/time.Since(start).Seconds())
+
+	// The same log decoded, for the apply-only benchmark.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan domain.Event, 1024)
+	go store.Follow(ctx, 1, out)
+	l.events = make([]domain.Event, 0, l.last)
+	for len(l.events) < int(l.last) {
+		select {
+		case ev := <-out:
+			l.events = append(l.events, ev)
+		case <-time.After(waitTimeout):
+			b.Fatalf("read %d of %d events", len(l.events), l.last)
+		}
+	}
+	return l
+}
+
+// appendShare appends the events of writer w's share of the memories.
+func appendShare(store *eventstore.Store, w int) error {
+	ctx := context.Background()
+	n := rebuildMemories / rebuildWriters
+	ids := make([]string, n)
+	last := make([]uint64, n)
+	until := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
+	for round := range rebuildRounds {
+		for i := range ids {
+			candidate := i%2 == 0
+			var p domain.Payload
+			switch round {
+			case 0:
+				ids[i] = uuid.NewString()
+				status := domain.StatusActive
+				if candidate {
+					status = domain.StatusCandidate
+				}
+				p = domain.MemoryCreated{
+					MemoryType: domain.MemoryTypes[i%len(domain.MemoryTypes)], Content: realisticContent,
+					Project: fmt.Sprintf("project-%d", i%50), Status: status, Confidence: 0.5,
+					SourceChunkID: fmt.Sprintf("chunk-%d", i), DomainTags: []string{"go", "nats"}, ValidUntil: &until,
+				}
+			case 1:
+				p = domain.MemoryUpdated{Changed: []string{"content", "confidence"},
+					Content: realisticContent[:150] + fmt.Sprintf(" (revised %d)", i), Confidence: 0.6}
+			case 2:
+				p = domain.MemoryReinforced{Delta: 0.05}
+			case 3:
+				if candidate {
+					p = domain.MemoryPromoted{}
+				} else {
+					p = domain.MemoryReinforced{Delta: 0.05}
+				}
+			case 4:
+				p = domain.MemoryUpdated{Changed: []string{"domain_tags"}, DomainTags: []string{"go", "nats", "bbolt"}}
+			}
+			ev := domain.NewEvent(ids[i], domain.Meta{
+				EventID: uuid.NewString(), Actor: fmt.Sprintf("writer-%d", w), Note: "bench",
+				Time: t0.Add(time.Duration(round*n+i) * time.Millisecond),
+			}, p)
+			res, err := store.Append(ctx, last[i], ev)
+			if err != nil {
+				return err
+			}
+			last[i] = res.Seq
+		}
+	}
+	return nil
+}
+
+// sliceSource replays a decoded log from memory, then waits like a live log.
+type sliceSource []domain.Event
+
+func (s sliceSource) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
+	i := sort.Search(len(s), func(i int) bool { return s[i].Seq >= from })
+	for _, ev := range s[i:] {
+		select {
+		case out <- ev:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// BenchmarkRebuild100k measures a rebuild of the memories projection from a log of 100,000
+// events on 20,000 memories: "full" reads the log from the embedded store (the rebuild
+// command's path), "apply-only" replays the same events decoded in memory (the bbolt side),
+// "follow-only" reads and decodes the log without applying it (the log side).
+func BenchmarkRebuild100k(b *testing.B) {
+	l := writeRebuildLog(b)
+	ps := []projections.Projection{projections.Memories{}}
+
+	build := func(b *testing.B, src projections.Source) {
+		dir := b.TempDir()
+		batches := 0
+		var size int64
+		for i := 0; i < b.N; i++ {
+			path := filepath.Join(dir, fmt.Sprintf("rebuild-%d.db", i))
+			db, err := projections.Build(context.Background(), path, src, ps, l.last, func(uint64) { batches++ })
+			require.NoError(b, err)
+			b.StopTimer()
+			cps, err := db.Checkpoints()
+			require.NoError(b, err)
+			require.Equal(b, l.last, cps["memories"])
+			require.NoError(b, db.Close())
+			st, err := os.Stat(path)
+			require.NoError(b, err)
+			size = st.Size()
+			require.NoError(b, os.Remove(path))
+			b.StartTimer()
+		}
+		b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		b.ReportMetric(float64(l.last)*float64(b.N)/float64(batches), "events/batch")
+		b.ReportMetric(float64(size)/1e6, "MB/file")
+	}
+
+	b.Run("full", func(b *testing.B) { build(b, l.store) })
+	b.Run("apply-only", func(b *testing.B) { build(b, sliceSource(l.events)) })
+	b.Run("follow-only", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			ctx, cancel := context.WithCancel(context.Background())
+			out := make(chan domain.Event, 4*projections.RebuildBatchSize)
+			done := make(chan error, 1)
+			go func() { done <- l.store.Follow(ctx, 1, out) }()
+			for n := uint64(0); n < l.last; n++ {
+				select {
+				case <-out:
+				case err := <-done:
+					b.Fatalf("follow stopped after %d events: %v", n, err)
+				}
+			}
+			cancel()
+			<-done
+		}
+		b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
