@@ -24,6 +24,8 @@ type ledger struct {
 	cfg  app.Config
 	// now, when set, is the clock the ledger stamps commands with.
 	now func() time.Time
+	// webhookTransport, when set, carries the alert webhook sink's requests.
+	webhookTransport http.RoundTripper
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -33,6 +35,7 @@ func startLedger(t *testing.T, opts ...func(*ledger)) *ledger {
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
 	cfg.Data = t.TempDir()
+	cfg.NightlyAt = "" // tests run the pipeline themselves
 	l := &ledger{t: t, cfg: cfg}
 	for _, o := range opts {
 		o(l)
@@ -49,10 +52,19 @@ func withFsync(mode string) func(*ledger) { return func(l *ledger) { l.cfg.Fsync
 // withClock makes the ledger stamp commands with now instead of the wall clock.
 func withClock(now func() time.Time) func(*ledger) { return func(l *ledger) { l.now = now } }
 
+// withConfig lets a test change the ledger's configuration before it starts.
+func withConfig(f func(*app.Config)) func(*ledger) { return func(l *ledger) { f(&l.cfg) } }
+
+// withWebhookTransport makes the alert webhook sink send its requests through rt.
+func withWebhookTransport(rt http.RoundTripper) func(*ledger) {
+	return func(l *ledger) { l.webhookTransport = rt }
+}
+
 func (l *ledger) start() {
 	l.t.Helper()
 	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.Now = l.now
+	m.WebhookTransport = l.webhookTransport
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 }
