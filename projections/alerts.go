@@ -48,13 +48,14 @@ type Alerts struct{}
 func (Alerts) Name() string { return "alerts" }
 
 // Init implements Projection.
-func (Alerts) Init(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketAlerts, bucketAlertIndex, bucketAlertLast, bucketFailures, bucketHarness} {
-		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-			return err
-		}
-	}
-	return nil
+func (p Alerts) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Alerts) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Alerts) Buckets() [][]byte {
+	return [][]byte{bucketAlerts, bucketAlertIndex, bucketAlertLast, bucketFailures, bucketHarness}
 }
 
 // Apply implements Projection.
@@ -174,18 +175,6 @@ func (db *DB) LatestHarness() (*HarnessResult, error) {
 
 // CountMemories returns how many memories have status s.
 func (db *DB) CountMemories(s domain.Status) (int, error) {
-	var n int
-	err := db.bolt.View(func(tx *bolt.Tx) error {
-		idx := tx.Bucket(bucketMemIndex)
-		if idx == nil {
-			return nil
-		}
-		prefix := indexKey(indexStatus, string(s), nil)
-		c := idx.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			n++
-		}
-		return nil
-	})
-	return n, err
+	counts, err := db.MemoryCounts()
+	return counts.ByStatus[string(s)], err
 }

@@ -22,8 +22,14 @@ type Documents struct{}
 func (Documents) Name() string { return "documents" }
 
 // Init implements Projection.
-func (Documents) Init(tx *bolt.Tx) error {
-	return createBuckets(tx, bucketDocuments, bucketChunks, bucketDocChunks)
+func (p Documents) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Documents) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Documents) Buckets() [][]byte {
+	return [][]byte{bucketDocuments, bucketChunks, bucketDocChunks}
 }
 
 func docChunkKey(doc string, index int) []byte {

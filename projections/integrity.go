@@ -45,10 +45,16 @@ type Integrity struct{}
 func (Integrity) Name() string { return "integrity" }
 
 // Init implements Projection.
-func (Integrity) Init(tx *bolt.Tx) error {
-	return createBuckets(tx, bucketIntMem, bucketIntChunks, bucketIntDocs, bucketIntDocChunks, bucketIntChunkRefs,
+func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Integrity) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Integrity) Buckets() [][]byte {
+	return [][]byte{bucketIntMem, bucketIntChunks, bucketIntDocs, bucketIntDocChunks, bucketIntChunkRefs,
 		bucketIntDupMembers, bucketIntDupCount, bucketIntProjects, bucketIntState,
-		bucketFindMissing, bucketFindDups, bucketFindState, bucketFindOrphans)
+		bucketFindMissing, bucketFindDups, bucketFindState, bucketFindOrphans}
 }
 
 func pair(a, b string) []byte { return []byte(a + "\x00" + b) }

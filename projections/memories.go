@@ -12,11 +12,12 @@ import (
 
 // The buckets of the memories projection.
 var (
-	bucketMemories   = []byte("memories")   // id → memory JSON
-	bucketMemCreated = []byte("memory_seq") // id → log position of its creation
-	bucketMemIndex   = []byte("memory_idx") // index\x00value\x00creation seq → id
-	bucketAudit      = []byte("audit")      // seq → audit entry JSON
-	bucketAuditIndex = []byte("audit_idx")  // index\x00value\x00seq → nil; event\x00id → seq
+	bucketMemories   = []byte("memories")      // id → memory JSON
+	bucketMemCreated = []byte("memory_seq")    // id → log position of its creation
+	bucketMemIndex   = []byte("memory_idx")    // index\x00value\x00creation seq → id
+	bucketMemCounts  = []byte("memory_counts") // index\x00value → count; "reinforced" → count
+	bucketAudit      = []byte("audit")         // seq → audit entry JSON
+	bucketAuditIndex = []byte("audit_idx")     // index\x00value\x00seq → nil; event\x00id → seq
 	nullJSON         = json.RawMessage("null")
 	indexAll         = "all"
 	indexStatus      = "status"
@@ -50,13 +51,14 @@ type Memories struct{}
 func (Memories) Name() string { return "memories" }
 
 // Init implements Projection.
-func (Memories) Init(tx *bolt.Tx) error {
-	for _, b := range [][]byte{bucketMemories, bucketMemCreated, bucketMemIndex, bucketAudit, bucketAuditIndex} {
-		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-			return err
-		}
-	}
-	return nil
+func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Memories) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Memories) Buckets() [][]byte {
+	return [][]byte{bucketMemories, bucketMemCreated, bucketMemIndex, bucketMemCounts, bucketAudit, bucketAuditIndex}
 }
 
 // Apply implements Projection.
@@ -94,8 +96,13 @@ func (Memories) Apply(tx *bolt.Tx, ev domain.Event) error {
 	} else {
 		createdSeq = created.Get(id)
 	}
-	if err := reindexMemory(tx.Bucket(bucketMemIndex), before, after, createdSeq); err != nil {
+	if err := reindexMemory(tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemCounts), before, after, createdSeq); err != nil {
 		return err
+	}
+	if before.ReferenceCount == 0 && after.ReferenceCount > 0 {
+		if err := addCount(tx.Bucket(bucketMemCounts), []byte(keyReinforced), 1); err != nil {
+			return err
+		}
 	}
 	if err := mems.Put(id, afterJSON); err != nil {
 		return err
@@ -128,28 +135,43 @@ func indexKey(index, value string, seq []byte) []byte {
 	return append(k, seq...)
 }
 
-func reindexMemory(idx *bolt.Bucket, before, after domain.Memory, createdSeq []byte) error {
+// keyReinforced counts the memories reinforced at least once.
+const keyReinforced = "reinforced"
+
+// reindexMemory moves a memory's index keys, and the counts by index value, from before to after.
+func reindexMemory(idx, counts *bolt.Bucket, before, after domain.Memory, createdSeq []byte) error {
 	newKeys := memoryIndexKeys(after)
-	if before.Exists() {
-		for i, k := range memoryIndexKeys(before) {
-			if k == newKeys[i] {
-				continue
-			}
-			if err := idx.Delete(indexKey(k[0], k[1], createdSeq)); err != nil {
-				return err
-			}
-		}
-	}
 	oldKeys := memoryIndexKeys(before)
 	for i, k := range newKeys {
 		if before.Exists() && k == oldKeys[i] {
 			continue
 		}
+		if before.Exists() {
+			o := oldKeys[i]
+			if err := idx.Delete(indexKey(o[0], o[1], createdSeq)); err != nil {
+				return err
+			}
+			if err := addCount(counts, indexKey(o[0], o[1], nil), -1); err != nil {
+				return err
+			}
+		}
 		if err := idx.Put(indexKey(k[0], k[1], createdSeq), []byte(after.ID)); err != nil {
+			return err
+		}
+		if err := addCount(counts, indexKey(k[0], k[1], nil), 1); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// addCount adds delta to the count under key, removing the key when it reaches zero.
+func addCount(b *bolt.Bucket, key []byte, delta int64) error {
+	n := int64(decodeSeq(b.Get(key))) + delta
+	if n <= 0 {
+		return b.Delete(key)
+	}
+	return b.Put(key, encodeSeq(uint64(n)))
 }
 
 func putAudit(tx *bolt.Tx, e AuditEntry) error {

@@ -202,3 +202,51 @@ func (db *DB) AuditByEventID(eventID string) ([]byte, error) {
 	})
 	return out, err
 }
+
+// MemoryCounts are the numbers of memories by status, type and project ("" for global ones),
+// and of memories reinforced at least once.
+type MemoryCounts struct {
+	Total      int            `json:"total"`
+	ByStatus   map[string]int `json:"by_status"`
+	ByType     map[string]int `json:"by_type"`
+	ByProject  map[string]int `json:"by_project"`
+	Reinforced int            `json:"reinforced"`
+}
+
+// MemoryCounts returns the counts the memories projection keeps.
+func (db *DB) MemoryCounts() (MemoryCounts, error) {
+	c := MemoryCounts{ByStatus: map[string]int{}, ByType: map[string]int{}, ByProject: map[string]int{}}
+	for _, s := range domain.Statuses {
+		c.ByStatus[string(s)] = 0
+	}
+	for _, t := range domain.MemoryTypes {
+		c.ByType[string(t)] = 0
+	}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketMemCounts)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(k, v []byte) error {
+			n := int(decodeSeq(v))
+			if string(k) == keyReinforced {
+				c.Reinforced = n
+				return nil
+			}
+			index, value, _ := bytes.Cut(k, []byte{0})
+			value = bytes.TrimSuffix(value, []byte{0})
+			switch string(index) {
+			case indexAll:
+				c.Total = n
+			case indexStatus:
+				c.ByStatus[string(value)] = n
+			case indexType:
+				c.ByType[string(value)] = n
+			case indexProject:
+				c.ByProject[string(value)] = n
+			}
+			return nil
+		})
+	})
+	return c, err
+}

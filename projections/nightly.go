@@ -31,8 +31,14 @@ type Nightly struct{}
 func (Nightly) Name() string { return "nightly" }
 
 // Init implements Projection.
-func (Nightly) Init(tx *bolt.Tx) error {
-	return createBuckets(tx, bucketNightlyRuns, bucketNightlySteps)
+func (p Nightly) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Nightly) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Nightly) Buckets() [][]byte {
+	return [][]byte{bucketNightlyRuns, bucketNightlySteps}
 }
 
 // Apply implements Projection.

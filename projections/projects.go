@@ -21,7 +21,15 @@ type Projects struct{}
 func (Projects) Name() string { return "projects" }
 
 // Init implements Projection.
-func (Projects) Init(tx *bolt.Tx) error { return createBuckets(tx, bucketProjects, bucketAliases) }
+func (p Projects) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Projects) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Projects) Buckets() [][]byte {
+	return [][]byte{bucketProjects, bucketAliases}
+}
 
 // Apply implements Projection.
 func (Projects) Apply(tx *bolt.Tx, ev domain.Event) error {

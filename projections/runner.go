@@ -23,6 +23,19 @@ type Projection interface {
 	Apply(tx *bolt.Tx, ev domain.Event) error
 }
 
+// Versioned is a projection whose stored shape has a version. When the version in a file is
+// not the projection's, the runner drops the projection's buckets and checkpoint, and the
+// projection is built again from the log: a projection changes shape without a manual rebuild.
+type Versioned interface {
+	Projection
+	// Version is the shape's version, raised with every change of what Apply writes.
+	Version() int
+	// Buckets are every bucket the projection writes.
+	Buckets() [][]byte
+}
+
+var bucketVersions = []byte("projection_versions")
+
 // Source is the log the runner reads.
 type Source interface {
 	// Follow sends events from position from on to out, in order, until ctx is done.
@@ -65,7 +78,16 @@ func (r *Runner) Init() error {
 	r.changed = make(chan struct{})
 	return r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		first := true
+		versions, err := tx.CreateBucketIfNotExists(bucketVersions)
+		if err != nil {
+			return err
+		}
 		for _, p := range r.Projections {
+			if v, ok := p.(Versioned); ok {
+				if err := migrate(tx, versions, v, r.Logger); err != nil {
+					return fmt.Errorf("projection %s: %w", p.Name(), err)
+				}
+			}
 			if err := p.Init(tx); err != nil {
 				return fmt.Errorf("init projection %s: %w", p.Name(), err)
 			}
@@ -75,6 +97,31 @@ func (r *Runner) Init() error {
 		}
 		return nil
 	})
+}
+
+// migrate resets a projection stored at another version than v's.
+func migrate(tx *bolt.Tx, versions *bolt.Bucket, v Versioned, logger *slog.Logger) error {
+	name := []byte(v.Name())
+	stored := decodeSeq(versions.Get(name))
+	if stored == uint64(v.Version()) {
+		return nil
+	}
+	if cp := checkpoint(tx, v.Name()); cp > 0 {
+		logger.Info("projection stored at another version; rebuilding it from the log",
+			"projection", v.Name(), "stored", stored, "version", v.Version(), "checkpoint", cp)
+		for _, b := range v.Buckets() {
+			if tx.Bucket(b) == nil {
+				continue
+			}
+			if err := tx.DeleteBucket(b); err != nil {
+				return err
+			}
+		}
+		if err := setCheckpoint(tx, v.Name(), 0); err != nil {
+			return err
+		}
+	}
+	return versions.Put(name, encodeSeq(uint64(v.Version())))
 }
 
 // Run follows the log from the lowest checkpoint and applies it until ctx is done or, with

@@ -48,8 +48,14 @@ type State struct{}
 func (State) Name() string { return "state" }
 
 // Init implements Projection.
-func (State) Init(tx *bolt.Tx) error {
-	return createBuckets(tx, bucketState, bucketStateAudit, bucketStateIndex)
+func (p State) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (State) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (State) Buckets() [][]byte {
+	return [][]byte{bucketState, bucketStateAudit, bucketStateIndex}
 }
 
 // Apply implements Projection.
