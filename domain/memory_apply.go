@@ -59,7 +59,8 @@ func ApplyMemory(m Memory, ev Event) Memory {
 		m.Status = StatusSuperseded
 		m.SupersededBy = p.SupersededBy
 	case MemoryReinforced:
-		m.Confidence = math.Min(1, m.Confidence+p.Delta)
+		// Rounded to 1e-9 so that 0.9 + 0.05 reads 0.95, not 0.9500000000000001.
+		m.Confidence = math.Min(1, math.Round((m.Confidence+p.Delta)*1e9)/1e9)
 		m.ReferenceCount++
 		t := ev.Time
 		m.LastReferencedAt = &t

@@ -100,14 +100,18 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/integrity/run", s.postIntegrityRun)
 	mux.HandleFunc("POST /admin/nightly/run", s.postNightlyRun)
 	mux.HandleFunc("GET /admin/nightly", s.listNightly)
+	mux.HandleFunc("GET /admin/dashboard", s.getDashboard)
+	s.routeUI(mux)
 	mux.HandleFunc("GET /health", s.health)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Browsers' cross-site writes are refused, so that a page elsewhere cannot post a decision
+	// in the operator's name; clients that are not browsers are not affected.
+	return http.NewCrossOriginProtection().Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, pattern := mux.Handler(r); pattern == "" {
 			s.noRoute(w, r, mux)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 // noRoute answers a request no route takes as a problem: 405 with Allow when the path exists

@@ -230,3 +230,41 @@ func (db *DB) StateAudit(project, category, key string) ([]json.RawMessage, erro
 	})
 	return out, err
 }
+
+// StateCounts are the numbers of active project-state entries.
+type StateCounts struct {
+	Total      int            `json:"total"`
+	Invalid    int            `json:"invalid"`
+	ByProject  map[string]int `json:"by_project"`
+	ByCategory map[string]int `json:"by_category"`
+}
+
+// StateCounts counts the active entries by project and category, and the invalidated ones.
+func (db *DB) StateCounts() (StateCounts, error) {
+	c := StateCounts{ByProject: map[string]int{}, ByCategory: map[string]int{}}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketState)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var e struct {
+				Project  string `json:"project"`
+				Category string `json:"category"`
+				Status   string `json:"status"`
+			}
+			if err := json.Unmarshal(v, &e); err != nil {
+				return err
+			}
+			if e.Status != domain.StateActive {
+				c.Invalid++
+				return nil
+			}
+			c.Total++
+			c.ByProject[e.Project]++
+			c.ByCategory[e.Category]++
+			return nil
+		})
+	})
+	return c, err
+}

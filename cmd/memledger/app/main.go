@@ -88,6 +88,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: domain.DefaultRules(),
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
 		Version:  Version, Logger: m.Logger, Now: m.Now}
+	// Handler settles the API's defaults, which the goroutines below read.
+	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {
 		return err
 	}
@@ -106,7 +108,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
-	m.http = &http.Server{Handler: m.API.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.http.Serve(m.listener) }()
 	m.Logger.Info("memledger serving", "addr", m.Addr(), "data", m.Config.Data,

@@ -1,0 +1,319 @@
+package handlers
+
+import (
+	"bytes"
+	"embed"
+	"encoding/json"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+//go:embed ui/templates ui/static
+var uiFiles embed.FS
+
+// ActorTriage is the actor of decisions taken in the review queue.
+const ActorTriage = "human-triage"
+
+// reviewLimit bounds the review queue a page shows.
+const reviewLimit = 500
+
+var uiFuncs = template.FuncMap{
+	"fmtTime": func(t any) string {
+		switch v := t.(type) {
+		case time.Time:
+			return v.UTC().Format("2006-01-02 15:04:05 UTC")
+		case *time.Time:
+			if v != nil {
+				return v.UTC().Format("2006-01-02 15:04:05 UTC")
+			}
+		}
+		return ""
+	},
+}
+
+// pages are the UI's templates, each page with the layout.
+var pages = func() map[string]*template.Template {
+	out := map[string]*template.Template{}
+	for _, p := range []string{"dashboard", "review", "memory"} {
+		out[p] = template.Must(template.New(p).Funcs(uiFuncs).ParseFS(uiFiles,
+			"ui/templates/layout.html", "ui/templates/"+p+".html"))
+	}
+	return out
+}()
+
+// page is what every page template gets.
+type page struct {
+	Title, Nav, Flash, Version string
+	Data                       any
+	Statuses                   []domain.Status
+	Types                      []domain.MemoryType
+	Severities                 []domain.Severity
+	Checks                     []string
+	LastNightly                *projections.NightlyRun
+}
+
+func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
+	p.Version, p.Statuses, p.Types, p.Severities, p.Checks = s.Version, domain.Statuses, domain.MemoryTypes, domain.Severities, domain.IntegrityChecks
+	if p.Flash == "" {
+		p.Flash = r.URL.Query().Get("flash")
+	}
+	var buf bytes.Buffer
+	if err := pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	buf.WriteTo(w)
+}
+
+// routeUI adds the web pages to mux.
+func (s *Server) routeUI(mux *http.ServeMux) {
+	static, _ := fs.Sub(uiFiles, "ui/static")
+	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/ui/", http.StatusFound)
+	})
+	mux.HandleFunc("GET /ui/{$}", s.uiDashboard)
+	mux.HandleFunc("GET /ui/review", s.uiReview)
+	mux.HandleFunc("POST /ui/review/{id}", s.uiDecide)
+	mux.HandleFunc("GET /ui/memory/{id}", s.uiMemory)
+}
+
+func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
+	d, err := s.Dashboard(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p := page{Title: "Dashboard", Nav: "dashboard", Data: d}
+	if string(d.Ledger.LastNightly) != "null" {
+		p.LastNightly = &projections.NightlyRun{}
+		json.Unmarshal(d.Ledger.LastNightly, p.LastNightly)
+	}
+	s.render(w, r, "dashboard", p)
+}
+
+type reviewPage struct {
+	Candidates          []domain.Memory
+	Projects            []string
+	Project, MemoryType string
+	Return              string
+}
+
+func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	f := projections.MemoryFilter{Status: domain.StatusCandidate, Limit: MaxLimit}
+	var err error
+	if v := q.Get("memory_type"); v != "" {
+		if f.MemoryType, err = domain.ParseMemoryType(v); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+	}
+	if f.Project, err = s.canonicalProject(q.Get("project")); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	data := reviewPage{Project: f.Project, MemoryType: string(f.MemoryType), Return: r.URL.RequestURI()}
+	for {
+		batch, next, err := s.DB.ListMemories(f)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, raw := range batch {
+			var m domain.Memory
+			if err := json.Unmarshal(raw, &m); err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			data.Candidates = append(data.Candidates, m)
+		}
+		if next == 0 {
+			break
+		}
+		f.Before = next
+	}
+	slices.Reverse(data.Candidates) // oldest first
+	if len(data.Candidates) > reviewLimit {
+		data.Candidates = data.Candidates[:reviewLimit]
+	}
+	counts, err := s.DB.MemoryCounts()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for p := range counts.ByProject {
+		if p != "" {
+			data.Projects = append(data.Projects, p)
+		}
+	}
+	slices.Sort(data.Projects)
+	s.render(w, r, "review", page{Title: "Review queue", Nav: "review", Data: data})
+}
+
+// uiDecide takes a review decision posted by a form (the page without JavaScript) and sends
+// the browser back to the queue.
+func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		s.fail(w, r, domain.Invalid("body", "unreadable form: %v", err))
+		return
+	}
+	id := r.PathValue("id")
+	var cmd domain.Command
+	switch r.PostForm.Get("action") {
+	case "promote":
+		cmd = domain.PromoteMemory{}
+	case "reject":
+		cmd = domain.RejectMemory{}
+	default:
+		s.fail(w, r, domain.Invalid("action", "must be promote or reject"))
+		return
+	}
+	meta := domain.Meta{EventID: uuid.NewString(), Actor: ActorTriage, Note: strings.TrimSpace(r.PostForm.Get("reason")), Time: s.Now().UTC()}
+	_, res, err := s.Store.UpdateMemory(r.Context(), id, eventstore.UpdateOptions{},
+		func(m domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(m, id, cmd, meta) })
+	if err == nil {
+		err = s.waitApplied(r.Context(), res.Seq)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	back := r.PostForm.Get("return")
+	if !strings.HasPrefix(back, "/ui/review") {
+		back = "/ui/review"
+	}
+	u, _ := url.Parse(back)
+	q := u.Query()
+	q.Set("flash", fmt.Sprintf("%s: %sd", id, r.PostForm.Get("action")))
+	u.RawQuery = q.Encode()
+	http.Redirect(w, r, u.String(), http.StatusSeeOther)
+}
+
+type timelineEntry struct {
+	Seq       uint64
+	Action    domain.Action
+	Actor     string
+	Note      string
+	Timestamp time.Time
+	Changes   []fieldChange
+	Selected  bool
+}
+
+type fieldChange struct{ Field, Before, After string }
+
+type memoryPage struct {
+	Current, Shown domain.Memory
+	AsOf           uint64
+	Entries        []timelineEntry
+}
+
+// diffFields are the memory's fields a timeline entry compares, in display order.
+var diffFields = []string{"status", "memory_type", "content", "project", "confidence", "reference_count",
+	"last_referenced_at", "domain_tags", "valid_until", "source_chunk_id", "superseded_by"}
+
+func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	data, err := s.DB.GetMemory(id)
+	if err == nil && data == nil {
+		err = fmt.Errorf("memory %s: %w", id, domain.ErrNotFound)
+	}
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var p memoryPage
+	if err := json.Unmarshal(data, &p.Current); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	p.Shown = p.Current
+	if v := r.URL.Query().Get("at"); v != "" {
+		if p.AsOf, err = strconv.ParseUint(v, 10, 64); err != nil {
+			s.fail(w, r, domain.Invalid("at", "%q is not an entry's sequence number", v))
+			return
+		}
+	}
+	entries, err := s.DB.MemoryAudit(id)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	found := p.AsOf == 0
+	for _, raw := range entries {
+		var e projections.AuditEntry
+		if err := json.Unmarshal(raw, &e); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp,
+			Changes: changes(e.Before, e.After), Selected: e.Seq == p.AsOf}
+		if p.AsOf != 0 && e.Seq <= p.AsOf {
+			json.Unmarshal(e.After, &p.Shown)
+			found = found || e.Seq == p.AsOf
+		}
+		p.Entries = append(p.Entries, te)
+	}
+	if !found {
+		s.fail(w, r, fmt.Errorf("memory %s has no history entry %d: %w", id, p.AsOf, domain.ErrNotFound))
+		return
+	}
+	if p.AsOf == 0 && len(p.Entries) > 0 {
+		p.Entries[len(p.Entries)-1].Selected = true
+	}
+	s.render(w, r, "memory", page{Title: "Memory " + id, Data: p})
+}
+
+// changes lists the fields that differ between two memory snapshots.
+func changes(before, after json.RawMessage) []fieldChange {
+	var b, a map[string]any
+	json.Unmarshal(before, &b)
+	json.Unmarshal(after, &a)
+	var out []fieldChange
+	for _, f := range diffFields {
+		bv, av := show(b[f]), show(a[f])
+		if bv != av {
+			out = append(out, fieldChange{Field: f, Before: bv, After: av})
+		}
+	}
+	return out
+}
+
+// show formats a snapshot's field for a person.
+func show(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return "—"
+	case string:
+		if x == "" {
+			return "—"
+		}
+		return x
+	case []any:
+		parts := make([]string, len(x))
+		for i, p := range x {
+			parts[i] = fmt.Sprint(p)
+		}
+		if len(parts) == 0 {
+			return "—"
+		}
+		return strings.Join(parts, ", ")
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return fmt.Sprint(v)
+}

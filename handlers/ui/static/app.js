@@ -1,0 +1,31 @@
+// memledger UI: decisions in the review queue without reloading the page. Without
+// JavaScript the same forms post back to the server.
+"use strict";
+
+document.addEventListener("submit", async (event) => {
+  const form = event.target;
+  if (!form.classList.contains("decide")) return;
+  event.preventDefault();
+  const row = form.closest("tr");
+  const action = event.submitter ? event.submitter.value : "promote";
+  const reason = form.querySelector("input[name=reason]").value.trim();
+  const error = form.querySelector(".error");
+  error.textContent = "";
+  try {
+    const res = await fetch(`/memory/${encodeURIComponent(row.dataset.id)}/${action}`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", "X-Actor": "human-triage" },
+      body: JSON.stringify(reason ? { note: reason } : {}),
+    });
+    if (!res.ok) {
+      const problem = await res.json().catch(() => ({}));
+      error.textContent = problem.detail || res.statusText;
+      return;
+    }
+    row.remove();
+    const count = document.getElementById("queue-count");
+    if (count) count.textContent = String(document.querySelectorAll("#queue tbody tr[data-id]").length);
+  } catch (e) {
+    error.textContent = String(e);
+  }
+});
