@@ -66,7 +66,7 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 		}
 		ack, err := s.js.Publish(ctx, subject, data, opts...)
 		if err != nil {
-			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
+			return s.retried(ctx, res, subject, ev, err)
 		}
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		evs[i].Seq = ack.Sequence
@@ -94,13 +94,32 @@ func (s *Store) AppendFor(ctx context.Context, filter string, expected uint64, e
 		ack, err := s.js.Publish(ctx, subject, data, jetstream.WithMsgID(ev.ID),
 			jetstream.WithExpectLastSequenceForSubject(expected, filter))
 		if err != nil {
-			return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, mapError(err))
+			return s.retried(ctx, res, subject, ev, err)
 		}
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		evs[i].Seq = ack.Sequence
 		expected = ack.Sequence
 	}
 	return res, nil
+}
+
+// retried handles a refused publish of ev: the server checks the expected sequence before
+// the message id, so the retry of an append that was stored is refused as a conflict. When
+// the aggregate holds an event with ev's id, the append is that duplicate; otherwise the error
+// is mapped to the domain's.
+func (s *Store) retried(ctx context.Context, res Appended, subject string, ev domain.Event, err error) (Appended, error) {
+	err = mapError(err)
+	if errors.Is(err, domain.ErrConflict) {
+		evs, _, lerr := s.loadSubject(ctx, subject)
+		if lerr == nil {
+			for _, stored := range evs {
+				if stored.ID == ev.ID {
+					return Appended{Seq: stored.Seq, Duplicate: true}, nil
+				}
+			}
+		}
+	}
+	return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, err)
 }
 
 // mapError is the one place where JetStream's errors become the domain's.

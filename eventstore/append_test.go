@@ -91,74 +91,6 @@ func TestAppendLoadRoundTrip(t *testing.T) {
 	}
 }
 
-func TestLoadUnknownMemory(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
-	appendCreated(t, s, domain.StatusActive)
-
-	evs, last, err := s.Load(t.Context(), "memory", newMemoryID())
-	require.NoError(t, err)
-	require.Empty(t, evs)
-	require.Zero(t, last)
-
-	// Also on an empty stream.
-	empty := openStore(t, eventstore.FsyncInterval)
-	evs, last, err = empty.Load(t.Context(), "memory", newMemoryID())
-	require.NoError(t, err)
-	require.Empty(t, evs)
-	require.Zero(t, last)
-}
-
-func TestLoadManyEvents(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
-	ctx := t.Context()
-
-	// More than two direct-get batches, interleaved with another memory's events.
-	const n = 1200
-	require.Greater(t, n, 2*eventstore.LoadBatch)
-	id, last := appendCreated(t, s, domain.StatusActive)
-	other, otherLast := appendCreated(t, s, domain.StatusActive)
-	want := []uint64{last}
-	for i := 1; i < n; i++ {
-		ev := memEvent(id, i, domain.MemoryReinforced{Delta: 0.001})
-		res, err := s.Append(ctx, last, ev)
-		require.NoError(t, err)
-		last = res.Seq
-		want = append(want, last)
-		if i%3 == 0 {
-			res, err := s.Append(ctx, otherLast, memEvent(other, i, domain.MemoryReinforced{Delta: 0.001}))
-			require.NoError(t, err)
-			otherLast = res.Seq
-		}
-	}
-
-	evs, gotLast, err := s.Load(ctx, "memory", id)
-	require.NoError(t, err)
-	require.Len(t, evs, n)
-	require.Equal(t, want, seqs(evs), "every event, in log order")
-	require.Equal(t, last, gotLast)
-	var m domain.Memory
-	for _, ev := range evs {
-		m = domain.ApplyMemory(m, ev)
-	}
-	require.Equal(t, n-1, m.ReferenceCount)
-
-	// Exactly one batch, and one more than a batch.
-	for _, size := range []int{eventstore.LoadBatch, eventstore.LoadBatch + 1} {
-		id, last := appendCreated(t, s, domain.StatusActive)
-		evs := make([]domain.Event, size-1)
-		for i := range evs {
-			evs[i] = memEvent(id, i+1, domain.MemoryReinforced{Delta: 0.001})
-		}
-		_, err := s.Append(ctx, last, evs...)
-		require.NoError(t, err)
-		got, gotLast, err := s.Load(ctx, "memory", id)
-		require.NoError(t, err)
-		require.Len(t, got, size)
-		require.Equal(t, evs[len(evs)-1].Seq, gotLast)
-		require.Equal(t, ids(evs), ids(got[1:]))
-	}
-}
-
 func TestAppendConflict(t *testing.T) {
 	s := openStore(t, eventstore.FsyncInterval)
 	ctx := t.Context()
@@ -274,7 +206,6 @@ func TestAppendIdempotent(t *testing.T) {
 // same arguments: the server checks the expected subject sequence before the message id, so
 // today the retry is refused as a conflict instead of answering the first result.
 func TestAppendExactRetryIsDuplicate(t *testing.T) {
-	t.Skip("known bug: an exact retry of Append is a conflict, not a duplicate (the server checks Nats-Expected-Last-Subject-Sequence before Nats-Msg-Id); see the eventstore test report")
 	s := openStore(t, eventstore.FsyncInterval)
 	ctx := t.Context()
 	id := newMemoryID()
@@ -322,4 +253,69 @@ func TestSubject(t *testing.T) {
 
 	_, err = eventstore.AggregateSubject("memory", "a.b")
 	require.True(t, errors.Is(err, domain.ErrInvalid))
+}
+
+func TestAppendUnchecked(t *testing.T) {
+	s := openStore(t, eventstore.FsyncInterval)
+	ctx := t.Context()
+	result := func(n int) domain.Event {
+		return aggregateEvent("harness", n, domain.HarnessRecorded{PassRate: 0.9, Passed: 9, Total: 10})
+	}
+
+	// Facts appended whatever the aggregate's last event, each still stored once.
+	first := result(0)
+	res, err := s.Append(ctx, eventstore.Unchecked, first)
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 1}, res)
+	res, err = s.Append(ctx, eventstore.Unchecked, result(1), result(2))
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 3}, res)
+	res, err = s.Append(ctx, eventstore.Unchecked, first)
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 1, Duplicate: true}, res)
+
+	evs, last, err := s.Load(ctx, "system", "harness")
+	require.NoError(t, err)
+	require.Equal(t, []uint64{1, 2, 3}, seqs(evs))
+	require.Equal(t, uint64(3), last)
+	require.Equal(t, domain.HarnessRecorded{PassRate: 0.9, Passed: 9, Total: 10}, evs[2].Data)
+}
+
+func TestAppendFor(t *testing.T) {
+	s := openStore(t, eventstore.FsyncInterval)
+	ctx := t.Context()
+	const projects = "ledger.project.>"
+	project := func(id string, n int) domain.Event {
+		return aggregateEvent(id, n, domain.ProjectRegistered{Aliases: []string{id + "-alias"}, Description: "project " + id})
+	}
+	appendCreated(t, s, domain.StatusActive) // not a project: outside the boundary
+
+	// The first event of the boundary, then two more in one call.
+	res, err := s.AppendFor(ctx, projects, 0, project("alpha", 0))
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 2}, res)
+	evs := []domain.Event{project("beta", 1), project("gamma", 2)}
+	res, err = s.AppendFor(ctx, projects, 2, evs...)
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 4}, res)
+	require.Equal(t, []uint64{3, 4}, seqs(evs))
+
+	// A decision on a stale view of the boundary is a conflict, whichever subject it writes.
+	_, err = s.AppendFor(ctx, projects, 2, project("delta", 3))
+	require.ErrorIs(t, err, domain.ErrConflict)
+	_, err = s.AppendFor(ctx, projects, 0, project("alpha", 3))
+	require.ErrorIs(t, err, domain.ErrConflict)
+
+	// Events outside the boundary do not move it.
+	appendCreated(t, s, domain.StatusActive)
+	res, err = s.AppendFor(ctx, projects, 4, project("delta", 3))
+	require.NoError(t, err)
+	require.Equal(t, uint64(6), res.Seq)
+
+	// An event appended again at the current position is a duplicate.
+	again := evs[1]
+	res, err = s.AppendFor(ctx, projects, 6, again)
+	require.NoError(t, err)
+	require.Equal(t, eventstore.Appended{Seq: 4, Duplicate: true}, res)
+	require.Equal(t, uint64(6), lastSeq(t, s))
 }

@@ -95,12 +95,14 @@ func TestFollowStopsWithContext(t *testing.T) {
 	s := openStore(t, eventstore.FsyncInterval)
 
 	// Waiting for new events.
-	cancel, errc := follow(t, s, 1, make(chan domain.Event, 1))
+	appendCreated(t, s, domain.StatusActive)
+	out := make(chan domain.Event, 1)
+	cancel, errc := follow(t, s, 1, out)
+	receive(t, out, 1)
 	cancel()
 	require.ErrorIs(t, waitErr(t, errc), context.Canceled)
 
 	// Blocked on a reader that does not read.
-	appendCreated(t, s, domain.StatusActive)
 	appendCreated(t, s, domain.StatusActive)
 	unread := make(chan domain.Event)
 	cancel, errc = follow(t, s, 1, unread)

@@ -132,3 +132,13 @@ func ids(evs []domain.Event) []string {
 	}
 	return out
 }
+
+// aggregateEvent builds an event of aggregate id, without note or correlation id, at t0 plus n
+// seconds.
+func aggregateEvent(id string, n int, p domain.Payload) domain.Event {
+	return domain.NewEvent(id, domain.Meta{
+		EventID: uuid.NewString(),
+		Actor:   "test-actor",
+		Time:    t0.Add(time.Duration(n) * time.Second),
+	}, p)
+}

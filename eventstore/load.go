@@ -50,6 +50,11 @@ func (s *Store) Load(ctx context.Context, kind, id string) ([]domain.Event, uint
 	if err != nil {
 		return nil, 0, err
 	}
+	return s.loadSubject(ctx, subject)
+}
+
+// loadSubject returns every event on subject, oldest first, and the position of the last.
+func (s *Store) loadSubject(ctx context.Context, subject string) ([]domain.Event, uint64, error) {
 	var evs []domain.Event
 	from, last := uint64(1), uint64(0)
 	for {
@@ -71,7 +76,10 @@ func (s *Store) Load(ctx context.Context, kind, id string) ([]domain.Event, uint
 // more are pending.
 func (s *Store) loadBatch(ctx context.Context, subject string, from uint64, add func(domain.Event)) (bool, error) {
 	inbox := s.nc.NewRespInbox()
-	sub, err := s.nc.SubscribeSync(inbox)
+	// A batch is at most loadBatch messages and the end-of-batch status: the channel never
+	// fills (SubscribeSync would allocate a far larger one for each batch).
+	msgs := make(chan *nats.Msg, loadBatch+1)
+	sub, err := s.nc.ChanSubscribe(inbox, msgs)
 	if err != nil {
 		return false, err
 	}
@@ -81,9 +89,11 @@ func (s *Store) loadBatch(ctx context.Context, subject string, from uint64, add 
 		return false, err
 	}
 	for {
-		msg, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return false, err
+		var msg *nats.Msg
+		select {
+		case msg = <-msgs:
+		case <-ctx.Done():
+			return false, ctx.Err()
 		}
 		switch status := msg.Header.Get("Status"); status {
 		case "":

@@ -82,6 +82,11 @@ func (s *Store) Open(ctx context.Context) error {
 	if s.Replicas < 1 || s.Replicas > 5 {
 		return fmt.Errorf("replicas must be between 1 and 5, got %d", s.Replicas)
 	}
+	if s.Listen != "" {
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			return fmt.Errorf("nats listen address %q: %w", s.Listen, err)
+		}
+	}
 	if s.Listen != "" && s.User == "" && !loopback(s.Listen) {
 		return fmt.Errorf("nats listen address %s is reachable from other machines: set a user and password (--nats-user, --nats-password) so that only your subscribers can connect", s.Listen)
 	}

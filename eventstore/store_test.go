@@ -1,6 +1,7 @@
 package eventstore_test
 
 import (
+	"log/slog"
 	"testing"
 	"time"
 
@@ -143,6 +144,7 @@ func TestListen(t *testing.T) {
 	s.Fsync = eventstore.FsyncInterval
 	s.Listen = "127.0.0.1:0"
 	s.User, s.Password = "ledger", "s3cret"
+	s.Logger = slog.New(slog.DiscardHandler) // the refused clients below are logged as errors
 	require.NoError(t, s.Open(t.Context()))
 	t.Cleanup(func() { s.Close() })
 

@@ -58,6 +58,10 @@ func (s *Store) UpdateMemory(ctx context.Context, id string, opts UpdateOptions,
 		if err != nil {
 			return m, res, err
 		}
+		if res.Duplicate {
+			// The events were stored by an earlier try; m may already hold them.
+			return m, res, nil
+		}
 		for _, ev := range evs {
 			m = domain.ApplyMemory(m, ev)
 		}
