@@ -19,7 +19,8 @@ type envelope struct {
 	Note          string          `json:"note,omitempty"`
 	CorrelationID string          `json:"correlation_id,omitempty"`
 	Time          time.Time       `json:"time"`
-	Data          json.RawMessage `json:"data"`
+	// Data is the payload; it is always the last field (encode appends it).
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // codec knows, for each event type, its current schema version, how to decode that version and
@@ -95,11 +96,21 @@ func (c *codec) encode(ev domain.Event) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	return json.Marshal(envelope{
+	// The envelope is marshalled without its payload, which is spliced in as the last field:
+	// marshalling it as a json.RawMessage would validate and copy it once more.
+	head, err := json.Marshal(envelope{
 		ID: ev.ID, Type: ev.Type, Version: t.version, AggregateID: ev.AggregateID,
 		Actor: ev.Actor, Note: ev.Note, CorrelationID: ev.CorrelationID,
-		Time: ev.Time.UTC(), Data: data,
+		Time: ev.Time.UTC(),
 	})
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
+	out := make([]byte, 0, len(head)+len(data)+8)
+	out = append(out, head[:len(head)-1]...)
+	out = append(out, `,"data":`...)
+	out = append(out, data...)
+	return append(out, '}'), nil
 }
 
 func (c *codec) decode(raw []byte, seq uint64) (domain.Event, error) {
