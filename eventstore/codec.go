@@ -11,14 +11,14 @@ import (
 // envelope is the stored form of an event: the message body in the stream. Its field names
 // and the payload's are part of the log's format; changing either is a new schema version.
 type envelope struct {
-	ID            string          `json:"id"`
-	Type          string          `json:"type"`
-	Version       int             `json:"version"`
-	AggregateID   string          `json:"aggregate_id"`
-	Actor         string          `json:"actor"`
-	Note          string          `json:"note,omitempty"`
-	CorrelationID string          `json:"correlation_id,omitempty"`
-	Time          time.Time       `json:"time"`
+	ID            string    `json:"id"`
+	Type          string    `json:"type"`
+	Version       int       `json:"version"`
+	AggregateID   string    `json:"aggregate_id"`
+	Actor         string    `json:"actor"`
+	Note          string    `json:"note,omitempty"`
+	CorrelationID string    `json:"correlation_id,omitempty"`
+	Time          time.Time `json:"time"`
 	// Data is the payload; it is always the last field (encode appends it).
 	Data json.RawMessage `json:"data,omitempty"`
 }
