@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"embed"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -29,24 +30,38 @@ const ActorTriage = "human-triage"
 // reviewLimit bounds the review queue a page shows.
 const reviewLimit = 500
 
+// timeLayout is how the pages show a time.
+const timeLayout = "2006-01-02 15:04:05 UTC"
+
 var uiFuncs = template.FuncMap{
 	"fmtTime": func(t any) string {
 		switch v := t.(type) {
 		case time.Time:
-			return v.UTC().Format("2006-01-02 15:04:05 UTC")
+			return v.UTC().Format(timeLayout)
 		case *time.Time:
 			if v != nil {
-				return v.UTC().Format("2006-01-02 15:04:05 UTC")
+				return v.UTC().Format(timeLayout)
 			}
+		case string:
+			if p, err := time.Parse(time.RFC3339Nano, v); err == nil {
+				return p.UTC().Format(timeLayout)
+			}
+			return v
 		}
 		return ""
+	},
+	"plural": func(n int, one, many string) string {
+		if n == 1 {
+			return one
+		}
+		return many
 	},
 }
 
 // pages are the UI's templates, each page with the layout.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, p := range []string{"dashboard", "review", "memory"} {
+	for _, p := range []string{"dashboard", "review", "memory", "error"} {
 		out[p] = template.Must(template.New(p).Funcs(uiFuncs).ParseFS(uiFiles,
 			"ui/templates/layout.html", "ui/templates/"+p+".html"))
 	}
@@ -62,6 +77,21 @@ type page struct {
 	Severities                 []domain.Severity
 	Checks                     []string
 	LastNightly                *projections.NightlyRun
+}
+
+// uiFail answers err as a page a person can read, with the same status the API would give.
+func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status == http.StatusInternalServerError {
+		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		err = fmt.Errorf("internal error; see the server log")
+	}
+	w.WriteHeader(status)
+	s.render(w, r, "error", page{Title: http.StatusText(status), Data: struct {
+		Status int
+		Title  string
+		Detail string
+	}{status, http.StatusText(status), err.Error()}})
 }
 
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
@@ -81,7 +111,14 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 // routeUI adds the web pages to mux.
 func (s *Server) routeUI(mux *http.ServeMux) {
 	static, _ := fs.Sub(uiFiles, "ui/static")
-	mux.Handle("GET /ui/static/", http.StripPrefix("/ui/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /ui/static/{file}", func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("file")
+		if st, err := fs.Stat(static, name); err != nil || st.IsDir() {
+			s.problem(w, r, http.StatusNotFound, "no such asset: "+name, "")
+			return
+		}
+		http.ServeFileFS(w, r, static, name)
+	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusFound)
 	})
@@ -94,7 +131,7 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
 	d, err := s.Dashboard(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	p := page{Title: "Dashboard", Nav: "dashboard", Data: d}
@@ -118,25 +155,25 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 	var err error
 	if v := q.Get("memory_type"); v != "" {
 		if f.MemoryType, err = domain.ParseMemoryType(v); err != nil {
-			s.fail(w, r, err)
+			s.uiFail(w, r, err)
 			return
 		}
 	}
 	if f.Project, err = s.canonicalProject(q.Get("project")); err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	data := reviewPage{Project: f.Project, MemoryType: string(f.MemoryType), Return: r.URL.RequestURI()}
 	for {
 		batch, next, err := s.DB.ListMemories(f)
 		if err != nil {
-			s.fail(w, r, err)
+			s.uiFail(w, r, err)
 			return
 		}
 		for _, raw := range batch {
 			var m domain.Memory
 			if err := json.Unmarshal(raw, &m); err != nil {
-				s.fail(w, r, err)
+				s.uiFail(w, r, err)
 				return
 			}
 			data.Candidates = append(data.Candidates, m)
@@ -152,7 +189,7 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 	}
 	counts, err := s.DB.MemoryCounts()
 	if err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	for p := range counts.ByProject {
@@ -169,28 +206,34 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
-		s.fail(w, r, domain.Invalid("body", "unreadable form: %v", err))
+		s.uiFail(w, r, domain.Invalid("body", "unreadable form: %v", err))
 		return
 	}
 	id := r.PathValue("id")
 	var cmd domain.Command
+	var done string
 	switch r.PostForm.Get("action") {
 	case "promote":
-		cmd = domain.PromoteMemory{}
+		cmd, done = domain.PromoteMemory{}, "promoted"
 	case "reject":
-		cmd = domain.RejectMemory{}
+		cmd, done = domain.RejectMemory{}, "rejected"
 	default:
-		s.fail(w, r, domain.Invalid("action", "must be promote or reject"))
+		s.uiFail(w, r, domain.Invalid("action", "must be promote or reject"))
 		return
 	}
 	meta := domain.Meta{EventID: uuid.NewString(), Actor: ActorTriage, Note: strings.TrimSpace(r.PostForm.Get("reason")), Time: s.Now().UTC()}
+	var fe *domain.FieldError
+	if err := domain.CheckNote(meta.Note, s.Rules.MaxNoteLength); errors.As(err, &fe) {
+		s.uiFail(w, r, domain.Invalid("reason", "%s", fe.Reason))
+		return
+	}
 	_, res, err := s.Store.UpdateMemory(r.Context(), id, eventstore.UpdateOptions{},
 		func(m domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(m, id, cmd, meta) })
 	if err == nil {
 		err = s.waitApplied(r.Context(), res.Seq)
 	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	back := r.PostForm.Get("return")
@@ -199,7 +242,7 @@ func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 	}
 	u, _ := url.Parse(back)
 	q := u.Query()
-	q.Set("flash", fmt.Sprintf("%s: %sd", id, r.PostForm.Get("action")))
+	q.Set("flash", fmt.Sprintf("%s: %s", id, done))
 	u.RawQuery = q.Encode()
 	http.Redirect(w, r, u.String(), http.StatusSeeOther)
 }
@@ -233,43 +276,44 @@ func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
 		err = fmt.Errorf("memory %s: %w", id, domain.ErrNotFound)
 	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	var p memoryPage
 	if err := json.Unmarshal(data, &p.Current); err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	p.Shown = p.Current
 	if v := r.URL.Query().Get("at"); v != "" {
-		if p.AsOf, err = strconv.ParseUint(v, 10, 64); err != nil {
-			s.fail(w, r, domain.Invalid("at", "%q is not an entry's sequence number", v))
+		if p.AsOf, err = strconv.ParseUint(v, 10, 64); err != nil || p.AsOf == 0 {
+			s.uiFail(w, r, domain.Invalid("at", "%q is not an entry's sequence number", v))
 			return
 		}
 	}
 	entries, err := s.DB.MemoryAudit(id)
 	if err != nil {
-		s.fail(w, r, err)
+		s.uiFail(w, r, err)
 		return
 	}
 	found := p.AsOf == 0
 	for _, raw := range entries {
 		var e projections.AuditEntry
 		if err := json.Unmarshal(raw, &e); err != nil {
-			s.fail(w, r, err)
+			s.uiFail(w, r, err)
 			return
 		}
 		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp,
 			Changes: changes(e.Before, e.After), Selected: e.Seq == p.AsOf}
 		if p.AsOf != 0 && e.Seq <= p.AsOf {
+			p.Shown = domain.Memory{}
 			json.Unmarshal(e.After, &p.Shown)
 			found = found || e.Seq == p.AsOf
 		}
 		p.Entries = append(p.Entries, te)
 	}
 	if !found {
-		s.fail(w, r, fmt.Errorf("memory %s has no history entry %d: %w", id, p.AsOf, domain.ErrNotFound))
+		s.uiFail(w, r, fmt.Errorf("memory %s has no history entry %d: %w", id, p.AsOf, domain.ErrNotFound))
 		return
 	}
 	if p.AsOf == 0 && len(p.Entries) > 0 {
@@ -301,6 +345,9 @@ func show(v any) string {
 	case string:
 		if x == "" {
 			return "—"
+		}
+		if t, err := time.Parse(time.RFC3339Nano, x); err == nil {
+			return t.UTC().Format(timeLayout)
 		}
 		return x
 	case []any:

@@ -22,9 +22,18 @@ document.addEventListener("submit", async (event) => {
       error.textContent = problem.detail || res.statusText;
       return;
     }
+    const body = row.parentElement;
     row.remove();
+    const left = document.querySelectorAll("#queue tbody tr[data-id]").length;
     const count = document.getElementById("queue-count");
-    if (count) count.textContent = String(document.querySelectorAll("#queue tbody tr[data-id]").length);
+    if (count) count.textContent = String(left);
+    if (left === 0 && body) {
+      const empty = body.insertRow();
+      empty.className = "empty";
+      const cell = empty.insertCell();
+      cell.colSpan = 7;
+      cell.textContent = "No candidates waiting.";
+    }
   } catch (e) {
     error.textContent = String(e);
   }

@@ -1,0 +1,339 @@
+package projections_test
+
+import (
+	"context"
+	"log/slog"
+	"path/filepath"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+// integLog is a real embedded log with a live runner of the integrity projection alone.
+type integLog struct {
+	t      *testing.T
+	dir    string
+	store  *eventstore.Store
+	db     *projections.DB
+	runner *projections.Runner
+	last   uint64
+	n      int
+}
+
+func newIntegLog(t *testing.T) *integLog {
+	t.Helper()
+	dir := t.TempDir()
+	store := eventstore.New(dir)
+	store.Fsync = eventstore.FsyncInterval
+	store.Logger = slog.New(slog.DiscardHandler)
+	require.NoError(t, store.Open(context.Background()))
+	t.Cleanup(func() { store.Close() })
+	l := &integLog{t: t, dir: dir, store: store}
+	l.db, l.runner = integRunner(t, store, filepath.Join(dir, "live.db"))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- l.runner.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("the runner did not stop")
+		}
+	})
+	return l
+}
+
+// integRunner opens a projection file at path with a runner of the integrity projection.
+func integRunner(t *testing.T, src projections.Source, path string) (*projections.DB, *projections.Runner) {
+	t.Helper()
+	db, err := projections.Open(path, false)
+	require.NoError(t, err)
+	t.Cleanup(func() { db.Close() })
+	r := &projections.Runner{DB: db, Source: src, Projections: []projections.Projection{projections.Integrity{}},
+		Logger: slog.New(slog.DiscardHandler)}
+	require.NoError(t, r.Init())
+	return db, r
+}
+
+// add appends an event of aggregate id, as an import would (no expected position), and waits
+// until the projection has applied it.
+func (l *integLog) add(id string, p domain.Payload) {
+	l.t.Helper()
+	l.n++
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ev := domain.NewEvent(id, domain.Meta{EventID: uuid.NewString(), Actor: "import",
+		Time: time.Date(2026, 4, 1, 0, 0, l.n, 0, time.UTC)}, p)
+	res, err := l.store.Append(ctx, eventstore.Unchecked, ev)
+	require.NoError(l.t, err)
+	l.last = res.Seq
+	require.NoError(l.t, l.runner.WaitFor(ctx, res.Seq))
+}
+
+// report is the live report, checked to be at the last event and consistent with itself.
+func (l *integLog) report() domain.IntegrityReport {
+	l.t.Helper()
+	r := integReport(l.t, l.db)
+	require.Equal(l.t, l.last, r.AtSeq)
+	return r
+}
+
+func integReport(t *testing.T, db *projections.DB) domain.IntegrityReport {
+	t.Helper()
+	r, err := db.IntegrityReport()
+	require.NoError(t, err)
+	require.Len(t, r.Counts, len(domain.IntegrityChecks))
+	total := 0
+	for _, c := range domain.IntegrityChecks {
+		total += r.Counts[c]
+	}
+	require.Equal(t, total, r.Total)
+	require.Len(t, r.Findings, total)
+	for _, f := range r.Findings {
+		sort.Strings(f.MemoryIDs)
+	}
+	return r
+}
+
+func integOf(r domain.IntegrityReport, check string) []domain.Finding {
+	out := []domain.Finding{}
+	for _, f := range r.Findings {
+		if f.Check == check {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func integCreated(typ domain.MemoryType, project, content string, status domain.Status, chunk string) domain.MemoryCreated {
+	return domain.MemoryCreated{MemoryType: typ, Project: project, Content: content, Status: status, Confidence: 1, SourceChunkID: chunk}
+}
+
+func integSorted(ids ...string) []string {
+	sort.Strings(ids)
+	return ids
+}
+
+func TestIntegrityProjectionMissingAndOrphanedChunks(t *testing.T) {
+	l := newIntegLog(t)
+	require.Empty(t, l.report().Findings)
+
+	// A memory cites a chunk that does not exist.
+	l.add("m1", integCreated(domain.TypeKnowledge, "", "cites c1", domain.StatusActive, "c1"))
+	require.Equal(t, []domain.Finding{{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c1"}}, l.report().Findings)
+
+	// The chunk arrives before its document: it exists (no longer missing) but is orphaned.
+	l.add("d1", domain.ChunksAdded{Chunks: []domain.Chunk{{ID: "c1", DocumentID: "d1", Content: "x"}, {ID: "c2", DocumentID: "d1", ChunkIndex: 1, Content: "y"}}})
+	require.Equal(t, []domain.Finding{
+		{Check: domain.CheckOrphanedChunk, ChunkID: "c1", DocumentID: "d1"},
+		{Check: domain.CheckOrphanedChunk, ChunkID: "c2", DocumentID: "d1"},
+	}, l.report().Findings)
+
+	// Its document is recorded: nothing wrong.
+	l.add("d1", domain.DocumentRecorded{FilePath: "a.md"})
+	require.Empty(t, l.report().Findings)
+	// Chunks added to an existing document are not orphans.
+	l.add("d1", domain.ChunksAdded{Chunks: []domain.Chunk{{ID: "c3", DocumentID: "d1", ChunkIndex: 2, Content: "z"}}})
+	require.Empty(t, l.report().Findings)
+
+	// A second memory cites c3; deleting the document makes both memories findings.
+	l.add("m2", integCreated(domain.TypeKnowledge, "", "cites c3", domain.StatusCandidate, "c3"))
+	l.add("m3", integCreated(domain.TypeKnowledge, "", "no source", domain.StatusActive, ""))
+	require.Empty(t, l.report().Findings)
+	l.add("d1", domain.DocumentDeleted{})
+	require.Equal(t, []domain.Finding{
+		{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c1"},
+		{Check: domain.CheckMissingChunk, MemoryID: "m2", ChunkID: "c3"},
+	}, l.report().Findings)
+
+	// Recording c3 in another document clears m2 only.
+	l.add("d2", domain.DocumentRecorded{FilePath: "b.md", Chunks: []domain.Chunk{{ID: "c3", DocumentID: "d2", Content: "z"}}})
+	require.Equal(t, []domain.Finding{{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c1"}}, l.report().Findings)
+
+	// Deleting a document whose chunks are orphans clears them.
+	l.add("d3", domain.ChunksAdded{Chunks: []domain.Chunk{{ID: "c9", DocumentID: "d3", Content: "x"}}})
+	require.Len(t, integOf(l.report(), domain.CheckOrphanedChunk), 1)
+	l.add("d3", domain.DocumentDeleted{})
+	require.Empty(t, integOf(l.report(), domain.CheckOrphanedChunk))
+
+	// A later change of a memory leaves its chunk finding alone.
+	l.add("m1", domain.MemoryInvalidated{})
+	require.Equal(t, []domain.Finding{{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c1"}}, l.report().Findings)
+
+	integRequireRebuildEqual(t, l)
+}
+
+func TestIntegrityProjectionDuplicates(t *testing.T) {
+	l := newIntegLog(t)
+	l.add("a", integCreated(domain.TypePreference, "p", "Uses  Python", domain.StatusActive, ""))
+	l.add("b", integCreated(domain.TypePreference, "p", "uses python", domain.StatusActive, ""))
+	want := domain.Finding{Check: domain.CheckDuplicateMemory, MemoryType: "preference", Project: "p", Content: "uses python",
+		MemoryIDs: []string{"a", "b"}}
+	require.Equal(t, []domain.Finding{want}, l.report().Findings)
+
+	// Not duplicates: a candidate, another type, another project, a global memory.
+	l.add("c", integCreated(domain.TypePreference, "p", "USES PYTHON", domain.StatusCandidate, ""))
+	l.add("d", integCreated(domain.TypeKnowledge, "p", "uses python", domain.StatusActive, ""))
+	l.add("e", integCreated(domain.TypePreference, "q", "uses python", domain.StatusActive, ""))
+	l.add("f", integCreated(domain.TypePreference, "", "uses python", domain.StatusActive, ""))
+	require.Equal(t, []domain.Finding{want}, l.report().Findings)
+
+	// A repeated creation event of an existing memory changes nothing; nor does an event of a
+	// memory that does not exist.
+	l.add("a", integCreated(domain.TypePreference, "p", "something else", domain.StatusActive, ""))
+	l.add("ghost", domain.MemoryPromoted{})
+	require.Equal(t, []domain.Finding{want}, l.report().Findings)
+
+	// The candidate promoted joins the group; a memory whose type changes into it too.
+	l.add("c", domain.MemoryPromoted{})
+	l.add("d", domain.MemoryUpdated{Changed: []string{"memory_type"}, MemoryType: domain.TypePreference})
+	want.MemoryIDs = []string{"a", "b", "c", "d"}
+	require.Equal(t, []domain.Finding{want}, l.report().Findings)
+
+	// Leaving the group, one by one: invalidated, superseded, content changed, expired.
+	l.add("a", domain.MemoryInvalidated{})
+	l.add("b", domain.MemorySuperseded{SupersededBy: "c"})
+	want.MemoryIDs = []string{"c", "d"}
+	require.Equal(t, []domain.Finding{want}, l.report().Findings)
+	l.add("d", domain.MemoryUpdated{Changed: []string{"content"}, Content: "uses go"})
+	require.Empty(t, l.report().Findings, "a group of one is no finding")
+
+	// Reinforcing changes nothing of the group.
+	l.add("g", integCreated(domain.TypePreference, "p", "uses go", domain.StatusActive, ""))
+	l.add("g", domain.MemoryReinforced{Delta: 0.05})
+	require.Equal(t, []domain.Finding{{Check: domain.CheckDuplicateMemory, MemoryType: "preference", Project: "p", Content: "uses go",
+		MemoryIDs: []string{"d", "g"}}}, l.report().Findings)
+
+	integRequireRebuildEqual(t, l)
+}
+
+func TestIntegrityProjectionStateOfUnknownProjects(t *testing.T) {
+	l := newIntegLog(t)
+	l.add("atocore", domain.StateSet{Category: "fact", Key: "k", Value: "v"})
+	l.add("warning", domain.AlertRaised{Severity: domain.SeverityWarning, Title: "t", Message: "m"})
+	require.Empty(t, l.report().Findings, "the system project needs no registration")
+
+	l.add("ghost", domain.StateSet{Category: "fact", Key: "k", Value: "v"})
+	l.add("ghost", domain.StateSet{Category: "fact", Key: "k", Value: "v2"})
+	l.add("ghost", domain.StateSet{Category: "decision", Key: "k", Value: "v"})
+	l.add("ghost-2", domain.StateSet{Category: "fact", Key: "k", Value: "v"})
+	require.Equal(t, []domain.Finding{
+		{Check: domain.CheckUnknownProject, Project: "ghost", Category: "decision", Key: "k"},
+		{Check: domain.CheckUnknownProject, Project: "ghost", Category: "fact", Key: "k"},
+		{Check: domain.CheckUnknownProject, Project: "ghost-2", Category: "fact", Key: "k"},
+	}, l.report().Findings)
+
+	// Registering ghost clears its entries, not those of ghost-2 (whose id it prefixes).
+	l.add("ghost", domain.ProjectRegistered{Aliases: []string{}})
+	require.Equal(t, []domain.Finding{{Check: domain.CheckUnknownProject, Project: "ghost-2", Category: "fact", Key: "k"}}, l.report().Findings)
+	// Later entries of a registered project are fine.
+	l.add("ghost", domain.StateSet{Category: "fact", Key: "k2", Value: "v"})
+	require.Len(t, l.report().Findings, 1)
+
+	// Invalidating clears; setting again brings it back.
+	l.add("ghost-2", domain.StateInvalidated{Category: "fact", Key: "k"})
+	require.Empty(t, l.report().Findings)
+	l.add("ghost-2", domain.StateSet{Category: "fact", Key: "k", Value: "again"})
+	require.Len(t, l.report().Findings, 1)
+	// Invalidating an entry that was never set is harmless.
+	l.add("ghost-3", domain.StateInvalidated{Category: "fact", Key: "k"})
+	require.Len(t, l.report().Findings, 1)
+
+	integRequireRebuildEqual(t, l)
+}
+
+// integRequireRebuildEqual builds a fresh projection file from the whole log and requires the
+// same report as the live one.
+func integRequireRebuildEqual(t *testing.T, l *integLog) {
+	t.Helper()
+	live := l.report()
+	db, r := integRunner(t, l.store, filepath.Join(l.dir, "rebuilt.db"))
+	r.Until = l.last
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, r.Run(ctx))
+	require.Equal(t, live, integReport(t, db))
+}
+
+// The projection driven directly by bbolt transactions: each event applied in its own, then
+// every event in one, give the same findings.
+func TestIntegrityProjectionApplyInTransactions(t *testing.T) {
+	evs := []domain.Event{}
+	add := func(id string, p domain.Payload) {
+		ev := domain.NewEvent(id, domain.Meta{EventID: uuid.NewString(), Actor: "t", Time: time.Unix(int64(len(evs)), 0)}, p)
+		ev.Seq = uint64(len(evs) + 1)
+		evs = append(evs, ev)
+	}
+	add("m1", integCreated(domain.TypeKnowledge, "", "x", domain.StatusActive, "c1"))
+	add("m2", integCreated(domain.TypeKnowledge, "", "X", domain.StatusActive, "c2"))
+	add("d1", domain.DocumentRecorded{FilePath: "a.md", Chunks: []domain.Chunk{{ID: "c1", DocumentID: "d1", Content: "x"}}})
+	add("d2", domain.ChunksAdded{Chunks: []domain.Chunk{{ID: "c5", DocumentID: "d2", Content: "x"}}})
+	add("p", domain.StateSet{Category: "fact", Key: "k", Value: "v"})
+	want := []domain.Finding{
+		{Check: domain.CheckMissingChunk, MemoryID: "m2", ChunkID: "c2"},
+		{Check: domain.CheckDuplicateMemory, MemoryType: "knowledge", Content: "x", MemoryIDs: []string{"m1", "m2"}},
+		{Check: domain.CheckUnknownProject, Project: "p", Category: "fact", Key: "k"},
+		{Check: domain.CheckOrphanedChunk, ChunkID: "c5", DocumentID: "d2"},
+	}
+
+	p := projections.Integrity{}
+	for _, perTx := range []bool{true, false} {
+		db, err := projections.Open(filepath.Join(t.TempDir(), "p.db"), false)
+		require.NoError(t, err)
+		require.NoError(t, db.Bolt().Update(p.Init))
+		if perTx {
+			for _, ev := range evs {
+				require.NoError(t, db.Bolt().Update(func(tx *bolt.Tx) error { return p.Apply(tx, ev) }))
+			}
+		} else {
+			require.NoError(t, db.Bolt().Update(func(tx *bolt.Tx) error {
+				for _, ev := range evs {
+					if err := p.Apply(tx, ev); err != nil {
+						return err
+					}
+				}
+				return nil
+			}))
+		}
+		r := integReport(t, db)
+		require.Equal(t, want, r.Findings, "per transaction: %v", perTx)
+		require.Equal(t, map[string]int{domain.CheckMissingChunk: 1, domain.CheckDuplicateMemory: 1,
+			domain.CheckUnknownProject: 1, domain.CheckOrphanedChunk: 1}, r.Counts)
+		require.NoError(t, db.Close())
+	}
+}
+
+// A finding's memory_ids are exactly the members of its own group, whatever the content.
+func TestIntegrityProjectionDuplicateGroupsDoNotBleed(t *testing.T) {
+	l := newIntegLog(t)
+	l.add("a1", integCreated(domain.TypeKnowledge, "", "a", domain.StatusActive, ""))
+	l.add("a2", integCreated(domain.TypeKnowledge, "", "A", domain.StatusActive, ""))
+	l.add("b1", integCreated(domain.TypeKnowledge, "", "a\x00b", domain.StatusActive, ""))
+	l.add("b2", integCreated(domain.TypeKnowledge, "", "A\x00B", domain.StatusActive, ""))
+	groups := map[string][]string{}
+	for _, f := range integOf(l.report(), domain.CheckDuplicateMemory) {
+		groups[f.Content] = f.MemoryIDs
+	}
+	require.Equal(t, map[string][]string{"a": integSorted("a1", "a2"), "a\x00b": integSorted("b1", "b2")}, groups)
+}
+
+// Deleting a chunk makes findings of the memories that cite that chunk, and of no other.
+func TestIntegrityProjectionChunkRefsDoNotBleed(t *testing.T) {
+	l := newIntegLog(t)
+	l.add("d1", domain.DocumentRecorded{FilePath: "a.md", Chunks: []domain.Chunk{{ID: "c", DocumentID: "d1", Content: "x"}}})
+	l.add("d2", domain.DocumentRecorded{FilePath: "b.md", Chunks: []domain.Chunk{{ID: "c\x00x", DocumentID: "d2", Content: "y"}}})
+	l.add("m1", integCreated(domain.TypeKnowledge, "", "cites c", domain.StatusActive, "c"))
+	l.add("m2", integCreated(domain.TypeKnowledge, "", "cites c-nul-x", domain.StatusActive, "c\x00x"))
+	require.Empty(t, l.report().Findings)
+	l.add("d1", domain.DocumentDeleted{})
+	require.Equal(t, []domain.Finding{{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c"}}, l.report().Findings)
+}
