@@ -124,7 +124,7 @@ func DecideRecordDocument(st DocumentState, c RecordDocument, meta Meta) (Event,
 	if p.Tags, err = NormalizeTags(c.Tags, DefaultMaxTags, DefaultMaxTagLength); err != nil {
 		return Event{}, Invalid("tags", "%s", err.(*FieldError).Reason)
 	}
-	if p.Chunks, err = checkChunks(DocumentState{Indexes: map[int]bool{}, ChunkOwner: st.ChunkOwner}, c.ID, c.Chunks); err != nil {
+	if p.Chunks, err = checkChunks(st, c.ID, c.Chunks); err != nil {
 		return Event{}, err
 	}
 	return NewEvent(c.ID, meta, p), nil

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -112,6 +113,9 @@ func NormalizeContent(content string, max int) (string, error) {
 	if !utf8.ValidString(c) {
 		return "", Invalid("content", "must be valid UTF-8")
 	}
+	if strings.ContainsFunc(c, isControl) {
+		return "", Invalid("content", "must not hold control characters other than tab and line breaks")
+	}
 	if n := utf8.RuneCountInString(c); n > max {
 		return "", Invalid("content", "is %d characters long; the maximum is %d", n, max)
 	}
@@ -192,10 +196,18 @@ func CheckNote(note string, max int) error {
 	return nil
 }
 
+// isControl reports control characters other than tab, line feed and carriage return.
+func isControl(r rune) bool {
+	return unicode.IsControl(r) && r != '\t' && r != '\n' && r != '\r'
+}
+
 // CheckRef checks an optional reference to another record (a chunk id, a memory id).
 func CheckRef(field, ref string) error {
 	if len(ref) > maxRefLength {
 		return Invalid(field, "is longer than %d characters", maxRefLength)
+	}
+	if strings.ContainsFunc(ref, unicode.IsControl) {
+		return Invalid(field, "must not hold control characters")
 	}
 	if strings.TrimSpace(ref) != ref {
 		return Invalid(field, "must not start or end with spaces")

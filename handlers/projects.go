@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
@@ -30,6 +31,7 @@ func (s *Server) registerProject(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	q.ID = strings.TrimSpace(q.ID)
 	meta, err := s.meta(r, DefaultActor, q.Note)
 	if err != nil {
 		s.fail(w, r, err)

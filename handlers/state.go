@@ -127,6 +127,12 @@ func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stateAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
+	for key := range q {
+		if !slices.Contains([]string{"project", "category", "key"}, key) {
+			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use project, category or key"))
+			return
+		}
+	}
 	project, err := s.canonicalProject(q.Get("project"))
 	if err == nil && project == "" {
 		err = domain.Invalid("project", "is required")

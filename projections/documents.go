@@ -119,13 +119,23 @@ func (db *DB) GetDocument(id string) (*domain.Document, []domain.Chunk, error) {
 // DocumentState returns what document commands on id are decided on.
 func (db *DB) DocumentState(id string) (domain.DocumentState, error) {
 	st := domain.DocumentState{Indexes: map[int]bool{}}
-	doc, chunks, err := db.GetDocument(id)
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		docs := tx.Bucket(bucketDocuments)
+		if docs == nil {
+			return nil
+		}
+		st.Exists = docs.Get([]byte(id)) != nil
+		// Chunks can be held under a document id without a record (an import wrote them
+		// first): their indexes are taken all the same.
+		prefix := []byte(id + "\x00")
+		c := tx.Bucket(bucketDocChunks).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			st.Indexes[int(decodeSeq(k[len(prefix):]))] = true
+		}
+		return nil
+	})
 	if err != nil {
 		return st, err
-	}
-	st.Exists = doc != nil
-	for _, c := range chunks {
-		st.Indexes[c.ChunkIndex] = true
 	}
 	st.ChunkOwner = func(chunkID string) (string, bool) {
 		var owner string

@@ -17,9 +17,9 @@ var (
 	bucketIntMem        = []byte("int_mem")             // memory id → integrityMemory JSON
 	bucketIntChunks     = []byte("int_chunks")          // chunk id → document id
 	bucketIntDocs       = []byte("int_docs")            // document id → nil
-	bucketIntDocChunks  = []byte("int_doc_chunks")      // document id\x00chunk id → nil
-	bucketIntChunkRefs  = []byte("int_chunk_refs")      // chunk id\x00memory id → nil
-	bucketIntDupMembers = []byte("int_dup_members")     // duplicate key\x00memory id → nil
+	bucketIntDocChunks  = []byte("int_doc_chunks")      // pair(document id, chunk id) → present
+	bucketIntChunkRefs  = []byte("int_chunk_refs")      // pair(chunk id, memory id) → present
+	bucketIntDupMembers = []byte("int_dup_members")     // pair(duplicate key, memory id) → present
 	bucketIntDupCount   = []byte("int_dup_count")       // duplicate key → count (uint64)
 	bucketIntProjects   = []byte("int_projects")        // registered project id → nil
 	bucketIntState      = []byte("int_state")           // project\x00category\x00key → nil (active)
@@ -57,7 +57,14 @@ func (Integrity) Buckets() [][]byte {
 		bucketFindMissing, bucketFindDups, bucketFindState, bucketFindOrphans}
 }
 
-func pair(a, b string) []byte { return []byte(a + "\x00" + b) }
+// pairPrefix is the key prefix of the pairs whose first part is a: its length, then a, so
+// that no a is a prefix of another whatever bytes it holds.
+func pairPrefix(a string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(a))), a...)
+}
+
+// pair is the key of (a, b), found by a scan of pairPrefix(a).
+func pair(a, b string) []byte { return append(pairPrefix(a), b...) }
 
 // Apply implements Projection.
 func (Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
@@ -86,7 +93,7 @@ func (Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
 			return err
 		}
 		// Chunks that arrived before their document are orphans no more.
-		prefix := []byte(ev.AggregateID + "\x00")
+		prefix := pairPrefix(ev.AggregateID)
 		c := tx.Bucket(bucketIntDocChunks).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			if err := tx.Bucket(bucketFindOrphans).Delete(k[len(prefix):]); err != nil {
@@ -134,7 +141,7 @@ func deleteDocument(tx *bolt.Tx, doc string) error {
 	if err := tx.Bucket(bucketIntDocs).Delete([]byte(doc)); err != nil {
 		return err
 	}
-	prefix := []byte(doc + "\x00")
+	prefix := pairPrefix(doc)
 	var chunkIDs []string
 	c := tx.Bucket(bucketIntDocChunks).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
@@ -162,7 +169,7 @@ func deleteDocument(tx *bolt.Tx, doc string) error {
 // chunkRefs returns the ids of the memories that cite chunk id.
 func chunkRefs(tx *bolt.Tx, id string) [][]byte {
 	var mems [][]byte
-	prefix := []byte(id + "\x00")
+	prefix := pairPrefix(id)
 	c := tx.Bucket(bucketIntChunkRefs).Cursor()
 	for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 		mems = append(mems, bytes.Clone(k[len(prefix):]))
@@ -293,7 +300,7 @@ func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
 		tx.Bucket(bucketFindDups).ForEach(func(k, _ []byte) error {
 			parts := strings.SplitN(string(k), "\x00", 3)
 			f := domain.Finding{Check: domain.CheckDuplicateMemory, MemoryType: parts[0], Project: parts[1], Content: parts[2]}
-			prefix := append(bytes.Clone(k), 0)
+			prefix := pairPrefix(string(k))
 			c := members.Cursor()
 			for mk, _ := c.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, _ = c.Next() {
 				f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))

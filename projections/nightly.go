@@ -12,7 +12,7 @@ import (
 // The buckets of the nightly projection.
 var (
 	bucketNightlyRuns  = []byte("nightly_runs")  // seq → NightlyRun JSON
-	bucketNightlySteps = []byte("nightly_steps") // night\x00step → nil, for the steps that succeeded
+	bucketNightlySteps = []byte("nightly_steps") // pair(night, step) → present, for the steps that succeeded
 )
 
 // NightlyRun is one recorded run of the nightly pipeline.

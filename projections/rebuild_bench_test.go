@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +146,22 @@ func (s sliceSource) Follow(ctx context.Context, from uint64, out chan<- domain.
 	return ctx.Err()
 }
 
+// writtenBytes is the number of bytes the process has written so far (Linux's wchar), or -1.
+func writtenBytes() int64 {
+	data, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return -1
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "wchar: "); ok {
+			if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+				return n
+			}
+		}
+	}
+	return -1
+}
+
 // BenchmarkRebuild100k measures a rebuild of the memories projection from a log of 100,000
 // events on 20,000 memories: "full" reads the log from the embedded store (the rebuild
 // command's path), "apply-only" replays the same events decoded in memory (the bbolt side),
@@ -156,6 +174,7 @@ func BenchmarkRebuild100k(b *testing.B) {
 		dir := b.TempDir()
 		batches := 0
 		var size int64
+		written := writtenBytes()
 		for i := 0; i < b.N; i++ {
 			path := filepath.Join(dir, fmt.Sprintf("rebuild-%d.db", i))
 			db, err := projections.Build(context.Background(), path, src, ps, l.last, func(uint64) { batches++ })
@@ -174,6 +193,9 @@ func BenchmarkRebuild100k(b *testing.B) {
 		b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 		b.ReportMetric(float64(l.last)*float64(b.N)/float64(batches), "events/batch")
 		b.ReportMetric(float64(size)/1e6, "MB/file")
+		if written >= 0 {
+			b.ReportMetric(float64(writtenBytes()-written)/1e6/float64(b.N), "MB-written/op")
+		}
 	}
 
 	b.Run("full", func(b *testing.B) { build(b, l.store) })

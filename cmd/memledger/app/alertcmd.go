@@ -63,6 +63,10 @@ func raiseAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "memledger alert: unexpected arguments %q\n", fs.Args())
+		return exitError(2)
+	}
 	if q.Title == "" {
 		fmt.Fprintln(stderr, "memledger alert: --title is required")
 		return exitError(2)

@@ -30,6 +30,10 @@ func nightly(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return exitError(2)
+	}
 	data, err := postJSON(ctx, addr, "/admin/nightly/run", "", q, http.StatusOK)
 	if err != nil {
 		return err
@@ -59,6 +63,10 @@ func integrity(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	clientFlags(fs, &addr)
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return exitError(2)
 	}
 	data, err := postJSON(ctx, addr, "/admin/integrity/run", "", struct{}{}, http.StatusOK)
 	if err != nil {
