@@ -76,3 +76,12 @@ func StatusChange(id string, from, to Status) (Action, error) {
 	}
 	return "", &TransitionError{ID: id, Current: from, Target: to}
 }
+
+// ActionsOf lists the audit actions an event decided for cmd can be recorded with: one for
+// each command, and for an update that names a status also the verbs of the transitions.
+func ActionsOf(cmd Command) []Action {
+	if u, ok := cmd.(UpdateMemory); ok && u.Status != nil {
+		return append([]Action{ActionUpdated}, statusVerbs...)
+	}
+	return []Action{cmd.action()}
+}

@@ -1,9 +1,12 @@
 package handlers
 
 import (
+	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/google/uuid"
@@ -141,6 +144,10 @@ func (s *Server) supersedeMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if self, err := s.DB.GetMemory(r.PathValue("id")); err != nil || self == nil {
+		s.fail(w, r, cmp.Or(err, fmt.Errorf("memory %s: %w", r.PathValue("id"), domain.ErrNotFound)))
+		return
+	}
 	if q.SupersededBy != "" && q.SupersededBy != r.PathValue("id") {
 		other, err := s.DB.GetMemory(q.SupersededBy)
 		if err != nil {
@@ -174,7 +181,8 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 		s.fail(w, r, err)
 		return
 	}
-	if s.answerRecorded(w, r, meta.EventID, id, isCreate) {
+	keyed := r.Header.Get("Idempotency-Key") != ""
+	if keyed && s.answerRecorded(w, r, meta.EventID, id, cmd) {
 		return
 	}
 	im, err := ifMatch(r)
@@ -182,8 +190,21 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 		s.fail(w, r, err)
 		return
 	}
+	if _, err := eventstore.AggregateSubject("memory", id); err != nil {
+		// No memory can have such an id.
+		s.fail(w, r, fmt.Errorf("memory %s: %w", id, domain.ErrNotFound))
+		return
+	}
 	m, res, err := s.Store.UpdateMemory(r.Context(), id, eventstore.UpdateOptions{IfMatch: im, New: isCreate},
 		func(m domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(m, id, cmd, meta) })
+	if err != nil && keyed && (errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrPrecondition)) {
+		// The first try of this request may be in the log but not yet in the projections:
+		// once they have caught up, its answer is the answer.
+		if last, lerr := s.Store.LastSeq(r.Context()); lerr == nil && s.waitApplied(r.Context(), last) == nil &&
+			s.answerRecorded(w, r, meta.EventID, id, cmd) {
+			return
+		}
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -192,7 +213,7 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 		s.fail(w, r, err)
 		return
 	}
-	if res.Duplicate && s.answerRecorded(w, r, meta.EventID, id, isCreate) {
+	if res.Duplicate && s.answerRecorded(w, r, meta.EventID, id, cmd) {
 		return
 	}
 	data, err := json.Marshal(m)
@@ -211,7 +232,8 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 
 // answerRecorded answers a retried command from the audit entry of its event, when the ledger
 // has it, and reports whether it did.
-func (s *Server) answerRecorded(w http.ResponseWriter, r *http.Request, eventID, id string, isCreate bool) bool {
+func (s *Server) answerRecorded(w http.ResponseWriter, r *http.Request, eventID, id string, cmd domain.Command) bool {
+	_, isCreate := cmd.(domain.CreateMemory)
 	data, err := s.DB.AuditByEventID(eventID)
 	if err != nil {
 		s.fail(w, r, err)
@@ -225,7 +247,7 @@ func (s *Server) answerRecorded(w http.ResponseWriter, r *http.Request, eventID,
 		s.fail(w, r, err)
 		return true
 	}
-	if isCreate != (e.Action == domain.ActionCreated) || (!isCreate && e.MemoryID != id) {
+	if !slices.Contains(domain.ActionsOf(cmd), e.Action) || (!isCreate && e.MemoryID != id) {
 		s.fail(w, r, fmt.Errorf("Idempotency-Key %q was already used for another request (%s memory %s): %w",
 			eventID, e.Action, e.MemoryID, domain.ErrConflict))
 		return true

@@ -3,10 +3,13 @@ package projections
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"os"
 	"slices"
+	"strings"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 )
@@ -90,19 +93,42 @@ func diffBucket(name string, live, rebuilt *bolt.Bucket, add func(string, ...any
 	for lk != nil || rk != nil {
 		switch c := compareKeys(lk, rk); {
 		case c < 0:
-			add("%s %q: in the live projections only: %s", name, lk, lv)
+			add("%s %s: in the live projections only: %s", name, showKey(lk), showValue(lv))
 			lk, lv = lc.Next()
 		case c > 0:
-			add("%s %q: missing in the live projections; rebuilt: %s", name, rk, rv)
+			add("%s %s: missing in the live projections; rebuilt: %s", name, showKey(rk), showValue(rv))
 			rk, rv = rc.Next()
 		default:
 			if !bytes.Equal(lv, rv) {
-				add("%s %q: live %s; rebuilt %s", name, lk, lv, rv)
+				add("%s %s: live %s; rebuilt %s", name, showKey(lk), showValue(lv), showValue(rv))
 			}
 			lk, lv = lc.Next()
 			rk, rv = rc.Next()
 		}
 	}
+}
+
+// showKey writes a key for a person: a log position (8 bytes) as its number, a key of
+// NUL-separated parts as the parts joined by " / " with a trailing position as a number.
+func showKey(k []byte) string {
+	if len(k) == 8 {
+		return fmt.Sprintf("[seq %d]", decodeSeq(k))
+	}
+	if i := bytes.LastIndexByte(k, 0); i >= 0 && len(k)-i-1 == 8 {
+		return fmt.Sprintf("%q [seq %d]", strings.ReplaceAll(string(k[:i]), "\x00", " / "), decodeSeq(k[i+1:]))
+	}
+	return fmt.Sprintf("%q", strings.ReplaceAll(string(k), "\x00", " / "))
+}
+
+// showValue writes a value: JSON as it is, a position as its number, other bytes quoted.
+func showValue(v []byte) string {
+	switch {
+	case len(v) == 8 && !utf8.Valid(v):
+		return fmt.Sprintf("[%d]", decodeSeq(v))
+	case json.Valid(v):
+		return string(v)
+	}
+	return fmt.Sprintf("%q", v)
 }
 
 // compareKeys orders keys with nil (the end of a bucket) after every key.
