@@ -93,7 +93,7 @@ func DecideAlert(c RaiseAlert, meta Meta) (Event, error) {
 		ctx[k] = v
 	}
 	sev, ok := ParseSeverity(c.Severity)
-	if !ok {
+	if !ok && c.Severity != "" {
 		ctx["original_severity"] = c.Severity
 	}
 	data, err := json.Marshal(ctx)

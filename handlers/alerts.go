@@ -165,6 +165,9 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 	defer it.Stop()
 	stop := context.AfterFunc(r.Context(), it.Stop)
 	defer stop()
+	// Streams end when the service stops: http.Server.Shutdown does not end them.
+	stopAtShutdown := context.AfterFunc(s.streams(), it.Stop)
+	defer stopAtShutdown()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)

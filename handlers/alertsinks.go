@@ -148,15 +148,23 @@ func (r *SinkRunner) handle(ctx context.Context, msg jetstream.Msg) {
 		msg.Term()
 		return
 	}
+	// A delivery under way when the service stops gets a moment to finish, and its
+	// acknowledgement is sent whatever happens to ctx: an alert delivered must not be
+	// delivered again after a restart.
+	dctx, cancel := graceContext(ctx, shutdownGrace)
+	defer cancel()
+	ack := func(settle func(context.Context) error) {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), shutdownGrace)
+		defer cancel()
+		if err := settle(actx); err != nil {
+			r.Logger.Warn("alert sink: ack failed; the alert may be delivered again", "sink", r.Sink.Name(), "alert", a.ID, "err", err)
+		}
+	}
 	wait := r.Backoff
 	for attempt := 1; ; attempt++ {
-		err := r.Sink.Deliver(ctx, a)
+		err := r.Sink.Deliver(dctx, a)
 		if err == nil {
-			// A double ack waits for the server's confirmation, so that a delivered alert is
-			// not delivered again after a restart.
-			if err := msg.DoubleAck(ctx); err != nil && ctx.Err() == nil {
-				r.Logger.Warn("alert sink: ack failed; the alert may be delivered again", "sink", r.Sink.Name(), "alert", a.ID, "err", err)
-			}
+			ack(msg.DoubleAck)
 			r.mu.Lock()
 			r.delivered++
 			r.mu.Unlock()
@@ -169,19 +177,37 @@ func (r *SinkRunner) handle(ctx context.Context, msg jetstream.Msg) {
 		if errors.As(err, &perm) || (r.Attempts > 0 && attempt >= r.Attempts) {
 			r.Logger.Error("alert sink: giving up", "sink", r.Sink.Name(), "alert", a.ID, "attempts", attempt, "err", err)
 			if r.GiveUp != nil {
-				r.GiveUp(ctx, a, attempt, err)
+				r.GiveUp(context.WithoutCancel(ctx), a, attempt, err)
 			}
-			msg.DoubleAck(ctx)
+			ack(msg.DoubleAck)
 			return
 		}
 		r.Logger.Warn("alert sink: delivery failed; retrying", "sink", r.Sink.Name(), "alert", a.ID, "attempt", attempt, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
+			// Stopping: hand the alert back so that the next start delivers it at once.
+			ack(func(context.Context) error { return msg.Nak() })
 			return
 		case <-time.After(wait):
 		}
 		msg.InProgress()
 		wait = min(2*wait, r.MaxBackoff)
+	}
+}
+
+// shutdownGrace is how long a delivery under way may go on after the service is asked to stop.
+const shutdownGrace = 5 * time.Second
+
+// graceContext is a context that ends grace after ctx does.
+func graceContext(ctx context.Context, grace time.Duration) (context.Context, context.CancelFunc) {
+	gctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		t := time.AfterFunc(grace, cancel)
+		context.AfterFunc(gctx, func() { t.Stop() })
+	})
+	return gctx, func() {
+		stop()
+		cancel()
 	}
 }
 
@@ -241,8 +267,11 @@ func AlertLine(a domain.Alert) string {
 	line := fmt.Sprintf("[%s] [%s] %s: %s", a.Timestamp.UTC().Format("2006-01-02T15:04:05Z"),
 		strings.ToUpper(string(a.Severity)), oneLine.Replace(a.Title), oneLine.Replace(a.Message))
 	if len(a.Context) > 0 {
-		data, _ := json.Marshal(a.Context)
-		line += " " + truncate(string(data), MaxLineContext)
+		var buf bytes.Buffer
+		enc := json.NewEncoder(&buf)
+		enc.SetEscapeHTML(false)
+		enc.Encode(a.Context)
+		line += " " + truncate(strings.TrimSuffix(buf.String(), "\n"), MaxLineContext)
 	}
 	return line
 }
@@ -320,8 +349,25 @@ func DiscordPayload(a domain.Alert) map[string]any {
 		}
 		e.Fields = append(e.Fields, discordField{Name: truncate(k, 256), Value: truncate(v, 1024), Inline: true})
 	}
+	// Discord refuses an embed whose texts add up to more than 6,000 characters.
+	size := func() int {
+		n := utf8.RuneCountInString(e.Title) + utf8.RuneCountInString(e.Description)
+		for _, f := range e.Fields {
+			n += utf8.RuneCountInString(f.Name) + utf8.RuneCountInString(f.Value)
+		}
+		return n
+	}
+	for size() > discordMaxTotal && len(e.Fields) > 0 {
+		e.Fields = e.Fields[:len(e.Fields)-1]
+	}
+	if over := size() - discordMaxTotal; over > 0 {
+		e.Description = truncate(e.Description, utf8.RuneCountInString(e.Description)-over)
+	}
 	return map[string]any{"embeds": []discordEmbed{e}}
 }
+
+// discordMaxTotal is Discord's limit on the characters of one embed.
+const discordMaxTotal = 6000
 
 // Deliver implements Sink.
 func (s WebhookSink) Deliver(ctx context.Context, a domain.Alert) error {

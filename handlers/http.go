@@ -14,6 +14,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -51,6 +52,22 @@ type Server struct {
 	// Now is the clock commands are stamped with.
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	streamsOnce sync.Once
+	streamsCtx  context.Context
+	endStreams  context.CancelFunc
+}
+
+func (s *Server) streams() context.Context {
+	s.streamsOnce.Do(func() { s.streamsCtx, s.endStreams = context.WithCancel(context.Background()) })
+	return s.streamsCtx
+}
+
+// EndStreams ends the long-lived answers (the alert watch streams), so that a shutdown does
+// not wait for their clients to go away.
+func (s *Server) EndStreams() {
+	s.streams()
+	s.endStreams()
 }
 
 // Handler returns the API's routes.

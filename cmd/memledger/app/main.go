@@ -109,6 +109,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
 	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	m.http.RegisterOnShutdown(m.API.EndStreams)
 	m.serveErr = make(chan error, 1)
 	go func() { m.serveErr <- m.http.Serve(m.listener) }()
 	m.Logger.Info("memledger serving", "addr", m.Addr(), "data", m.Config.Data,
@@ -173,7 +174,7 @@ func checkWebhookURL(u string) error {
 // records the failure as an event, which is not an alert, so no sink hears of it.
 func (m *Main) recordDeliveryFailure(sink string) func(context.Context, domain.Alert, int, error) {
 	return func(ctx context.Context, a domain.Alert, attempts int, err error) {
-		ev := domain.NewEvent(sink, domain.Meta{EventID: uuid.NewString(), Actor: "alert-sink-" + sink, Time: time.Now().UTC()},
+		ev := domain.NewEvent(sink, domain.Meta{EventID: uuid.NewString(), Actor: "alert-sink-" + sink, Time: m.API.Now().UTC()},
 			domain.DeliveryFailed{AlertID: a.ID, AlertSeq: a.Seq, Sink: sink, Attempts: attempts, Error: err.Error()})
 		if _, err := m.Store.Append(ctx, eventstore.Unchecked, ev); err != nil {
 			m.Logger.Error("recording an alert delivery failure failed", "sink", sink, "alert", a.ID, "err", err)
