@@ -50,6 +50,26 @@ type Appended struct {
 // so an event appended twice within the duplicate window is stored once. Append sets each
 // event's Seq to its log position.
 func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event) (Appended, error) {
+	return s.publish(ctx, expected, evs, func(seq uint64) []jetstream.PublishOpt {
+		if seq == Unchecked {
+			return nil
+		}
+		return []jetstream.PublishOpt{jetstream.WithExpectLastSequencePerSubject(seq)}
+	})
+}
+
+// AppendFor writes events like Append, but the first only if the last event on any subject
+// matching filter (a wildcard such as ledger.project.>) is at position expected: the
+// consistency boundary of a decision taken on several aggregates at once.
+func (s *Store) AppendFor(ctx context.Context, filter string, expected uint64, evs ...domain.Event) (Appended, error) {
+	return s.publish(ctx, expected, evs, func(seq uint64) []jetstream.PublishOpt {
+		return []jetstream.PublishOpt{jetstream.WithExpectLastSequenceForSubject(seq, filter)}
+	})
+}
+
+// publish appends evs in order, each with its id as message id and the expectation expect
+// returns for the position the previous one reached (expected for the first).
+func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event, expect func(uint64) []jetstream.PublishOpt) (Appended, error) {
 	var res Appended
 	for i, ev := range evs {
 		subject, err := Subject(ev)
@@ -60,11 +80,7 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 		if err != nil {
 			return res, err
 		}
-		opts := []jetstream.PublishOpt{jetstream.WithMsgID(ev.ID)}
-		if expected != Unchecked {
-			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(expected))
-		}
-		ack, err := s.js.Publish(ctx, subject, data, opts...)
+		ack, err := s.js.Publish(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID))...)
 		if err != nil {
 			return s.retried(ctx, res, subject, ev, err)
 		}
@@ -73,32 +89,6 @@ func (s *Store) Append(ctx context.Context, expected uint64, evs ...domain.Event
 		if expected != Unchecked {
 			expected = ack.Sequence
 		}
-	}
-	return res, nil
-}
-
-// AppendFor writes events like Append, but the first only if the last event on any subject
-// matching filter (a wildcard such as ledger.project.>) is at position expected: the
-// consistency boundary of a decision taken on several aggregates at once.
-func (s *Store) AppendFor(ctx context.Context, filter string, expected uint64, evs ...domain.Event) (Appended, error) {
-	var res Appended
-	for i, ev := range evs {
-		subject, err := Subject(ev)
-		if err != nil {
-			return res, err
-		}
-		data, err := Encode(ev)
-		if err != nil {
-			return res, err
-		}
-		ack, err := s.js.Publish(ctx, subject, data, jetstream.WithMsgID(ev.ID),
-			jetstream.WithExpectLastSequenceForSubject(expected, filter))
-		if err != nil {
-			return s.retried(ctx, res, subject, ev, err)
-		}
-		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
-		evs[i].Seq = ack.Sequence
-		expected = ack.Sequence
 	}
 	return res, nil
 }
