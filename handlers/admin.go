@@ -9,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
@@ -143,7 +142,7 @@ func (s *Server) sweepCandidates(ctx context.Context, cmd domain.Command, meta d
 	var last uint64
 	for _, id := range selected {
 		m := meta
-		m.EventID = uuid.NewString()
+		m.EventID = NewID()
 		_, res, err := s.Store.UpdateMemory(ctx, id, eventstore.UpdateOptions{},
 			func(mem domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(mem, id, cmd, m) })
 		if errors.Is(err, domain.ErrConflict) {

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/nats-io/nats.go/jetstream"
@@ -22,7 +21,7 @@ const ActorAlerts = "api-http"
 // so raising never waits for (nor fails with) a sink.
 func (s *Server) RaiseAlert(ctx context.Context, c domain.RaiseAlert, meta domain.Meta) (domain.Alert, error) {
 	if meta.EventID == "" {
-		meta.EventID = uuid.NewString()
+		meta.EventID = NewID()
 	}
 	if meta.Time.IsZero() {
 		meta.Time = s.Now().UTC()

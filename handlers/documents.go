@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 )
@@ -50,7 +49,7 @@ func chunks(qs []chunkRequest, taken map[int]bool) []domain.Chunk {
 	for i, q := range qs {
 		c := domain.Chunk{ID: q.ID, Content: q.Content, HeadingPath: q.HeadingPath}
 		if c.ID == "" {
-			c.ID = uuid.NewString()
+			c.ID = NewID()
 		}
 		if q.ChunkIndex != nil {
 			c.ChunkIndex = *q.ChunkIndex
@@ -69,7 +68,7 @@ func (s *Server) recordDocument(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if q.ID == "" {
-		q.ID = uuid.NewString()
+		q.ID = NewID()
 	}
 	meta, err := s.meta(r, DefaultActor, q.Note)
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 )
@@ -62,7 +61,7 @@ func (s *Server) RunIntegrity(ctx context.Context, actor string) (IntegrityRun, 
 	if run.IntegrityReport, err = s.DB.IntegrityReport(); err != nil {
 		return run, err
 	}
-	ev := domain.NewEvent("integrity", domain.Meta{EventID: uuid.NewString(), Actor: actor, Time: s.Now().UTC()},
+	ev := domain.NewEvent("integrity", domain.Meta{EventID: NewID(), Actor: actor, Time: s.Now().UTC()},
 		domain.IntegrityChecked{IntegrityReport: run.IntegrityReport})
 	res, err := s.Store.Append(ctx, eventstore.Unchecked, ev)
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
@@ -75,7 +74,7 @@ func (s *Server) createMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, uuid.NewString(), q.Note, domain.CreateMemory{
+	s.mutate(w, r, NewID(), q.Note, domain.CreateMemory{
 		MemoryType: q.MemoryType, Content: q.Content, Project: project, Status: q.Status,
 		Confidence: q.Confidence, SourceChunkID: q.SourceChunkID, DomainTags: q.DomainTags,
 		ValidUntil: q.ValidUntil.Value,

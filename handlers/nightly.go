@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 )
@@ -128,7 +127,7 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 		}
 		run.Steps = append(run.Steps, res)
 	}
-	ev := domain.NewEvent("nightly", domain.Meta{EventID: uuid.NewString(), Actor: ActorNightly, Time: s.Now().UTC()}, run)
+	ev := domain.NewEvent("nightly", domain.Meta{EventID: NewID(), Actor: ActorNightly, Time: s.Now().UTC()}, run)
 	appended, err := s.Store.Append(ctx, eventstore.Unchecked, ev)
 	if err != nil {
 		return run, err

@@ -15,7 +15,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
@@ -221,7 +220,7 @@ func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 		s.uiFail(w, r, domain.Invalid("action", "must be promote or reject"))
 		return
 	}
-	meta := domain.Meta{EventID: uuid.NewString(), Actor: ActorTriage, Note: strings.TrimSpace(r.PostForm.Get("reason")), Time: s.Now().UTC()}
+	meta := domain.Meta{EventID: NewID(), Actor: ActorTriage, Note: strings.TrimSpace(r.PostForm.Get("reason")), Time: s.Now().UTC()}
 	var fe *domain.FieldError
 	if err := domain.CheckNote(meta.Note, s.Rules.MaxNoteLength); errors.As(err, &fe) {
 		s.uiFail(w, r, domain.Invalid("reason", "%s", fe.Reason))

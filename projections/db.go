@@ -7,6 +7,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -19,6 +21,60 @@ var bucketCheckpoints = []byte("checkpoints")
 type DB struct {
 	Path string
 	bolt *bolt.DB
+	// marker, for a live file, is the file that says it is open.
+	marker string
+}
+
+// OpenLive opens the projection file of a running service. Unless sync is set, its commits are
+// not fsynced: the projections are derived from the log, which holds the durability guarantee,
+// and an fsync per batch would halve the write rate. While the file is open a marker file
+// stands beside it; a start that finds the marker knows the last run did not close the file
+// (a crash), checks the file, and when it is damaged sets it aside, so that the projections are
+// built again from the log.
+func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
+	marker := path + ".open"
+	if _, err := os.Stat(marker); err == nil {
+		if err := checkFile(path); err != nil {
+			aside := fmt.Sprintf("%s.damaged-%d", path, time.Now().Unix())
+			logger.Error("the projections were not closed cleanly and are damaged; setting them aside and rebuilding them from the log",
+				"path", path, "moved_to", aside, "err", err)
+			if err := os.Rename(path, aside); err != nil {
+				return nil, fmt.Errorf("set damaged projections aside: %w", err)
+			}
+		} else {
+			logger.Warn("the projections were not closed cleanly; the file checks out and is used as it is", "path", path)
+		}
+	}
+	db, err := Open(path, !sync)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(marker, []byte("memledger has this projection file open\n"), 0o644); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("projections marker: %w", err)
+	}
+	db.marker = marker
+	return db, nil
+}
+
+// checkFile runs bbolt's consistency check on the file at path; a file that does not exist is
+// fine (it will be built).
+func checkFile(path string) error {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		return nil
+	}
+	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	return b.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
 }
 
 // Open opens (or creates) the projection file at path. noSync skips the fsync of each commit:
@@ -47,8 +103,17 @@ func (db *DB) Bolt() *bolt.DB { return db.bolt }
 // Sync flushes the file to disk.
 func (db *DB) Sync() error { return db.bolt.Sync() }
 
-// Close closes the file.
-func (db *DB) Close() error { return db.bolt.Close() }
+// Close closes the file. A live file is synced first and its marker removed.
+func (db *DB) Close() error {
+	if db.marker == "" {
+		return db.bolt.Close()
+	}
+	err := errors.Join(db.bolt.Sync(), db.bolt.Close())
+	if err == nil {
+		err = os.Remove(db.marker)
+	}
+	return err
+}
 
 // View runs fn in a read transaction.
 func (db *DB) View(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/memledger/memledger/domain"
@@ -178,6 +179,14 @@ func chunkRefs(tx *bolt.Tx, id string) [][]byte {
 }
 
 func applyIntegrityMemory(tx *bolt.Tx, ev domain.Event) error {
+	switch p := ev.Data.(type) {
+	case domain.MemoryReinforced:
+		return nil // changes nothing the checks look at
+	case domain.MemoryUpdated:
+		if !slices.ContainsFunc(p.Changed, func(f string) bool { return f == "content" || f == "memory_type" || f == "status" }) {
+			return nil
+		}
+	}
 	mems := tx.Bucket(bucketIntMem)
 	id := []byte(ev.AggregateID)
 	var before domain.Memory

@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -44,8 +47,60 @@ type AuditEntry struct {
 
 // Memories is the projection of memory events: the current memories with indexes by status,
 // type and project, and the audit of every mutation with indexes by memory, action, actor and
-// event id.
-type Memories struct{}
+// event id. The zero value works; NewMemories adds a cache of decoded memories.
+type Memories struct {
+	cache *stateCache
+}
+
+// NewMemories returns the projection with a cache of the decoded state of up to
+// DefaultStateCache memories, so that a memory changed again is not decoded again.
+func NewMemories() Memories { return Memories{cache: newStateCache(DefaultStateCache)} }
+
+// DefaultStateCache is how many decoded memories NewMemories keeps.
+const DefaultStateCache = 100_000
+
+// stateCache keeps decoded memories between batches. An entry is used only when its JSON is
+// byte for byte what the views hold, so a batch that was rolled back never leaks into it.
+type stateCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[string]*memoryState
+}
+
+func newStateCache(max int) *stateCache {
+	return &stateCache{max: max, entries: make(map[string]*memoryState, max)}
+}
+
+func (c *stateCache) get(id string, stored []byte) (*memoryState, bool) {
+	if c == nil {
+		return nil, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st, ok := c.entries[id]
+	if !ok || !bytes.Equal(st.json, stored) {
+		return nil, false
+	}
+	copied := *st
+	return &copied, true
+}
+
+func (c *stateCache) put(id string, st *memoryState) {
+	if c == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries { // evict an arbitrary entry
+			delete(c.entries, k)
+			break
+		}
+	}
+	copied := *st
+	copied.dirty = false
+	c.entries[id] = &copied
+}
 
 // Name implements Projection.
 func (Memories) Name() string { return "memories" }
@@ -62,20 +117,71 @@ func (Memories) Buckets() [][]byte {
 }
 
 // Apply implements Projection.
-func (Memories) Apply(tx *bolt.Tx, ev domain.Event) error {
-	if ev.Kind() != "memory" || ev.Data == nil {
-		return nil
-	}
-	mems, created := tx.Bucket(bucketMemories), tx.Bucket(bucketMemCreated)
-	id := []byte(ev.AggregateID)
-	beforeJSON := mems.Get(id)
-	var before domain.Memory
-	if beforeJSON != nil {
-		if err := json.Unmarshal(beforeJSON, &before); err != nil {
-			return fmt.Errorf("memory %s: %w", ev.AggregateID, err)
+func (p Memories) Apply(tx *bolt.Tx, ev domain.Event) error {
+	return p.ApplyBatch(tx, []domain.Event{ev})
+}
+
+// memoryState is a memory as a batch left it: decoded once, written once at the batch's end.
+type memoryState struct {
+	m          domain.Memory
+	json       []byte
+	createdSeq []byte
+	dirty      bool
+}
+
+// ApplyBatch implements BatchApplier: a memory changed several times in a batch is read and
+// decoded once and written once.
+func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
+	states := map[string]*memoryState{}
+	for _, ev := range evs {
+		if ev.Kind() != "memory" || ev.Data == nil {
+			continue
 		}
-		beforeJSON = bytes.Clone(beforeJSON)
+		if err := p.applyEvent(tx, states, ev); err != nil {
+			return err
+		}
 	}
+	mems := tx.Bucket(bucketMemories)
+	for _, id := range slices.Sorted(maps.Keys(states)) {
+		if st := states[id]; st.dirty {
+			if err := mems.Put([]byte(id), st.json); err != nil {
+				return err
+			}
+			p.cache.put(id, st)
+		}
+	}
+	return nil
+}
+
+// load returns the batch's state of memory id, read from the views (or the cache) the first
+// time.
+func (p Memories) load(tx *bolt.Tx, states map[string]*memoryState, id string) (*memoryState, error) {
+	if st, ok := states[id]; ok {
+		return st, nil
+	}
+	data := tx.Bucket(bucketMemories).Get([]byte(id))
+	if st, ok := p.cache.get(id, data); ok && data != nil {
+		states[id] = st
+		return st, nil
+	}
+	st := &memoryState{}
+	if data != nil {
+		st.json = bytes.Clone(data)
+		if err := json.Unmarshal(st.json, &st.m); err != nil {
+			return nil, fmt.Errorf("memory %s: %w", id, err)
+		}
+		st.createdSeq = bytes.Clone(tx.Bucket(bucketMemCreated).Get([]byte(id)))
+	}
+	states[id] = st
+	return st, nil
+}
+
+func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev domain.Event) error {
+	st, err := p.load(tx, states, ev.AggregateID)
+	if err != nil {
+		return err
+	}
+	before, beforeJSON := st.m, st.json
 	_, isCreate := ev.Data.(domain.MemoryCreated)
 	if before.Exists() == isCreate {
 		// A create of an existing memory or a change of a missing one: the append's expected
@@ -87,26 +193,22 @@ func (Memories) Apply(tx *bolt.Tx, ev domain.Event) error {
 	if err != nil {
 		return err
 	}
-	var createdSeq []byte
 	if isCreate {
-		createdSeq = encodeSeq(ev.Seq)
-		if err := created.Put(id, createdSeq); err != nil {
+		st.createdSeq = encodeSeq(ev.Seq)
+		if err := tx.Bucket(bucketMemCreated).Put([]byte(ev.AggregateID), st.createdSeq); err != nil {
 			return err
 		}
-	} else {
-		createdSeq = created.Get(id)
 	}
-	if err := reindexMemory(tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemCounts), before, after, createdSeq); err != nil {
+	counts := tx.Bucket(bucketMemCounts)
+	if err := reindexMemory(tx.Bucket(bucketMemIndex), counts, before, after, st.createdSeq); err != nil {
 		return err
 	}
 	if before.ReferenceCount == 0 && after.ReferenceCount > 0 {
-		if err := addCount(tx.Bucket(bucketMemCounts), []byte(keyReinforced), 1); err != nil {
+		if err := addCount(counts, []byte(keyReinforced), 1); err != nil {
 			return err
 		}
 	}
-	if err := mems.Put(id, afterJSON); err != nil {
-		return err
-	}
+	st.m, st.json, st.dirty = after, afterJSON, true
 	if beforeJSON == nil {
 		beforeJSON = nullJSON
 	}
@@ -174,11 +276,29 @@ func addCount(b *bolt.Bucket, key []byte, delta int64) error {
 	return b.Put(key, encodeSeq(uint64(n)))
 }
 
+// auditHead is an audit entry without its snapshots, which putAudit splices in as they are:
+// marshalling them as json.RawMessage would validate and copy them again.
+type auditHead struct {
+	Seq       uint64        `json:"seq"`
+	EventID   string        `json:"event_id"`
+	MemoryID  string        `json:"memory_id"`
+	Action    domain.Action `json:"action"`
+	Actor     string        `json:"actor"`
+	Note      string        `json:"note"`
+	Timestamp time.Time     `json:"timestamp"`
+}
+
 func putAudit(tx *bolt.Tx, e AuditEntry) error {
-	data, err := json.Marshal(e)
+	head, err := json.Marshal(auditHead{Seq: e.Seq, EventID: e.EventID, MemoryID: e.MemoryID,
+		Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp})
 	if err != nil {
 		return err
 	}
+	data := make([]byte, 0, len(head)+len(e.Before)+len(e.After)+24)
+	data = append(data, head[:len(head)-1]...)
+	data = append(append(data, `,"before":`...), e.Before...)
+	data = append(append(data, `,"after":`...), e.After...)
+	data = append(data, '}')
 	seq := encodeSeq(e.Seq)
 	audit := tx.Bucket(bucketAudit)
 	audit.FillPercent = 1 // keys only ever grow

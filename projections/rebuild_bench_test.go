@@ -3,6 +3,7 @@ package projections_test
 import (
 	"context"
 	"fmt"
+	"github.com/memledger/memledger/cmd/memledger/app"
 	"os"
 	"path/filepath"
 	"sort"
@@ -92,7 +93,7 @@ func appendShare(store *eventstore.Store, w int) error {
 			var p domain.Payload
 			switch round {
 			case 0:
-				ids[i] = uuid.NewString()
+				ids[i] = uuid.Must(uuid.NewV7()).String()
 				status := domain.StatusActive
 				if candidate {
 					status = domain.StatusCandidate
@@ -117,7 +118,7 @@ func appendShare(store *eventstore.Store, w int) error {
 				p = domain.MemoryUpdated{Changed: []string{"domain_tags"}, DomainTags: []string{"go", "nats", "bbolt"}}
 			}
 			ev := domain.NewEvent(ids[i], domain.Meta{
-				EventID: uuid.NewString(), Actor: fmt.Sprintf("writer-%d", w), Note: "bench",
+				EventID: uuid.Must(uuid.NewV7()).String(), Actor: fmt.Sprintf("writer-%d", w), Note: "bench",
 				Time: t0.Add(time.Duration(round*n+i) * time.Millisecond),
 			}, p)
 			res, err := store.Append(ctx, last[i], ev)
@@ -170,36 +171,11 @@ func BenchmarkRebuild100k(b *testing.B) {
 	l := writeRebuildLog(b)
 	ps := []projections.Projection{projections.Memories{}}
 
-	build := func(b *testing.B, src projections.Source) {
-		dir := b.TempDir()
-		batches := 0
-		var size int64
-		written := writtenBytes()
-		for i := 0; i < b.N; i++ {
-			path := filepath.Join(dir, fmt.Sprintf("rebuild-%d.db", i))
-			db, err := projections.Build(context.Background(), path, src, ps, l.last, func(uint64) { batches++ })
-			require.NoError(b, err)
-			b.StopTimer()
-			cps, err := db.Checkpoints()
-			require.NoError(b, err)
-			require.Equal(b, l.last, cps["memories"])
-			require.NoError(b, db.Close())
-			st, err := os.Stat(path)
-			require.NoError(b, err)
-			size = st.Size()
-			require.NoError(b, os.Remove(path))
-			b.StartTimer()
-		}
-		b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
-		b.ReportMetric(float64(l.last)*float64(b.N)/float64(batches), "events/batch")
-		b.ReportMetric(float64(size)/1e6, "MB/file")
-		if written >= 0 {
-			b.ReportMetric(float64(writtenBytes()-written)/1e6/float64(b.N), "MB-written/op")
-		}
-	}
-
+	build := func(b *testing.B, src projections.Source) { buildWith(b, l, src, ps) }
 	b.Run("full", func(b *testing.B) { build(b, l.store) })
 	b.Run("apply-only", func(b *testing.B) { build(b, sliceSource(l.events)) })
+	// Every projection the service keeps, as `memledger rebuild` runs them.
+	b.Run("all-projections", func(b *testing.B) { buildWith(b, l, l.store, app.Projections()) })
 	b.Run("follow-only", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			ctx, cancel := context.WithCancel(context.Background())
@@ -218,4 +194,34 @@ func BenchmarkRebuild100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
 	})
+}
+
+// buildWith rebuilds ps from src b.N times and reports the rate, the batch size, the file size
+// and the bytes written.
+func buildWith(b *testing.B, l *rebuildLog, src projections.Source, ps []projections.Projection) {
+	dir := b.TempDir()
+	batches := 0
+	var size int64
+	written := writtenBytes()
+	for i := 0; i < b.N; i++ {
+		path := filepath.Join(dir, fmt.Sprintf("rebuild-%d.db", i))
+		db, err := projections.Build(context.Background(), path, src, ps, l.last, func(uint64) { batches++ })
+		require.NoError(b, err)
+		b.StopTimer()
+		cps, err := db.Checkpoints()
+		require.NoError(b, err)
+		require.Equal(b, l.last, cps["memories"])
+		require.NoError(b, db.Close())
+		st, err := os.Stat(path)
+		require.NoError(b, err)
+		size = st.Size()
+		require.NoError(b, os.Remove(path))
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(l.last)*float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(l.last)*float64(b.N)/float64(batches), "events/batch")
+	b.ReportMetric(float64(size)/1e6, "MB/file")
+	if written >= 0 {
+		b.ReportMetric(float64(writtenBytes()-written)/1e6/float64(b.N), "MB-written/op")
+	}
 }

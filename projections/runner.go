@@ -23,6 +23,12 @@ type Projection interface {
 	Apply(tx *bolt.Tx, ev domain.Event) error
 }
 
+// BatchApplier is a projection that applies a batch's events in one call, to keep what it
+// read across them; the runner calls it instead of Apply.
+type BatchApplier interface {
+	ApplyBatch(tx *bolt.Tx, evs []domain.Event) error
+}
+
 // Versioned is a projection whose stored shape has a version. When the version in a file is
 // not the projection's, the runner drops the projection's buckets and checkpoint, and the
 // projection is built again from the log: a projection changes shape without a manual rebuild.
@@ -158,6 +164,8 @@ var errDone = errors.New("projections caught up")
 
 type applyError struct{ error }
 
+func (e applyError) Unwrap() error { return e.error }
+
 func (r *Runner) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -210,12 +218,19 @@ func (r *Runner) apply(batch []domain.Event) error {
 	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		for _, p := range r.Projections {
 			cp := checkpoint(tx, p.Name())
-			for _, ev := range batch {
-				if ev.Seq <= cp {
-					continue
+			todo := batch
+			for len(todo) > 0 && todo[0].Seq <= cp {
+				todo = todo[1:]
+			}
+			if ba, ok := p.(BatchApplier); ok {
+				if err := ba.ApplyBatch(tx, todo); err != nil {
+					return fmt.Errorf("projection %s: apply batch %d-%d: %w", p.Name(), batch[0].Seq, last, err)
 				}
-				if err := p.Apply(tx, ev); err != nil {
-					return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
+			} else {
+				for _, ev := range todo {
+					if err := p.Apply(tx, ev); err != nil {
+						return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
+					}
 				}
 			}
 			if last > cp {

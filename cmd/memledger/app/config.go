@@ -29,6 +29,9 @@ type Config struct {
 	Replicas     int
 	Fsync        string
 	LogFormat    string
+	// ProjectionsSync fsyncs every projection batch (the projections are rebuilt from the log
+	// after a crash that damaged them, so by default they are not).
+	ProjectionsSync bool
 
 	// AlertLog is the alert log file ("" for <Data>/alerts.log).
 	AlertLog string
@@ -51,9 +54,11 @@ func DefaultConfig() Config {
 		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00"}
 }
 
-// alertFlags registers the flags of the alert sinks and rules on fs.
-func (c *Config) alertFlags(fs *flag.FlagSet) {
+// serveFlags registers the flags only serve has: the projections' sync, the alert sinks and
+// rules, the nightly pipeline.
+func (c *Config) serveFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
+	fs.BoolVar(&c.ProjectionsSync, "projections-sync", envBool("MEMLEDGER_PROJECTIONS_SYNC", false), "fsync every projection batch; by default a crash-damaged projection file is rebuilt from the log instead (MEMLEDGER_PROJECTIONS_SYNC)")
 	fs.StringVar(&c.AlertLog, "alert-log", env("MEMLEDGER_ALERT_LOG", ""), "alert log file, one line per alert (default <data>/alerts.log) (MEMLEDGER_ALERT_LOG)")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", env("MEMLEDGER_ALERT_WEBHOOK", ""), "URL alerts are posted to; a Discord webhook URL gets an embed (MEMLEDGER_ALERT_WEBHOOK)")
 	fs.IntVar(&c.AlertWebhookAttempts, "alert-webhook-attempts", envInt("MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS", d.AlertWebhookAttempts), "attempts per alert before the webhook gives up and records a delivery failure (MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS)")
@@ -101,6 +106,16 @@ func envInt(key string, def int) int {
 			return n
 		}
 		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a whole number\n", key, v)
+	}
+	return def
+}
+
+func envBool(key string, def bool) bool {
+	if v, ok := os.LookupEnv(key); ok {
+		if b, err := strconv.ParseBool(v); err == nil {
+			return b
+		}
+		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not true or false\n", key, v)
 	}
 	return def
 }

@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
@@ -23,7 +22,7 @@ import (
 
 // Projections are the views the runner keeps, in the order it applies them.
 func Projections() []projections.Projection {
-	return []projections.Projection{projections.Memories{}, projections.Alerts{}, projections.Projects{},
+	return []projections.Projection{projections.NewMemories(), projections.Alerts{}, projections.Projects{},
 		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}}
 }
 
@@ -69,7 +68,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(m.Config.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	if m.DB, err = projections.Open(m.Config.ProjectionsPath(), false); err != nil {
+	if m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger); err != nil {
 		return err
 	}
 	m.Store = m.Config.store(m.Logger)
@@ -174,7 +173,7 @@ func checkWebhookURL(u string) error {
 // records the failure as an event, which is not an alert, so no sink hears of it.
 func (m *Main) recordDeliveryFailure(sink string) func(context.Context, domain.Alert, int, error) {
 	return func(ctx context.Context, a domain.Alert, attempts int, err error) {
-		ev := domain.NewEvent(sink, domain.Meta{EventID: uuid.NewString(), Actor: "alert-sink-" + sink, Time: m.API.Now().UTC()},
+		ev := domain.NewEvent(sink, domain.Meta{EventID: handlers.NewID(), Actor: "alert-sink-" + sink, Time: m.API.Now().UTC()},
 			domain.DeliveryFailed{AlertID: a.ID, AlertSeq: a.Seq, Sink: sink, Attempts: attempts, Error: err.Error()})
 		if _, err := m.Store.Append(ctx, eventstore.Unchecked, ev); err != nil {
 			m.Logger.Error("recording an alert delivery failure failed", "sink", sink, "alert", a.ID, "err", err)

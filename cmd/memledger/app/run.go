@@ -88,7 +88,7 @@ func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config,
 	fs.SetOutput(stderr)
 	cfg.flags(fs, withAddr)
 	if name == "serve" {
-		cfg.alertFlags(fs)
+		cfg.serveFlags(fs)
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, flagError(err)
@@ -182,6 +182,8 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := os.Rename(tmp, cfg.ProjectionsPath()); err != nil {
 		return fmt.Errorf("swap in the rebuilt projections: %w", err)
 	}
+	// A crash may have left the marker of an open file: the new file is whole and synced.
+	os.Remove(cfg.ProjectionsPath() + ".open")
 	fmt.Fprintf(stdout, "rebuild: done, %d events in %s; projections swapped in at %s\n",
 		last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
 	return nil
