@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,28 +29,31 @@ type DB struct {
 // OpenLive opens the projection file of a running service. Unless sync is set, its commits are
 // not fsynced: the projections are derived from the log, which holds the durability guarantee,
 // and an fsync per batch would halve the write rate. While the file is open a marker file
-// stands beside it; a start that finds the marker knows the last run did not close the file
-// (a crash), checks the file, and when it is damaged sets it aside, so that the projections are
-// built again from the log.
+// stands beside it, holding the machine's boot id. A start that finds the marker knows the last
+// run did not close the file. If the machine has not restarted since, only the process died:
+// every commit it made is in the operating system's cache and the file is whole. If the machine
+// restarted (a power loss, a kernel crash), commits that never reached the disk may have left
+// the file damaged: it is set aside, and the projections are built again from the log.
 func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 	marker := path + ".open"
-	if _, err := os.Stat(marker); err == nil {
-		if err := checkFile(path); err != nil {
-			aside := fmt.Sprintf("%s.damaged-%d", path, time.Now().Unix())
-			logger.Error("the projections were not closed cleanly and are damaged; setting them aside and rebuilding them from the log",
-				"path", path, "moved_to", aside, "err", err)
+	boot := bootID()
+	if prev, err := os.ReadFile(marker); err == nil {
+		if sync || (boot != "" && strings.TrimSpace(string(prev)) == boot) {
+			logger.Warn("the projections were not closed cleanly, but every commit reached the operating system; using them as they are", "path", path)
+		} else if _, err := os.Stat(path); err == nil {
+			aside := fmt.Sprintf("%s.unclean-%d", path, time.Now().Unix())
+			logger.Warn("the machine restarted while the projections were open and not synced; setting them aside and rebuilding them from the log",
+				"path", path, "moved_to", aside)
 			if err := os.Rename(path, aside); err != nil {
-				return nil, fmt.Errorf("set damaged projections aside: %w", err)
+				return nil, fmt.Errorf("set the projections aside: %w", err)
 			}
-		} else {
-			logger.Warn("the projections were not closed cleanly; the file checks out and is used as it is", "path", path)
 		}
 	}
 	db, err := Open(path, !sync)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(marker, []byte("memledger has this projection file open\n"), 0o644); err != nil {
+	if err := os.WriteFile(marker, []byte(boot+"\n"), 0o644); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("projections marker: %w", err)
 	}
@@ -57,24 +61,13 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 	return db, nil
 }
 
-// checkFile runs bbolt's consistency check on the file at path; a file that does not exist is
-// fine (it will be built).
-func checkFile(path string) error {
-	if _, err := os.Stat(path); os.IsNotExist(err) {
-		return nil
-	}
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
+// bootID identifies the machine's current boot ("" where the system does not say).
+func bootID() string {
+	b, err := os.ReadFile("/proc/sys/kernel/random/boot_id")
 	if err != nil {
-		return err
+		return ""
 	}
-	defer b.Close()
-	return b.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	})
+	return strings.TrimSpace(string(b))
 }
 
 // Open opens (or creates) the projection file at path. noSync skips the fsync of each commit:
