@@ -37,6 +37,9 @@ func chromiumPath(t *testing.T) string {
 			return p
 		}
 	}
+	if os.Getenv("MEMLEDGER_REQUIRE_BROWSER") != "" {
+		t.Fatal("browser tests need Chromium and MEMLEDGER_REQUIRE_BROWSER is set: apt-get install chromium")
+	}
 	t.Skip("browser tests need Chromium: apt-get install chromium (CI installs it)")
 	return ""
 }
