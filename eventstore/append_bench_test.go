@@ -50,6 +50,26 @@ func BenchmarkRawPublishExpectedSeq(b *testing.B) {
 	})
 }
 
+// BenchmarkRawPublishEventBody is the same baseline publishing the very bytes BenchmarkAppend
+// stores (a memory.created envelope with a 200-character content), so that the two differ only
+// by what the store does.
+func BenchmarkRawPublishEventBody(b *testing.B) {
+	benchModes(b, func(b *testing.B, s *eventstore.Store) {
+		js, ctx := s.JetStream(), b.Context()
+		data, err := eventstore.Encode(memEvent(newMemoryID(), 0, createdPayload(domain.StatusCandidate)))
+		require.NoError(b, err)
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			_, err := js.Publish(ctx, eventstore.SubjectPrefix+"memory."+newMemoryID(), data,
+				jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgID(uuid.NewString()))
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		reportRate(b, 1, "events/s")
+	})
+}
+
 // BenchmarkAppend appends a memory.created event of a new memory.
 func BenchmarkAppend(b *testing.B) {
 	benchModes(b, func(b *testing.B, s *eventstore.Store) {
