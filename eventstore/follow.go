@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go/jetstream"
@@ -23,7 +24,9 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 	if err != nil {
 		return fmt.Errorf("follow log from %d: %w", from, err)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1024))
+	// A short heartbeat: an ordered consumer whose first pull goes unanswered (seen on
+	// clusters) is recreated after two missed heartbeats.
+	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
 		return fmt.Errorf("follow log from %d: %w", from, err)
 	}

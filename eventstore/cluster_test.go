@@ -1,0 +1,545 @@
+package eventstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+)
+
+// clusterSize is the number of servers of the test cluster and the stream's replica count.
+const clusterSize = 3
+
+// discardLogger drops the cluster servers' log. Its Fatalf does not exit: a server that fails
+// to start is caught by startClusterOnce.
+type discardLogger struct{}
+
+func (discardLogger) Noticef(string, ...any) {}
+func (discardLogger) Warnf(string, ...any)   {}
+func (discardLogger) Fatalf(string, ...any)  {}
+func (discardLogger) Errorf(string, ...any)  {}
+func (discardLogger) Debugf(string, ...any)  {}
+func (discardLogger) Tracef(string, ...any)  {}
+
+// startCluster starts a JetStream cluster of n servers on loopback, waits until it has a meta
+// leader that knows every server, and shuts it down when the test ends (after the clients,
+// whose cleanups are registered later and so run first).
+//
+// Every server is given the route URLs of all servers, itself included (a server ignores its
+// own), as nats-server's createJetStreamClusterExplicit does: a clustered JetStream server
+// needs configured routes at start ("JetStream cluster requires configured routes"), and the
+// route count sets the meta group's expected size. The cluster ports are picked by listening
+// on port 0 and are freed just before their server starts; should another process take one
+// in that moment, the whole cluster is started again on fresh ports.
+func startCluster(t *testing.T, n int) []*server.Server {
+	t.Helper()
+	var err error
+	for range 3 {
+		var servers []*server.Server
+		servers, err = startClusterOnce(t, n)
+		if err == nil {
+			t.Cleanup(func() {
+				for _, srv := range servers {
+					srv.Shutdown()
+					srv.WaitForShutdown()
+				}
+			})
+			waitForMetaLeader(t, servers)
+			return servers
+		}
+		t.Logf("cluster start failed, retrying on fresh ports: %v", err)
+	}
+	require.NoError(t, err, "start cluster")
+	return nil
+}
+
+// startClusterOnce starts the n servers, shutting down the ones it started if one fails.
+func startClusterOnce(t *testing.T, n int) (_ []*server.Server, err error) {
+	listeners := make([]net.Listener, n)
+	routes := make([]*url.URL, n)
+	defer func() {
+		for _, l := range listeners {
+			if l != nil {
+				l.Close()
+			}
+		}
+	}()
+	for i := range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners[i] = l
+		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
+	}
+
+	var servers []*server.Server
+	defer func() {
+		if err != nil {
+			for _, srv := range servers {
+				srv.Shutdown()
+				srv.WaitForShutdown()
+			}
+		}
+	}()
+	for i := range n {
+		name := fmt.Sprintf("n%d", i+1)
+		opts := &server.Options{
+			ServerName: name,
+			Host:       "127.0.0.1",
+			Port:       server.RANDOM_PORT,
+			JetStream:  true,
+			StoreDir:   t.TempDir(),
+			NoSigs:     true,
+			Cluster: server.ClusterOpts{
+				Name: "memledger-test",
+				Host: "127.0.0.1",
+				Port: listeners[i].Addr().(*net.TCPAddr).Port,
+			},
+			Routes: routes,
+		}
+		srv, err := server.NewServer(opts)
+		if err != nil {
+			return nil, fmt.Errorf("server %s: %w", name, err)
+		}
+		srv.SetLoggerV2(discardLogger{}, false, false, false)
+		listeners[i].Close()
+		listeners[i] = nil
+		go srv.Start()
+		servers = append(servers, srv)
+		if !srv.ReadyForConnections(10 * time.Second) {
+			return nil, fmt.Errorf("server %s not ready for connections (cluster port %s)", name, routes[i].Host)
+		}
+		if !srv.JetStreamEnabled() {
+			return nil, fmt.Errorf("server %s: jetstream did not start", name)
+		}
+	}
+	return servers, nil
+}
+
+// waitForMetaLeader waits until one server is the JetStream meta leader, it counts every
+// server as a peer and every server's meta state is current.
+func waitForMetaLeader(t *testing.T, servers []*server.Server) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		var leader *server.Server
+		for _, srv := range servers {
+			if srv.JetStreamIsLeader() {
+				leader = srv
+			}
+		}
+		if leader == nil || len(leader.JetStreamClusterPeers()) != len(servers) {
+			return false
+		}
+		for _, srv := range servers {
+			if !srv.JetStreamIsCurrent() {
+				return false
+			}
+		}
+		return true
+	}, 20*time.Second, 20*time.Millisecond, "no JetStream meta leader with %d peers", len(servers))
+}
+
+// clientURLs are the servers' client addresses joined by commas, a Store's URL for the cluster.
+func clientURLs(servers []*server.Server) string {
+	urls := make([]string, len(servers))
+	for i, srv := range servers {
+		urls[i] = srv.ClientURL()
+	}
+	return strings.Join(urls, ",")
+}
+
+// streamInfo asks the cluster for the store's stream information.
+func streamInfo(ctx context.Context, s *eventstore.Store) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	st, err := s.JetStream().Stream(ctx, eventstore.DefaultStream)
+	if err != nil {
+		return nil, err
+	}
+	return st.Info(ctx)
+}
+
+// waitForStreamLeader waits until the stream has a leader for which ok is true and whose
+// replicas, all online, are current; it returns the leader's name.
+func waitForStreamLeader(t *testing.T, s *eventstore.Store, replicas int, ok func(leader string) bool) string {
+	t.Helper()
+	var leader string
+	require.Eventually(t, func() bool {
+		info, err := streamInfo(t.Context(), s)
+		if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || !ok(info.Cluster.Leader) {
+			return false
+		}
+		current := 0
+		for _, p := range info.Cluster.Replicas {
+			if p.Current && !p.Offline {
+				current++
+			}
+		}
+		if current != replicas {
+			return false
+		}
+		leader = info.Cluster.Leader
+		return true
+	}, 20*time.Second, 50*time.Millisecond, "stream has no leader with %d current replicas", replicas)
+	return leader
+}
+
+// moveStreamLeader asks the stream's leader to hand leadership to the server named preferred.
+func moveStreamLeader(t *testing.T, s *eventstore.Store, preferred string) {
+	t.Helper()
+	req, err := json.Marshal(map[string]any{"placement": map[string]string{"preferred": preferred}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	msg, err := s.Conn().RequestWithContext(ctx, "$JS.API.STREAM.LEADER.STEPDOWN."+eventstore.DefaultStream, req)
+	require.NoError(t, err)
+	var resp struct {
+		Success bool                `json:"success"`
+		Error   *jetstream.APIError `json:"error"`
+	}
+	require.NoError(t, json.Unmarshal(msg.Data, &resp))
+	require.Nil(t, resp.Error, "stream leader stepdown")
+	require.True(t, resp.Success, "stream leader stepdown")
+}
+
+// waitReplicated waits until the stream's replica on every running server holds the log up
+// to position seq.
+//
+// Load and LastSeqOf read with direct gets, which every replica of a stream with AllowDirect
+// answers (the server picks one of the queue group at random): a follower can miss an append
+// the leader has just acknowledged, so a Load right after an Append may not see it. The test
+// waits for every replica before it checks what Load returns.
+func waitReplicated(t *testing.T, servers []*server.Server, seq uint64) {
+	t.Helper()
+	require.Eventually(t, func() bool {
+		for _, srv := range servers {
+			if !srv.Running() {
+				continue
+			}
+			acc, err := srv.JszAccount(&server.JSzOptions{Account: server.DEFAULT_GLOBAL_ACCOUNT, Streams: true})
+			if err != nil {
+				return false
+			}
+			found := false
+			for _, st := range acc.Streams {
+				if st.Name == eventstore.DefaultStream {
+					found = st.State.LastSeq >= seq
+				}
+			}
+			if !found {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, 5*time.Millisecond, "replicas do not hold the log up to %d", seq)
+}
+
+// leadFromConnected makes the stream's leader the server the store is connected to, once the
+// stream has a leader and the given number of current replicas, and returns its name.
+func leadFromConnected(t *testing.T, s *eventstore.Store, replicas int) string {
+	t.Helper()
+	connected := s.Conn().ConnectedServerName()
+	if leader := waitForStreamLeader(t, s, replicas, func(string) bool { return true }); leader != connected {
+		moveStreamLeader(t, s, connected)
+	}
+	return waitForStreamLeader(t, s, replicas, func(l string) bool { return l == connected })
+}
+
+// followTimeout bounds the wait for followed events. About one in a hundred ordered consumers
+// created on the cluster gets nothing from its first pull; the client recreates it when two
+// heartbeats (5 s apart by default) are missed, so events can take just over 10 s to arrive.
+const followTimeout = 20 * time.Second
+
+// receiveFollowed reads n events from ch, failing the test if Follow returns (on errc) or the
+// events do not arrive within followTimeout.
+func receiveFollowed(t *testing.T, ch <-chan domain.Event, errc <-chan error, n int) []domain.Event {
+	t.Helper()
+	timeout := time.After(followTimeout)
+	evs := make([]domain.Event, 0, n)
+	for len(evs) < n {
+		select {
+		case ev := <-ch:
+			evs = append(evs, ev)
+		case err := <-errc:
+			require.FailNowf(t, "follow", "Follow returned after %d of %d events: %v", len(evs), n, err)
+		case <-timeout:
+			require.FailNowf(t, "follow", "received %d of %d events within %v", len(evs), n, followTimeout)
+		}
+	}
+	return evs
+}
+
+// conflictCode is the JetStream error code under err, which must be an ErrConflict.
+func conflictCode(t *testing.T, err error) jetstream.ErrorCode {
+	t.Helper()
+	require.ErrorIs(t, err, domain.ErrConflict)
+	var apiErr *jetstream.APIError
+	require.ErrorAs(t, err, &apiErr)
+	require.Contains(t, []jetstream.ErrorCode{10071, 10164}, apiErr.ErrorCode, "error code of %v", err)
+	return apiErr.ErrorCode
+}
+
+// TestClusterReplicatedStream runs the store against an external three-server JetStream
+// cluster with a stream of three replicas, and keeps working when the stream's leader dies.
+func TestClusterReplicatedStream(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a three-server NATS cluster")
+	}
+	started := time.Now()
+	servers := startCluster(t, clusterSize)
+	t.Logf("cluster with meta leader after %v", time.Since(started).Round(time.Millisecond))
+
+	s := eventstore.New(t.TempDir())
+	s.URL = clientURLs(servers)
+	s.Replicas = clusterSize
+	require.NoError(t, s.Open(t.Context()))
+	t.Cleanup(func() { s.Close() })
+	require.Empty(t, s.ClientURL(), "an external store has no embedded server")
+
+	// written is every event appended so far, by memory, as Load returns them.
+	written := map[string][]domain.Event{}
+	// load checks that memory id holds exactly what was written, right after the append that
+	// wrote it: a read on a replicated stream never misses an acknowledged append.
+	load := func(t *testing.T, id string) uint64 {
+		t.Helper()
+		got, last, err := s.Load(t.Context(), "memory", id)
+		require.NoError(t, err)
+		require.Equal(t, written[id], got, "memory %s", id)
+		require.Equal(t, written[id][len(written[id])-1].Seq, last)
+		return last
+	}
+
+	t.Run("StreamHasThreeReplicas", func(t *testing.T) {
+		leader := leadFromConnected(t, s, clusterSize-1)
+		info, err := streamInfo(t.Context(), s)
+		require.NoError(t, err)
+		require.Equal(t, clusterSize, info.Config.Replicas)
+		require.Equal(t, jetstream.FileStorage, info.Config.Storage)
+		require.Equal(t, "memledger-test", info.Cluster.Name)
+		require.Len(t, info.Cluster.Replicas, clusterSize-1, "replicas besides the leader")
+		names := []string{leader}
+		for _, p := range info.Cluster.Replicas {
+			names = append(names, p.Name)
+		}
+		require.ElementsMatch(t, []string{"n1", "n2", "n3"}, names, "the leader and its two replicas")
+	})
+
+	var id string
+	t.Run("AppendLoad", func(t *testing.T) {
+		ctx := t.Context()
+		id = newMemoryID()
+		other := newMemoryID()
+		created := memEvent(other, 0, createdPayload(domain.StatusActive))
+		res, err := s.Append(ctx, 0, created)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: 1}, res)
+		created.Seq = res.Seq
+		written[other] = []domain.Event{created}
+
+		evs := []domain.Event{
+			memEvent(id, 0, createdPayload(domain.StatusCandidate)),
+			memEvent(id, 1, domain.MemoryReinforced{Delta: 0.05}),
+			memEvent(id, 2, domain.MemoryPromoted{}),
+		}
+		res, err = s.Append(ctx, 0, evs...)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: 4}, res)
+		require.Equal(t, []uint64{2, 3, 4}, seqs(evs))
+		written[id] = evs
+
+		// Each memory loads its own events only.
+		require.Equal(t, uint64(4), load(t, id))
+		require.Equal(t, uint64(1), load(t, other))
+		require.Equal(t, uint64(4), lastSeq(t, s))
+	})
+	require.NotEmpty(t, written[id], "the later steps build on AppendLoad")
+
+	codes := map[jetstream.ErrorCode]int{}
+	t.Cleanup(func() { t.Logf("conflicts by JetStream error code: %v", codes) })
+	t.Run("StaleExpectedIsConflict", func(t *testing.T) {
+		ctx := t.Context()
+		before := lastSeq(t, s)
+		// A position the memory has moved on from, one ahead of it, and a second create.
+		for _, expected := range []uint64{2, 3, 10, 0} {
+			_, err := s.Append(ctx, expected, memEvent(id, 3, domain.MemoryReinforced{Delta: 0.1}))
+			codes[conflictCode(t, err)]++
+		}
+		require.Equal(t, before, lastSeq(t, s), "a refused append writes nothing")
+		load(t, id)
+	})
+
+	t.Run("ConcurrentWritersOneWins", func(t *testing.T) {
+		ctx := t.Context()
+		expected := written[id][len(written[id])-1].Seq
+		before := lastSeq(t, s)
+
+		const writers = 20
+		errs := make([]error, writers)
+		evs := make([]domain.Event, writers)
+		var start, done sync.WaitGroup
+		start.Add(1)
+		for i := range writers {
+			evs[i] = memEvent(id, 10+i, domain.MemoryReinforced{Delta: 0.01})
+			done.Go(func() {
+				start.Wait()
+				// A slice of evs, so that Append sets the winner's Seq in it.
+				_, errs[i] = s.Append(ctx, expected, evs[i:i+1]...)
+			})
+		}
+		start.Done()
+		done.Wait()
+
+		winner := -1
+		for i, err := range errs {
+			if err == nil {
+				require.Equal(t, -1, winner, "a second writer succeeded: %d and %d", winner, i)
+				winner = i
+				continue
+			}
+			codes[conflictCode(t, err)]++
+		}
+		require.NotEqual(t, -1, winner, "no writer succeeded")
+		require.Equal(t, before+1, evs[winner].Seq)
+		written[id] = append(written[id], evs[winner])
+		require.Equal(t, before+1, load(t, id))
+		require.Equal(t, before+1, lastSeq(t, s), "the losers wrote nothing")
+	})
+
+	t.Run("Idempotent", func(t *testing.T) {
+		ctx := t.Context()
+		expected := written[id][len(written[id])-1].Seq
+		ev := memEvent(id, 40, domain.MemoryReinforced{Delta: 0.02})
+		first, err := s.Append(ctx, expected, ev)
+		require.NoError(t, err)
+		require.False(t, first.Duplicate)
+		stored := ev
+		stored.Seq = first.Seq
+		written[id] = append(written[id], stored)
+		before := lastSeq(t, s)
+
+		// The same event at the memory's new position: the server drops it by its id.
+		res, err := s.Append(ctx, first.Seq, ev)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: first.Seq, Duplicate: true}, res)
+		// The exact retry, with the position it was first appended at: refused by the
+		// server, it is recognised by the event's id in the memory's events, read from any
+		// replica (see waitReplicated).
+		waitReplicated(t, servers, first.Seq)
+		res, err = s.Append(ctx, expected, ev)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: first.Seq, Duplicate: true}, res)
+		// Unchecked, twice.
+		fact := memEvent(id, 41, domain.MemoryReinforced{Delta: 0.03})
+		first, err = s.Append(ctx, eventstore.Unchecked, fact)
+		require.NoError(t, err)
+		require.False(t, first.Duplicate)
+		res, err = s.Append(ctx, eventstore.Unchecked, fact)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: first.Seq, Duplicate: true}, res)
+		fact.Seq = first.Seq
+		written[id] = append(written[id], fact)
+
+		require.Equal(t, before+1, lastSeq(t, s), "each event is stored once")
+		load(t, id)
+	})
+
+	t.Run("Follow", func(t *testing.T) {
+		last := lastSeq(t, s)
+		out := make(chan domain.Event, 64)
+		cancel, errc := follow(t, s, 1, out)
+		started := time.Now()
+		got := receiveFollowed(t, out, errc, int(last))
+		if d := time.Since(started); d > time.Second {
+			t.Logf("the first events took %v (see followTimeout)", d.Round(time.Millisecond))
+		}
+		want := make([]uint64, last)
+		for i := range want {
+			want[i] = uint64(i + 1)
+		}
+		require.Equal(t, want, seqs(got), "every event, in log order")
+		byMemory := map[string][]domain.Event{}
+		for _, ev := range got {
+			byMemory[ev.AggregateID] = append(byMemory[ev.AggregateID], ev)
+		}
+		require.Equal(t, written, byMemory)
+
+		// An event appended while following arrives next.
+		ev := memEvent(id, 50, domain.MemoryReinforced{Delta: 0.04})
+		res, err := s.Append(t.Context(), written[id][len(written[id])-1].Seq, ev)
+		require.NoError(t, err)
+		require.Equal(t, last+1, res.Seq)
+		ev.Seq = res.Seq
+		written[id] = append(written[id], ev)
+		require.Equal(t, []domain.Event{ev}, receiveFollowed(t, out, errc, 1))
+
+		cancel()
+		require.ErrorIs(t, waitErr(t, errc), context.Canceled)
+	})
+
+	t.Run("LeaderFailover", func(t *testing.T) {
+		ctx := t.Context()
+		before := lastSeq(t, s)
+
+		// The stream's leader is the server the store is connected to, so that its death also
+		// makes the client reconnect to a surviving server.
+		leader := leadFromConnected(t, s, clusterSize-1)
+		var dead *server.Server
+		for _, srv := range servers {
+			if srv.Name() == leader {
+				dead = srv
+			}
+		}
+		require.NotNil(t, dead, "no server named %s", leader)
+		reconnects := s.Conn().Stats().Reconnects
+
+		killed := time.Now()
+		dead.Shutdown()
+		dead.WaitForShutdown()
+
+		// A new leader among the two others, with the last one as its only current replica.
+		newLeader := waitForStreamLeader(t, s, 1, func(l string) bool { return l != leader })
+		t.Logf("stream leader %s shut down; %s leads after %v, client on %s", leader, newLeader,
+			time.Since(killed).Round(time.Millisecond), s.Conn().ConnectedServerName())
+		require.NotEqual(t, leader, s.Conn().ConnectedServerName(), "the client is on a surviving server")
+		require.Greater(t, s.Conn().Stats().Reconnects, reconnects, "the client reconnected")
+
+		// The earlier events are intact, and appends go on through the same store.
+		require.Equal(t, before, lastSeq(t, s))
+		for m := range written {
+			load(t, m)
+		}
+		expected := written[id][len(written[id])-1].Seq
+		ev := memEvent(id, 60, domain.MemoryInvalidated{})
+		res, err := s.Append(ctx, expected, ev)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: before + 1}, res)
+		ev.Seq = res.Seq
+		written[id] = append(written[id], ev)
+		require.Equal(t, before+1, load(t, id))
+		_, err = s.Append(ctx, expected, memEvent(id, 61, domain.MemoryReinforced{Delta: 0.1}))
+		codes[conflictCode(t, err)]++
+
+		// A new memory too.
+		created := memEvent(newMemoryID(), 62, createdPayload(domain.StatusActive))
+		res, err = s.Append(ctx, 0, created)
+		require.NoError(t, err)
+		require.Equal(t, eventstore.Appended{Seq: before + 2}, res)
+		created.Seq = res.Seq
+		written[created.AggregateID] = []domain.Event{created}
+		require.Equal(t, before+2, load(t, created.AggregateID))
+		require.Equal(t, before+2, lastSeq(t, s))
+	})
+}
