@@ -138,15 +138,6 @@ func withWebhook(u string, attempts int) func(*ledger) {
 	})
 }
 
-// countOf counts the occurrences of each string.
-func countOf(xs []string) map[string]int {
-	out := map[string]int{}
-	for _, x := range xs {
-		out[x]++
-	}
-	return out
-}
-
 func TestAlertWebhookPlainJSON(t *testing.T) {
 	hook := newHookServer(t, hookOK)
 	l := startLedger(t, withWebhook(hook.URL+"/hooks/memledger", 5))

@@ -45,8 +45,6 @@ func startLedger(t *testing.T, opts ...func(*ledger)) *ledger {
 	return l
 }
 
-func withData(dir string) func(*ledger) { return func(l *ledger) { l.cfg.Data = dir } }
-
 func withFsync(mode string) func(*ledger) { return func(l *ledger) { l.cfg.Fsync = mode } }
 
 // withClock makes the ledger stamp commands with now instead of the wall clock.

@@ -299,15 +299,6 @@ func race(t *testing.T, n int, fn func(i int) (response, error)) []response {
 	return out
 }
 
-// statusCounts counts answers by status.
-func statusCounts(rs []response) map[int]int {
-	out := map[int]int{}
-	for _, r := range rs {
-		out[r.Status]++
-	}
-	return out
-}
-
 func describe(rs []response) string {
 	var b strings.Builder
 	for i, r := range rs {
