@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"maps"
 	"slices"
 	"strings"
 
@@ -37,6 +38,8 @@ type integrityMemory struct {
 	Content       string            `json:"c"`
 	Status        domain.Status     `json:"s"`
 	SourceChunkID string            `json:"k,omitempty"`
+	// dirty marks a copy the batch changed.
+	dirty bool
 }
 
 // Integrity is the live projection of the four integrity checks.
@@ -68,7 +71,38 @@ func pairPrefix(a string) []byte {
 func pair(a, b string) []byte { return append(pairPrefix(a), b...) }
 
 // Apply implements Projection.
-func (Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
+func (p Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
+	return p.ApplyBatch(tx, []domain.Event{ev})
+}
+
+// ApplyBatch implements BatchApplier: the projection's copy of a memory is read once per batch
+// and written once at its end.
+func (Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
+	mems := map[string]*integrityMemory{}
+	for _, ev := range evs {
+		var err error
+		if ev.Kind() == "memory" && ev.Data != nil {
+			err = applyIntegrityMemory(tx, mems, ev)
+		} else {
+			err = applyIntegrityOther(tx, ev)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	b := tx.Bucket(bucketIntMem)
+	for _, id := range slices.Sorted(maps.Keys(mems)) {
+		if im := mems[id]; im != nil && im.dirty {
+			if err := putJSON(b, []byte(id), im); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// applyIntegrityOther applies an event of another kind than memory.
+func applyIntegrityOther(tx *bolt.Tx, ev domain.Event) error {
 	switch p := ev.Data.(type) {
 	case domain.ProjectRegistered:
 		if err := tx.Bucket(bucketIntProjects).Put([]byte(ev.AggregateID), present); err != nil {
@@ -106,9 +140,6 @@ func (Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
 		return addChunks(tx, ev.AggregateID, p.Chunks)
 	case domain.DocumentDeleted:
 		return deleteDocument(tx, ev.AggregateID)
-	}
-	if ev.Kind() == "memory" && ev.Data != nil {
-		return applyIntegrityMemory(tx, ev)
 	}
 	return nil
 }
@@ -178,7 +209,7 @@ func chunkRefs(tx *bolt.Tx, id string) [][]byte {
 	return mems
 }
 
-func applyIntegrityMemory(tx *bolt.Tx, ev domain.Event) error {
+func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev domain.Event) error {
 	switch p := ev.Data.(type) {
 	case domain.MemoryReinforced:
 		return nil // changes nothing the checks look at
@@ -187,14 +218,19 @@ func applyIntegrityMemory(tx *bolt.Tx, ev domain.Event) error {
 			return nil
 		}
 	}
-	mems := tx.Bucket(bucketIntMem)
 	id := []byte(ev.AggregateID)
-	var before domain.Memory
-	if data := mems.Get(id); data != nil {
-		var im integrityMemory
-		if err := json.Unmarshal(data, &im); err != nil {
-			return err
+	im, seen := mems[ev.AggregateID]
+	if !seen {
+		if data := tx.Bucket(bucketIntMem).Get(id); data != nil {
+			im = &integrityMemory{}
+			if err := json.Unmarshal(data, im); err != nil {
+				return err
+			}
 		}
+		mems[ev.AggregateID] = im
+	}
+	var before domain.Memory
+	if im != nil {
 		before = domain.Memory{ID: ev.AggregateID, MemoryType: im.MemoryType, Project: im.Project,
 			Content: im.Content, Status: im.Status, SourceChunkID: im.SourceChunkID}
 	}
@@ -203,10 +239,8 @@ func applyIntegrityMemory(tx *bolt.Tx, ev domain.Event) error {
 		return nil
 	}
 	after := domain.ApplyMemory(before, ev)
-	if err := putJSON(mems, id, integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
-		Content: after.Content, Status: after.Status, SourceChunkID: after.SourceChunkID}); err != nil {
-		return err
-	}
+	mems[ev.AggregateID] = &integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
+		Content: after.Content, Status: after.Status, SourceChunkID: after.SourceChunkID, dirty: true}
 	if isCreate && after.SourceChunkID != "" {
 		if err := tx.Bucket(bucketIntChunkRefs).Put(pair(after.SourceChunkID, after.ID), present); err != nil {
 			return err

@@ -6,6 +6,7 @@ import (
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
@@ -38,8 +39,11 @@ type rebuildLog struct {
 
 // writeRebuildLog appends the benchmark's log to a fresh store: a create, an update, a
 // reinforce, a promote (or another reinforce for a memory created active) and an update of
-// its tags for each memory, round by round so that a memory's events are spread over the log.
-func writeRebuildLog(b *testing.B) *rebuildLog {
+// its tags for each memory. With spread, it goes round by round, so that a memory's events are
+// spread over the whole log (the hardest case for the views' locality); without, each writer
+// takes its memories one after the other through their whole life, as clients working through
+// the API do.
+func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
 	b.Helper()
 	store := openStore(b, b.TempDir(), eventstore.FsyncInterval)
 	start := time.Now()
@@ -47,7 +51,7 @@ func writeRebuildLog(b *testing.B) *rebuildLog {
 	var wg sync.WaitGroup
 	for w := range rebuildWriters {
 		wg.Go(func() {
-			errs <- appendShare(store, w)
+			errs <- appendShare(store, w, spread)
 		})
 	}
 	wg.Wait()
@@ -81,14 +85,18 @@ func writeRebuildLog(b *testing.B) *rebuildLog {
 }
 
 // appendShare appends the events of writer w's share of the memories.
-func appendShare(store *eventstore.Store, w int) error {
+func appendShare(store *eventstore.Store, w int, spread bool) error {
 	ctx := context.Background()
 	n := rebuildMemories / rebuildWriters
 	ids := make([]string, n)
 	last := make([]uint64, n)
 	until := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)
-	for round := range rebuildRounds {
-		for i := range ids {
+	for step := range rebuildRounds * n {
+		round, i := step/n, step%n
+		if !spread {
+			round, i = step%rebuildRounds, step/rebuildRounds
+		}
+		{
 			candidate := i%2 == 0
 			var p domain.Payload
 			switch round {
@@ -163,12 +171,21 @@ func writtenBytes() int64 {
 	return -1
 }
 
-// BenchmarkRebuild100k measures a rebuild of the memories projection from a log of 100,000
-// events on 20,000 memories: "full" reads the log from the embedded store (the rebuild
-// command's path), "apply-only" replays the same events decoded in memory (the bbolt side),
+// BenchmarkRebuild100k measures a rebuild from a log of 100,000 events on 20,000 memories, in
+// two shapes of log (see writeRebuildLog): "full" rebuilds the memories projection from the
+// embedded store, "apply-only" from the same events decoded in memory (the bbolt side),
+// "all-projections" every projection of the service (what memledger rebuild does), and
 // "follow-only" reads and decodes the log without applying it (the log side).
 func BenchmarkRebuild100k(b *testing.B) {
-	l := writeRebuildLog(b)
+	for _, shape := range []struct {
+		name   string
+		spread bool
+	}{{"spread", true}, {"lifecycle", false}} {
+		b.Run(shape.name, func(b *testing.B) { benchmarkRebuild(b, writeRebuildLog(b, shape.spread)) })
+	}
+}
+
+func benchmarkRebuild(b *testing.B, l *rebuildLog) {
 	ps := []projections.Projection{projections.Memories{}}
 
 	build := func(b *testing.B, src projections.Source) { buildWith(b, l, src, ps) }
@@ -199,6 +216,8 @@ func BenchmarkRebuild100k(b *testing.B) {
 // buildWith rebuilds ps from src b.N times and reports the rate, the batch size, the file size
 // and the bytes written.
 func buildWith(b *testing.B, l *rebuildLog, src projections.Source, ps []projections.Projection) {
+	// As memledger rebuild does.
+	defer debug.SetGCPercent(debug.SetGCPercent(400))
 	dir := b.TempDir()
 	batches := 0
 	var size int64
