@@ -3,6 +3,7 @@ package domain
 import (
 	"fmt"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -94,8 +95,8 @@ type AddChunks struct {
 
 // CheckDocumentID checks a document id: it is a subject token of the log.
 func CheckDocumentID(id string) error {
-	if id == "" || len(id) > 128 || strings.ContainsAny(id, ".*> \t\r\n") {
-		return Invalid("id", "%q must be 1 to 128 characters without spaces, dots, * or >", id)
+	if id == "" || len(id) > 128 || strings.ContainsAny(id, ".*>") || strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+		return Invalid("id", "%q must be 1 to 128 characters without spaces, control characters, dots, * or >", id)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unicode"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,7 +26,7 @@ func Subject(ev domain.Event) (string, error) {
 // AggregateSubject is the subject of the aggregate of the given kind and id. The id must be a
 // single subject token.
 func AggregateSubject(kind, id string) (string, error) {
-	if id == "" || strings.ContainsAny(id, ".*> \t\r\n") {
+	if id == "" || strings.ContainsAny(id, ".*>") || strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
 		return "", fmt.Errorf("aggregate id %q is not a subject token: %w", id, domain.ErrInvalid)
 	}
 	return SubjectPrefix + kind + "." + id, nil

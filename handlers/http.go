@@ -171,6 +171,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errNotVisible):
+		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
 }
@@ -183,9 +185,12 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if errors.As(err, &fe) {
 		detail, field = fe.Error(), fe.Field
 	}
-	if status == http.StatusInternalServerError {
+	switch status {
+	case http.StatusInternalServerError:
 		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		detail = "internal error; see the server log"
+	case http.StatusServiceUnavailable:
+		s.Logger.Warn("request answered before the projections caught up", "method", r.Method, "path", r.URL.Path, "err", err)
 	}
 	s.problem(w, r, status, detail, field)
 }
@@ -376,11 +381,22 @@ func queryLimit(r *http.Request) (int, error) {
 	return n, nil
 }
 
+// errNotVisible is a write that is in the log but not yet in the projections.
+var errNotVisible = errors.New("not yet visible")
+
 // waitApplied waits until the projections have applied the event at seq.
 func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
-	ctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
 	defer cancel()
-	return s.Runner.WaitFor(ctx, seq)
+	if err := s.Runner.WaitFor(wctx, seq); err != nil {
+		if ctx.Err() == nil {
+			// Not the client's doing: the write stands, the views lag.
+			return fmt.Errorf("%w: the write is recorded in the log at position %d but the projections have not applied it within %s (retry the read, not the write; see /health)",
+				errNotVisible, seq, s.WaitTimeout)
+		}
+		return err
+	}
+	return nil
 }
 
 // NewID returns a new id for a memory, an event or a chunk: a version 7 UUID, ordered by

@@ -180,6 +180,9 @@ func ParseNightlyAt(at string) error {
 	return nil
 }
 
+// nightlyTimeout bounds a nightly run started over HTTP.
+const nightlyTimeout = 30 * time.Minute
+
 type nightlyRunRequest struct {
 	Night string `json:"night"`
 	Step  string `json:"step"`
@@ -195,7 +198,10 @@ func (s *Server) postNightlyRun(w http.ResponseWriter, r *http.Request) {
 	if q.Night == "" {
 		q.Night = s.Now().UTC().Format(time.DateOnly)
 	}
-	run, err := s.Nightly.Run(r.Context(), q.Night, q.Step, q.Force)
+	// A client that goes away does not stop the run half-way.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), nightlyTimeout)
+	defer cancel()
+	run, err := s.Nightly.Run(ctx, q.Night, q.Step, q.Force)
 	if err != nil {
 		s.fail(w, r, err)
 		return

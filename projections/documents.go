@@ -12,7 +12,7 @@ import (
 var (
 	bucketDocuments = []byte("documents")  // id → document JSON
 	bucketChunks    = []byte("chunks")     // chunk id → chunk JSON
-	bucketDocChunks = []byte("doc_chunks") // document id\x00chunk index → chunk id
+	bucketDocChunks = []byte("doc_chunks") // pair(document id, chunk index) → chunk id
 )
 
 // Documents is the projection of documents and their chunks.
@@ -24,8 +24,8 @@ func (Documents) Name() string { return "documents" }
 // Init implements Projection.
 func (p Documents) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (Documents) Version() int { return 1 }
+// Version implements Versioned. (2: document-chunk keys are length-prefixed.)
+func (Documents) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (Documents) Buckets() [][]byte {
@@ -33,7 +33,7 @@ func (Documents) Buckets() [][]byte {
 }
 
 func docChunkKey(doc string, index int) []byte {
-	return append([]byte(doc+"\x00"), encodeSeq(uint64(index))...)
+	return append(pairPrefix(doc), encodeSeq(uint64(index))...)
 }
 
 // Apply implements Projection.
@@ -58,7 +58,7 @@ func (Documents) Apply(tx *bolt.Tx, ev domain.Event) error {
 		if err := docs.Delete([]byte(id)); err != nil {
 			return err
 		}
-		prefix := []byte(id + "\x00")
+		prefix := pairPrefix(id)
 		var keys [][]byte
 		c := idx.Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
@@ -102,7 +102,7 @@ func (db *DB) GetDocument(id string) (*domain.Document, []domain.Chunk, error) {
 			return err
 		}
 		all := tx.Bucket(bucketChunks)
-		prefix := []byte(id + "\x00")
+		prefix := pairPrefix(id)
 		c := tx.Bucket(bucketDocChunks).Cursor()
 		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			var ch domain.Chunk
@@ -127,7 +127,7 @@ func (db *DB) DocumentState(id string) (domain.DocumentState, error) {
 		st.Exists = docs.Get([]byte(id)) != nil
 		// Chunks can be held under a document id without a record (an import wrote them
 		// first): their indexes are taken all the same.
-		prefix := []byte(id + "\x00")
+		prefix := pairPrefix(id)
 		c := tx.Bucket(bucketDocChunks).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			st.Indexes[int(decodeSeq(k[len(prefix):]))] = true

@@ -51,8 +51,8 @@ func (Integrity) Name() string { return "integrity" }
 // Init implements Projection.
 func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (Integrity) Version() int { return 1 }
+// Version implements Versioned. (2: pair keys are length-prefixed.)
+func (Integrity) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (Integrity) Buckets() [][]byte {

@@ -33,8 +33,8 @@ func (Nightly) Name() string { return "nightly" }
 // Init implements Projection.
 func (p Nightly) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (Nightly) Version() int { return 1 }
+// Version implements Versioned. (2: step keys are length-prefixed.)
+func (Nightly) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (Nightly) Buckets() [][]byte {

@@ -43,12 +43,14 @@ type Main struct {
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *handlers.Nightly
 
-	http      *http.Server
-	listener  net.Listener
-	cancel    context.CancelFunc
-	runnerErr chan error
-	serveErr  chan error
-	sinksDone sync.WaitGroup
+	http     *http.Server
+	listener net.Listener
+	cancel   context.CancelFunc
+	// runnerDone is closed when the runner stops, runnerErr holding why.
+	runnerDone chan struct{}
+	runnerErr  error
+	serveErr   chan error
+	sinksDone  sync.WaitGroup
 }
 
 // NewMain returns a Main for cfg.
@@ -75,14 +77,23 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Store.Open(ctx); err != nil {
 		return err
 	}
+	if err := m.checkAhead(ctx); err != nil {
+		return err
+	}
 	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: Projections(), Logger: m.Logger}
 	if err := m.Runner.Init(); err != nil {
 		return err
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
-	m.runnerErr = make(chan error, 1)
-	go func() { m.runnerErr <- m.Runner.Run(runCtx) }()
+	m.runnerDone = make(chan struct{})
+	go func() {
+		defer close(m.runnerDone)
+		m.runnerErr = m.Runner.Run(runCtx)
+		if m.runnerErr != nil && runCtx.Err() == nil {
+			m.Logger.Error("projection runner stopped", "err", m.runnerErr)
+		}
+	}()
 
 	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: domain.DefaultRules(),
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
@@ -124,6 +135,38 @@ func natsDescription(c Config, s *eventstore.Store) string {
 		return "embedded, listening on " + u
 	}
 	return "embedded"
+}
+
+// checkAhead sets the projections aside when they hold events the log does not (a log
+// restored from an older backup, or another log): they are then built again from this log.
+func (m *Main) checkAhead(ctx context.Context) error {
+	last, err := m.Store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	cps, err := m.DB.Checkpoints()
+	if err != nil {
+		return err
+	}
+	for name, cp := range cps {
+		if cp <= last {
+			continue
+		}
+		path := m.DB.Path
+		aside := fmt.Sprintf("%s.ahead-%d", path, time.Now().Unix())
+		m.Logger.Warn("the projections are ahead of the log; setting them aside and rebuilding them from the log",
+			"projection", name, "checkpoint", cp, "log_last_seq", last, "moved_to", aside)
+		if err := m.DB.Close(); err != nil {
+			return err
+		}
+		m.DB = nil
+		if err := os.Rename(path, aside); err != nil {
+			return fmt.Errorf("set the projections aside: %w", err)
+		}
+		m.DB, err = projections.OpenLive(path, m.Config.ProjectionsSync, m.Logger)
+		return err
+	}
+	return nil
 }
 
 // startSinks starts one runner per alert sink, each on its own durable consumer.
@@ -194,8 +237,8 @@ func (m *Main) Wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-m.runnerErr:
-		return fmt.Errorf("projection runner stopped: %w", err)
+	case <-m.runnerDone:
+		return fmt.Errorf("projection runner stopped: %w", m.runnerErr)
 	case err := <-m.serveErr:
 		return fmt.Errorf("http server stopped: %w", err)
 	}
@@ -216,7 +259,8 @@ func (m *Main) Close() error {
 	if m.cancel != nil {
 		m.cancel()
 		m.sinksDone.Wait()
-		if err := <-m.runnerErr; err != nil && !errors.Is(err, context.Canceled) {
+		<-m.runnerDone
+		if err := m.runnerErr; err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
 		}
 		m.cancel = nil
