@@ -333,9 +333,20 @@ func (o *optionalTime) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// meta is the command metadata of request r: the actor from X-Actor (defaultActor when
-// absent), the note, the time, and the event id from Idempotency-Key or a new UUID.
+// meta is the command metadata of a request that is not a memory write: those take neither an
+// Idempotency-Key nor an If-Match, and say so rather than ignore them.
 func (s *Server) meta(r *http.Request, defaultActor, note string) (domain.Meta, error) {
+	for _, h := range []string{"Idempotency-Key", "If-Match"} {
+		if r.Header.Get(h) != "" {
+			return domain.Meta{}, domain.Invalid(h, "is supported on memory writes only (/memory and /memory/{id}/...)")
+		}
+	}
+	return s.memoryMeta(r, defaultActor, note)
+}
+
+// memoryMeta is the command metadata of request r: the actor from X-Actor (defaultActor when
+// absent), the note, the time, and the event id from Idempotency-Key or a new UUID.
+func (s *Server) memoryMeta(r *http.Request, defaultActor, note string) (domain.Meta, error) {
 	actor := r.Header.Get("X-Actor")
 	if actor == "" {
 		actor = defaultActor

@@ -175,7 +175,7 @@ func (s *Server) reinforceMemory(w http.ResponseWriter, r *http.Request) {
 // ledger gets that event's answer and writes nothing.
 func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string, cmd domain.Command) {
 	_, isCreate := cmd.(domain.CreateMemory)
-	meta, err := s.meta(r, DefaultActor, note)
+	meta, err := s.memoryMeta(r, DefaultActor, note)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -212,7 +212,11 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 		s.fail(w, r, err)
 		return
 	}
-	if res.Duplicate && s.answerRecorded(w, r, meta.EventID, id, cmd) {
+	if res.Duplicate {
+		// The key names an event already in the log: this request's first try, or another.
+		if !s.answerRecorded(w, r, meta.EventID, id, cmd) {
+			s.fail(w, r, fmt.Errorf("Idempotency-Key %q was already used for another request: %w", meta.EventID, domain.ErrConflict))
+		}
 		return
 	}
 	data, err := json.Marshal(m)

@@ -139,3 +139,23 @@ func TestIdempotentPromoteRetriedConcurrently(t *testing.T) {
 	require.Equal(t, seq+1, l.lastSeq(), "one event")
 	require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionPromoted}, actions(l.auditOf(c.ID)))
 }
+
+// Writes other than a memory's refuse Idempotency-Key and If-Match instead of ignoring them.
+func TestKeysOnlyOnMemoryWrites(t *testing.T) {
+	l := startLedger(t)
+	before := l.do("GET", "/health", nil).JSON(t)["last_seq"]
+	for _, tc := range []struct {
+		method, path, header string
+		body                 any
+	}{
+		{"POST", "/admin/alerts", "Idempotency-Key", map[string]any{"title": "t"}},
+		{"POST", "/projects", "Idempotency-Key", map[string]any{"id": "p-1"}},
+		{"POST", "/project/state", "If-Match", map[string]any{"project": "p-1", "category": "fact", "key": "k", "value": "v"}},
+		{"POST", "/documents", "Idempotency-Key", map[string]any{"file_path": "a.md"}},
+	} {
+		res := l.do(tc.method, tc.path, tc.body, tc.header, "x-1")
+		require.Equal(t, 400, res.Status, "%s %s: %s", tc.method, tc.path, res.Body)
+		require.Equal(t, tc.header, res.JSON(t)["field"])
+	}
+	require.Equal(t, before, l.do("GET", "/health", nil).JSON(t)["last_seq"], "nothing was written")
+}
