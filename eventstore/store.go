@@ -6,6 +6,8 @@ package eventstore
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -87,8 +89,8 @@ func (s *Store) Open(ctx context.Context) error {
 			return fmt.Errorf("nats listen address %q: %w", s.Listen, err)
 		}
 	}
-	if s.Listen != "" && s.User == "" && !loopback(s.Listen) {
-		return fmt.Errorf("nats listen address %s is reachable from other machines: set a user and password (--nats-user, --nats-password) so that only your subscribers can connect", s.Listen)
+	if s.Listen != "" && s.URL == "" && (s.User == "" || s.Password == "") {
+		return fmt.Errorf("nats listen address %s: set a user and a password (--nats-user, --nats-password) for the subscribers that connect to it", s.Listen)
 	}
 	if s.URL == "" && s.Replicas != 1 {
 		return fmt.Errorf("replicas %d needs an external cluster (--nats-url); the embedded server is a single node", s.Replicas)
@@ -104,33 +106,43 @@ func (s *Store) Open(ctx context.Context) error {
 	return nil
 }
 
-// loopback reports whether the host of addr is a loopback address.
-func loopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
+// SubscriberPermissions are what the user of the embedded server's listener may do: read
+// alerts, as they are published or through consumers of its own on the alert subjects, and
+// nothing else. It can neither write to the log nor change or delete the stream.
+func SubscriberPermissions(stream string) *server.Permissions {
+	api := "$JS.API."
+	return &server.Permissions{
+		Publish: &server.SubjectPermission{Allow: []string{
+			api + "INFO",
+			api + "STREAM.INFO." + stream,
+			api + "CONSUMER.CREATE." + stream + ".*." + SubjectPrefix + "alert.>",
+			api + "CONSUMER.INFO." + stream + ".*",
+			api + "CONSUMER.DELETE." + stream + ".*",
+			api + "CONSUMER.MSG.NEXT." + stream + ".*",
+			"$JS.ACK." + stream + ".>",
+		}},
+		Subscribe: &server.SubjectPermission{Allow: []string{SubjectPrefix + "alert.>", "_INBOX.>"}},
 	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
 }
 
 func (s *Store) connect() error {
 	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1)}
-	if s.User != "" {
-		opts = append(opts, nats.UserInfo(s.User, s.Password))
-	}
 	if s.URL != "" {
+		if s.User != "" {
+			opts = append(opts, nats.UserInfo(s.User, s.Password))
+		}
 		nc, err := nats.Connect(s.URL, opts...)
 		if err != nil {
 			return fmt.Errorf("connect to nats %s: %w", s.URL, err)
 		}
 		s.nc = nc
 	} else {
-		if err := s.startServer(); err != nil {
+		internal, err := s.startServer()
+		if err != nil {
 			return err
+		}
+		if internal != nil {
+			opts = append(opts, nats.UserInfo(internal.Username, internal.Password))
 		}
 		nc, err := nats.Connect("", append(opts, nats.InProcessServer(s.srv))...)
 		if err != nil {
@@ -146,7 +158,10 @@ func (s *Store) connect() error {
 	return nil
 }
 
-func (s *Store) startServer() error {
+// startServer starts the embedded server. When it listens, it has two users: memledger's own,
+// with a password made up for this run and every right, and the subscribers', with
+// SubscriberPermissions; startServer returns the first.
+func (s *Store) startServer() (*server.User, error) {
 	opts := &server.Options{
 		ServerName: "memledger",
 		JetStream:  true,
@@ -154,39 +169,48 @@ func (s *Store) startServer() error {
 		DontListen: true,
 		NoSigs:     true,
 		SyncAlways: s.Fsync == FsyncAlways,
-		Username:   s.User,
-		Password:   s.Password,
 	}
+	var internal *server.User
 	if s.Listen != "" {
 		host, port, err := net.SplitHostPort(s.Listen)
 		if err != nil {
-			return fmt.Errorf("nats listen address %q: %w", s.Listen, err)
+			return nil, fmt.Errorf("nats listen address %q: %w", s.Listen, err)
 		}
 		p, err := strconv.Atoi(port)
 		if err != nil {
-			return fmt.Errorf("nats listen address %q: port %q is not a number", s.Listen, port)
+			return nil, fmt.Errorf("nats listen address %q: port %q is not a number", s.Listen, port)
 		}
 		opts.DontListen, opts.Host, opts.Port = false, host, p
 		if p == 0 {
 			opts.Port = server.RANDOM_PORT
 		}
+		secret := make([]byte, 24)
+		if _, err := rand.Read(secret); err != nil {
+			return nil, err
+		}
+		internal = &server.User{Username: "memledger-internal", Password: hex.EncodeToString(secret)}
+		if s.User == internal.Username {
+			return nil, fmt.Errorf("nats user %q is reserved for memledger itself", s.User)
+		}
+		opts.Users = []*server.User{internal,
+			{Username: s.User, Password: s.Password, Permissions: SubscriberPermissions(s.Stream)}}
 	}
 	srv, err := server.NewServer(opts)
 	if err != nil {
-		return fmt.Errorf("embedded nats: %w", err)
+		return nil, fmt.Errorf("embedded nats: %w", err)
 	}
 	srv.SetLoggerV2(serverLog{s.Logger.With("component", "nats")}, false, false, false)
 	go srv.Start()
 	if !srv.ReadyForConnections(30 * time.Second) {
 		srv.Shutdown()
-		return errors.New("embedded nats: not ready after 30s (is the data directory used by another process?)")
+		return nil, errors.New("embedded nats: not ready after 30s (is the data directory used by another process?)")
 	}
 	if !srv.JetStreamEnabled() {
 		srv.Shutdown()
-		return fmt.Errorf("embedded nats: jetstream did not start on %s (see the log above)", opts.StoreDir)
+		return nil, fmt.Errorf("embedded nats: jetstream did not start on %s (see the log above)", opts.StoreDir)
 	}
 	s.srv = srv
-	return nil
+	return internal, nil
 }
 
 func (s *Store) createStream(ctx context.Context) error {

@@ -1,12 +1,14 @@
 package eventstore_test
 
 import (
+	"context"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/domain"
@@ -63,8 +65,9 @@ func TestOpenErrors(t *testing.T) {
 		{"no replicas", func(s *eventstore.Store) { s.Replicas = 0 }, "replicas must be between 1 and 5, got 0"},
 		{"too many replicas", func(s *eventstore.Store) { s.Replicas = 7; s.URL = "nats://127.0.0.1:4222" }, "replicas must be between 1 and 5, got 7"},
 		{"listen address without a port", func(s *eventstore.Store) { s.Listen = "127.0.0.1"; s.User = "u" }, `nats listen address "127.0.0.1"`},
-		{"listen port not a number", func(s *eventstore.Store) { s.Listen = "localhost:http" }, `port "http" is not a number`},
-		{"listen beyond loopback without credentials", func(s *eventstore.Store) { s.Listen = "0.0.0.0:0" }, "nats listen address 0.0.0.0:0 is reachable from other machines"},
+		{"listen port not a number", func(s *eventstore.Store) { s.Listen = "localhost:http"; s.User, s.Password = "u", "p" }, `port "http" is not a number`},
+		{"listen without credentials", func(s *eventstore.Store) { s.Listen = "127.0.0.1:0" }, "set a user and a password"},
+		{"listen with the internal user's name", func(s *eventstore.Store) { s.Listen = "127.0.0.1:0"; s.User, s.Password = "memledger-internal", "p" }, "reserved"},
 		{"unreachable server", func(s *eventstore.Store) { s.URL = "nats://127.0.0.1:1" }, "connect to nats nats://127.0.0.1:1"},
 	}
 	for _, tt := range tests {
@@ -157,26 +160,70 @@ func TestListen(t *testing.T) {
 	_, err = nats.Connect(url, nats.UserInfo("ledger", "wrong"), nats.MaxReconnects(0))
 	require.Error(t, err, "a client with a wrong password is refused")
 
-	nc, err := nats.Connect(url, nats.UserInfo("ledger", "s3cret"))
+	denied := make(chan error, 16)
+	nc, err := nats.Connect(url, nats.UserInfo("ledger", "s3cret"),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) { denied <- err }))
 	require.NoError(t, err)
 	defer nc.Close()
-	sub, err := nc.SubscribeSync("ledger.memory.>")
+	sub, err := nc.SubscribeSync("ledger.alert.>")
 	require.NoError(t, err)
 	require.NoError(t, nc.Flush())
 
-	id := newMemoryID()
-	ev := memEvent(id, 0, createdPayload(domain.StatusCandidate))
-	res, err := s.Append(t.Context(), 0, ev)
+	ev := domain.NewEvent("warning", domain.Meta{EventID: newMemoryID(), Actor: "test", Time: t0},
+		domain.AlertRaised{Severity: domain.SeverityWarning, Title: "disk low"})
+	res, err := s.Append(t.Context(), eventstore.Unchecked, ev)
 	require.NoError(t, err)
 
 	msg, err := sub.NextMsg(10 * time.Second)
 	require.NoError(t, err)
-	require.Equal(t, "ledger.memory."+id, msg.Subject)
-	require.Equal(t, ev.ID, msg.Header.Get(nats.MsgIdHdr))
+	require.Equal(t, "ledger.alert.warning", msg.Subject)
 	got, err := eventstore.Decode(msg.Data, res.Seq)
 	require.NoError(t, err)
 	ev.Seq = res.Seq
 	require.Equal(t, ev, got)
+
+	// The subscribers' user reads alerts through a consumer of its own...
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	cons, err := js.CreateOrUpdateConsumer(t.Context(), eventstore.DefaultStream, jetstream.ConsumerConfig{
+		Durable: "watcher", FilterSubject: "ledger.alert.>", AckPolicy: jetstream.AckExplicitPolicy})
+	require.NoError(t, err)
+	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	require.NoError(t, err)
+	var fetched []string
+	for m := range batch.Messages() {
+		fetched = append(fetched, m.Subject())
+		require.NoError(t, m.Ack())
+	}
+	require.Equal(t, []string{"ledger.alert.warning"}, fetched)
+
+	// ...and can do nothing else: not read memories, not write to the log, not touch the stream.
+	// A refused request goes unanswered, so each gets a short deadline.
+	short := func() context.Context {
+		ctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+		t.Cleanup(cancel)
+		return ctx
+	}
+	_, err = js.CreateOrUpdateConsumer(short(), eventstore.DefaultStream, jetstream.ConsumerConfig{
+		Durable: "snoop", FilterSubject: "ledger.memory.>"})
+	require.Error(t, err, "a consumer on memories is refused")
+	require.Error(t, js.DeleteStream(short(), eventstore.DefaultStream), "deleting the stream is refused")
+	_, err = js.Publish(short(), "ledger.memory.forged", []byte("{}"))
+	require.Error(t, err, "writing to the log is refused")
+	_, err = nc.SubscribeSync("ledger.memory.>")
+	require.NoError(t, err)
+	require.NoError(t, nc.Flush())
+	select {
+	case err := <-denied:
+		require.ErrorContains(t, err, "Permissions Violation")
+	case <-time.After(5 * time.Second):
+		t.Fatal("subscribing to memories was not refused")
+	}
+	last, err := s.LastSeq(t.Context())
+	require.NoError(t, err)
+	require.Equal(t, res.Seq, last, "nothing was written")
+	_, err = s.JetStream().Stream(t.Context(), eventstore.DefaultStream)
+	require.NoError(t, err, "the stream is still there")
 
 	// A store without Listen does not listen.
 	require.Empty(t, openStore(t, eventstore.FsyncInterval).ClientURL())
