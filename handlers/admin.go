@@ -37,7 +37,7 @@ func (s *Server) autoPromote(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cmd := domain.AutoPromoteMemory{MinReferenceCount: domain.DefaultAutoPromoteRefs, MinConfidence: domain.DefaultAutoPromoteConf}
+	cmd := domain.AutoPromoteMemory{MinReferenceCount: s.Jobs.AutoPromoteRefs, MinConfidence: s.Jobs.AutoPromoteConfidence}
 	if q.MinReferenceCount != nil {
 		if *q.MinReferenceCount < 1 {
 			s.fail(w, r, domain.Invalid("min_reference_count", "must be at least 1, got %d", *q.MinReferenceCount))
@@ -74,7 +74,7 @@ func (s *Server) expireCandidates(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	maxAge := domain.DefaultCandidateMaxAge
+	maxAge := s.Jobs.CandidateMaxAge
 	if q.MaxAgeDays != nil {
 		if !(*q.MaxAgeDays > 0) {
 			s.fail(w, r, domain.Invalid("max_age_days", "must be more than 0, got %v", *q.MaxAgeDays))

@@ -42,6 +42,8 @@ type Server struct {
 	Rules  domain.Rules
 	// Pipeline holds the thresholds of the pipeline alert rules.
 	Pipeline PipelineRules
+	// Jobs holds the default thresholds of auto-promotion and candidate expiry.
+	Jobs JobRules
 	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
 	Nightly *Nightly
 	// Sinks are the alert sinks whose state /health reports.
@@ -80,6 +82,9 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.WaitTimeout == 0 {
 		s.WaitTimeout = DefaultWaitTimeout
+	}
+	if s.Jobs == (JobRules{}) {
+		s.Jobs = DefaultJobRules()
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /memory", s.createMemory)
@@ -148,6 +153,22 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, mux *http.Serve
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	s.problem(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")), "")
+}
+
+// JobRules are the default thresholds of the automatic jobs (a request may name others).
+type JobRules struct {
+	// AutoPromoteRefs and AutoPromoteConfidence: a candidate reinforced at least this often
+	// and this confident is promoted.
+	AutoPromoteRefs       int
+	AutoPromoteConfidence float64
+	// CandidateMaxAge: a candidate never reinforced and older than this expires.
+	CandidateMaxAge time.Duration
+}
+
+// DefaultJobRules are the thresholds of DOMAIN.md: 3 references and 0.7, 14 days.
+func DefaultJobRules() JobRules {
+	return JobRules{AutoPromoteRefs: domain.DefaultAutoPromoteRefs, AutoPromoteConfidence: domain.DefaultAutoPromoteConf,
+		CandidateMaxAge: domain.DefaultCandidateMaxAge}
 }
 
 // Errors of the HTTP layer, mapped to statuses by statusOf with the domain's.

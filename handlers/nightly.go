@@ -48,15 +48,15 @@ func NewNightly(s *Server) *Nightly {
 	n := &Nightly{Server: s, Logger: s.Logger}
 	n.Steps = []NightlyStep{
 		{Name: StepAutoPromote, Actor: ActorAutoPromote, Run: func(ctx context.Context, night string) (map[string]any, error) {
-			cmd := domain.AutoPromoteMemory{MinReferenceCount: domain.DefaultAutoPromoteRefs, MinConfidence: domain.DefaultAutoPromoteConf}
+			cmd := domain.AutoPromoteMemory{MinReferenceCount: s.Jobs.AutoPromoteRefs, MinConfidence: s.Jobs.AutoPromoteConfidence}
 			ids, err := s.AutoPromote(ctx, cmd, domain.Meta{Actor: ActorAutoPromote, Time: s.Now().UTC(),
 				Note: fmt.Sprintf("nightly %s: reference_count >= %d and confidence >= %v", night, cmd.MinReferenceCount, cmd.MinConfidence)})
 			return map[string]any{"promoted": ids}, err
 		}},
 		{Name: StepExpire, Actor: ActorExpiry, Run: func(ctx context.Context, night string) (map[string]any, error) {
 			now := s.Now().UTC()
-			ids, err := s.ExpireCandidates(ctx, domain.ExpireMemory{Now: now, MaxAge: domain.DefaultCandidateMaxAge},
-				domain.Meta{Actor: ActorExpiry, Time: now, Note: fmt.Sprintf("nightly %s: candidate never reinforced, older than 14 days", night)})
+			ids, err := s.ExpireCandidates(ctx, domain.ExpireMemory{Now: now, MaxAge: s.Jobs.CandidateMaxAge},
+				domain.Meta{Actor: ActorExpiry, Time: now, Note: fmt.Sprintf("nightly %s: candidate never reinforced, older than %v days", night, s.Jobs.CandidateMaxAge.Hours()/24)})
 			return map[string]any{"expired": ids}, err
 		}},
 		{Name: StepPipeline, Actor: ActorPipelineRules, Run: func(ctx context.Context, night string) (map[string]any, error) {

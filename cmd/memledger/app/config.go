@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
 )
@@ -42,6 +43,13 @@ type Config struct {
 	AlertWebhookTimeout  time.Duration
 	MinPassRate          float64
 	MaxCandidates        int
+	// MaxContent is the longest a memory's content may be, in characters.
+	MaxContent int
+	// AutoPromoteRefs, AutoPromoteConfidence and CandidateMaxAgeDays are the default
+	// thresholds of the automatic jobs.
+	AutoPromoteRefs       int
+	AutoPromoteConfidence float64
+	CandidateMaxAgeDays   float64
 	// NightlyAt is the UTC time ("03:00") the nightly pipeline runs at; "" disables it.
 	NightlyAt string
 }
@@ -51,7 +59,9 @@ func DefaultConfig() Config {
 	rules := handlers.DefaultPipelineRules()
 	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
 		AlertWebhookAttempts: 5, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookTimeout: 10 * time.Second,
-		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00"}
+		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
+		MaxContent: domain.DefaultMaxContentLength, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
+		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24}
 }
 
 // serveFlags registers the flags only serve has: the projections' sync, the alert sinks and
@@ -65,8 +75,31 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.AlertWebhookBackoff, "alert-webhook-backoff", envDuration("MEMLEDGER_ALERT_WEBHOOK_BACKOFF", d.AlertWebhookBackoff), "wait after the first failed webhook attempt, doubled after each (MEMLEDGER_ALERT_WEBHOOK_BACKOFF)")
 	fs.DurationVar(&c.AlertWebhookTimeout, "alert-webhook-timeout", envDuration("MEMLEDGER_ALERT_WEBHOOK_TIMEOUT", d.AlertWebhookTimeout), "timeout of one webhook request (MEMLEDGER_ALERT_WEBHOOK_TIMEOUT)")
 	fs.Float64Var(&c.MinPassRate, "min-pass-rate", envFloat("MEMLEDGER_MIN_PASS_RATE", d.MinPassRate), "pipeline rule: a harness pass rate below this raises a warning (MEMLEDGER_MIN_PASS_RATE)")
+	fs.IntVar(&c.MaxContent, "max-content", envInt("MEMLEDGER_MAX_CONTENT", d.MaxContent), "longest content of a memory, in characters (MEMLEDGER_MAX_CONTENT)")
+	fs.IntVar(&c.AutoPromoteRefs, "auto-promote-refs", envInt("MEMLEDGER_AUTO_PROMOTE_REFS", d.AutoPromoteRefs), "auto-promote: candidates reinforced at least this often (MEMLEDGER_AUTO_PROMOTE_REFS)")
+	fs.Float64Var(&c.AutoPromoteConfidence, "auto-promote-confidence", envFloat("MEMLEDGER_AUTO_PROMOTE_CONFIDENCE", d.AutoPromoteConfidence), "auto-promote: and at least this confident (MEMLEDGER_AUTO_PROMOTE_CONFIDENCE)")
+	fs.Float64Var(&c.CandidateMaxAgeDays, "candidate-max-age-days", envFloat("MEMLEDGER_CANDIDATE_MAX_AGE_DAYS", d.CandidateMaxAgeDays), "expiry: candidates never reinforced and older than this many days (MEMLEDGER_CANDIDATE_MAX_AGE_DAYS)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.IntVar(&c.MaxCandidates, "max-candidates", envInt("MEMLEDGER_MAX_CANDIDATES", d.MaxCandidates), "pipeline rule: more candidates than this raise a warning (MEMLEDGER_MAX_CANDIDATES)")
+}
+
+// check refuses settings out of range, naming the flag.
+func (c Config) check() error {
+	switch {
+	case c.MaxContent < 1 || c.MaxContent > 100_000:
+		return fmt.Errorf("max-content must be between 1 and 100000, got %d", c.MaxContent)
+	case c.AutoPromoteRefs < 1:
+		return fmt.Errorf("auto-promote-refs must be at least 1, got %d", c.AutoPromoteRefs)
+	case !(c.AutoPromoteConfidence >= 0 && c.AutoPromoteConfidence <= 1):
+		return fmt.Errorf("auto-promote-confidence must be between 0 and 1, got %v", c.AutoPromoteConfidence)
+	case !(c.CandidateMaxAgeDays > 0):
+		return fmt.Errorf("candidate-max-age-days must be more than 0, got %v", c.CandidateMaxAgeDays)
+	case !(c.MinPassRate >= 0 && c.MinPassRate <= 1):
+		return fmt.Errorf("min-pass-rate must be between 0 and 1, got %v", c.MinPassRate)
+	case c.MaxCandidates < 0:
+		return fmt.Errorf("max-candidates must not be negative, got %d", c.MaxCandidates)
+	}
+	return nil
 }
 
 // AlertLogPath is the alert log file.

@@ -67,6 +67,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+	if err := m.Config.check(); err != nil {
+		return err
+	}
 	if err := os.MkdirAll(m.Config.Data, 0o755); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
@@ -95,7 +98,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 
-	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: domain.DefaultRules(),
+	rules := domain.DefaultRules()
+	rules.MaxContentLength = m.Config.MaxContent
+	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules,
+		Jobs: handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
+			CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))},
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
 		Version:  Version, Logger: m.Logger, Now: m.Now}
 	// Handler settles the API's defaults, which the goroutines below read.
