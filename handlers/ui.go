@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -78,6 +79,17 @@ type page struct {
 	LastNightly                *projections.NightlyRun
 }
 
+// flashPattern is the only message a page shows from its address: what the review queue's
+// redirect says, so that a link cannot put words of its own on the page.
+var flashPattern = regexp.MustCompile(`^[0-9a-zA-Z_-]{1,128}: (promoted|rejected)$`)
+
+func flashOf(r *http.Request) string {
+	if f := r.URL.Query().Get("flash"); flashPattern.MatchString(f) {
+		return f
+	}
+	return ""
+}
+
 // uiFail answers err as a page a person can read, with the same status the API would give.
 func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
@@ -96,7 +108,7 @@ func (s *Server) uiFail(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p page) {
 	p.Version, p.Statuses, p.Types, p.Severities, p.Checks = s.Version, domain.Statuses, domain.MemoryTypes, domain.Severities, domain.IntegrityChecks
 	if p.Flash == "" {
-		p.Flash = r.URL.Query().Get("flash")
+		p.Flash = flashOf(r)
 	}
 	var buf bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
