@@ -8,6 +8,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
 )
 
 const projectSubjects = eventstore.SubjectPrefix + "project.>"
@@ -38,6 +39,9 @@ func (s *Server) registerProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
+		if err := s.checkAliasesFree(q.Aliases); err != nil {
+			return nil, err
+		}
 		reg, err := s.DB.Registry()
 		if err != nil {
 			return nil, err
@@ -69,6 +73,11 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
+		if q.Aliases != nil {
+			if err := s.checkAliasesFree(*q.Aliases); err != nil {
+				return nil, err
+			}
+		}
 		reg, err := s.DB.Registry()
 		if err != nil {
 			return nil, err
@@ -105,6 +114,30 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"projects": projects})
+}
+
+// checkAliasesFree refuses aliases under which memories or state entries are already recorded:
+// they would be hidden behind the project the alias leads to.
+func (s *Server) checkAliasesFree(aliases []string) error {
+	counts, err := s.DB.MemoryCounts()
+	if err != nil {
+		return err
+	}
+	for _, a := range aliases {
+		a = strings.ToLower(strings.TrimSpace(a))
+		if a == "" {
+			continue
+		}
+		state, err := s.DB.ListState(projections.StateFilter{Project: a, All: true})
+		if err != nil {
+			return err
+		}
+		if n := counts.ByProject[a]; n > 0 || len(state) > 0 {
+			return fmt.Errorf("%d memories and %d state entries are recorded under project %q; register it as a project of its own rather than as an alias: %w",
+				n, len(state), a, domain.ErrConflict)
+		}
+	}
+	return nil
 }
 
 // canonicalProject resolves a project name given in a request (an id or an alias) to the

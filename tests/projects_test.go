@@ -373,3 +373,17 @@ func TestAliasResolvesForState(t *testing.T) {
 	require.Empty(t, pfFindings(pfIntegrity(t, l), domain.CheckUnknownProject),
 		"state written under an alias belongs to a registered project")
 }
+
+// An alias may not hide memories or state already recorded under that name.
+func TestAliasOverRecordedDataIsRefused(t *testing.T) {
+	l := startLedger(t)
+	l.create(map[string]any{"memory_type": "project", "content": "old notes", "project": "legacy"})
+	res := l.do("POST", "/projects", map[string]any{"id": "p-new", "aliases": []string{"legacy"}})
+	require.Equal(t, 409, res.Status, "%s", res.Body)
+	require.Contains(t, res.JSON(t)["detail"], `recorded under project "legacy"`)
+	require.Equal(t, 201, l.do("POST", "/projects", map[string]any{"id": "p-new"}).Status)
+	require.Equal(t, 409, l.do("PUT", "/projects/p-new", map[string]any{"aliases": []string{"legacy"}}).Status)
+	// Registering the name itself claims the data.
+	require.Equal(t, 201, l.do("POST", "/projects", map[string]any{"id": "legacy"}).Status)
+	require.Len(t, l.do("GET", "/memory?project=legacy", nil).JSON(t)["memories"], 1)
+}
