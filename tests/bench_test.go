@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -56,26 +55,12 @@ type benchLedger struct {
 // with the same options, and stops it when the benchmark ends.
 func startBenchLedger(b *testing.B, opts ...func(*ledger)) *benchLedger {
 	b.Helper()
-	l := &ledger{cfg: app.DefaultConfig()}
-	l.cfg.Addr = "127.0.0.1:0"
-	l.cfg.Data = b.TempDir()
-	l.cfg.NightlyAt = ""
-	for _, o := range opts {
-		o(l)
-	}
-	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	m.Now = l.now
-	m.WebhookTransport = l.webhookTransport
-	require.NoError(b, m.Open(context.Background()))
+	m := startLedger(b, opts...).Main
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConns = 128
 	transport.MaxIdleConnsPerHost = 128
-	bl := &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: transport}}
-	b.Cleanup(func() {
-		transport.CloseIdleConnections()
-		require.NoError(b, m.Close())
-	})
-	return bl
+	b.Cleanup(transport.CloseIdleConnections)
+	return &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: transport}}
 }
 
 // send sends one request and reads the whole answer; a status other than want is an error.

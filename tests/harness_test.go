@@ -18,7 +18,7 @@ import (
 
 // ledger is a running memledger and an HTTP client for it.
 type ledger struct {
-	t    *testing.T
+	t    testing.TB
 	Main *app.Main
 	URL  string
 	cfg  app.Config
@@ -30,7 +30,7 @@ type ledger struct {
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
 // stops it when the test ends.
-func startLedger(t *testing.T, opts ...func(*ledger)) *ledger {
+func startLedger(t testing.TB, opts ...func(*ledger)) *ledger {
 	t.Helper()
 	cfg := app.DefaultConfig()
 	cfg.Addr = "127.0.0.1:0"
@@ -89,7 +89,7 @@ type response struct {
 }
 
 // JSON decodes the body into a map.
-func (r response) JSON(t *testing.T) map[string]any {
+func (r response) JSON(t testing.TB) map[string]any {
 	t.Helper()
 	var v map[string]any
 	require.NoError(t, json.Unmarshal(r.Body, &v), "body: %s", r.Body)
@@ -97,7 +97,7 @@ func (r response) JSON(t *testing.T) map[string]any {
 }
 
 // Decode decodes the body into v.
-func (r response) Decode(t *testing.T, v any) {
+func (r response) Decode(t testing.TB, v any) {
 	t.Helper()
 	require.NoError(t, json.Unmarshal(r.Body, v), "body: %s", r.Body)
 }
