@@ -76,7 +76,7 @@ func (s *Server) RunIntegrity(ctx context.Context, actor string) (IntegrityRun, 
 		if a, ok := s.raiseFailOpen(ctx, domain.RaiseAlert{
 			Severity: string(domain.SeverityWarning),
 			Title:    "Integrity check found problems",
-			Message:  fmt.Sprintf("%d integrity findings at log position %d; see GET /admin/integrity.", run.Total, run.AtSeq),
+			Message:  fmt.Sprintf("%d integrity %s at log position %d; see GET /admin/integrity.", run.Total, plural(run.Total, "finding", "findings"), run.AtSeq),
 			Context:  counts,
 		}, actor); ok {
 			run.Alert = &a
@@ -84,4 +84,11 @@ func (s *Server) RunIntegrity(ctx context.Context, actor string) (IntegrityRun, 
 		}
 	}
 	return run, s.waitApplied(ctx, res.Seq)
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }

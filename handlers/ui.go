@@ -50,12 +50,7 @@ var uiFuncs = template.FuncMap{
 		}
 		return ""
 	},
-	"plural": func(n int, one, many string) string {
-		if n == 1 {
-			return one
-		}
-		return many
-	},
+	"plural": plural,
 }
 
 // pages are the UI's templates, each page with the layout.
