@@ -218,10 +218,8 @@ func moveStreamLeader(t *testing.T, s *eventstore.Store, preferred string) {
 // waitReplicated waits until the stream's replica on every running server holds the log up
 // to position seq.
 //
-// Load and LastSeqOf read with direct gets, which every replica of a stream with AllowDirect
-// answers (the server picks one of the queue group at random): a follower can miss an append
-// the leader has just acknowledged, so a Load right after an Append may not see it. The test
-// waits for every replica before it checks what Load returns.
+// Direct gets may be answered by any replica; Load and LastSeqOf ask the leader first, but
+// where the test wants every replica current (before it moves the leader), it waits here.
 func waitReplicated(t *testing.T, servers []*server.Server, seq uint64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
