@@ -123,6 +123,8 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/nightly/run", s.postNightlyRun)
 	mux.HandleFunc("GET /admin/nightly", s.listNightly)
 	mux.HandleFunc("GET /admin/dashboard", s.getDashboard)
+	m := s.newMetrics()
+	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)
 	mux.HandleFunc("GET /health", s.health)
 	// Browsers' cross-site writes are refused, so that a page elsewhere cannot post a decision
@@ -132,11 +134,12 @@ func (s *Server) Handler() http.Handler {
 		s.problem(w, r, http.StatusForbidden, "cross-origin request refused: a page of another site may not write here", "")
 	}))
 	return cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, pattern := mux.Handler(r); pattern == "" {
+		_, pattern := mux.Handler(r)
+		if pattern == "" {
 			s.noRoute(w, r, mux)
 			return
 		}
-		mux.ServeHTTP(w, r)
+		m.observe(pattern, w, r, mux)
 	}))
 }
 
