@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -113,10 +114,14 @@ func (c *codec) encode(ev domain.Event) ([]byte, error) {
 	return append(out, '}'), nil
 }
 
+// ErrMalformed is a message in the log that is not an event envelope at all (not JSON, or
+// not of the envelope's shape): no version of this program can read it.
+var ErrMalformed = errors.New("malformed event")
+
 func (c *codec) decode(raw []byte, seq uint64) (domain.Event, error) {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
-		return domain.Event{}, fmt.Errorf("decode event at %d: %w", seq, err)
+		return domain.Event{Seq: seq}, fmt.Errorf("decode event at %d: %w: %w", seq, ErrMalformed, err)
 	}
 	ev := domain.Event{
 		ID: env.ID, Type: env.Type, AggregateID: env.AggregateID, Actor: env.Actor,

@@ -12,7 +12,8 @@ import (
 
 // Follow sends the log's events to out in order, starting at position from, and goes on with
 // new events as they are appended, until ctx is done (it then returns ctx's error) or an event
-// cannot be decoded.
+// cannot be decoded (a newer schema version than this program reads). A message that is no
+// event at all is logged and passed on without data.
 func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
 	if from < 1 {
 		from = 1
@@ -49,7 +50,11 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 			return fmt.Errorf("follow log: %w", err)
 		}
 		ev, err := Decode(msg.Data(), meta.Sequence.Stream)
-		if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			// Not an event: nobody can read it, and it must not stop every projection. It is
+			// passed on without data, which projections skip, and logged.
+			s.Logger.Error("skipping a malformed message in the log", "seq", meta.Sequence.Stream, "subject", msg.Subject(), "err", err)
+		} else if err != nil {
 			return err
 		}
 		select {

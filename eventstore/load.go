@@ -206,9 +206,9 @@ func (s *Store) loadBatch(ctx context.Context, subject string, from uint64, add 
 			return false, fmt.Errorf("direct get: bad sequence header %q", msg.Header.Get(nats.JSSequence))
 		}
 		ev, err := Decode(msg.Data, seq)
-		if err != nil {
+		if err != nil && !errors.Is(err, ErrMalformed) {
 			return false, err
 		}
-		add(ev)
+		add(ev) // a malformed message counts for the position, and folds as nothing
 	}
 }

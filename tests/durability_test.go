@@ -403,3 +403,22 @@ func TestProjectionsAheadOfTheLogAreRebuilt(t *testing.T) {
 	aside, _ := filepath.Glob(filepath.Join(l.cfg.Data, "projections.db.ahead-*"))
 	require.Len(t, aside, 1, "the old projections are kept aside")
 }
+
+// A message in the log that is no event (written there by something other than memledger)
+// neither stops the projections nor blocks the memory it sits among.
+func TestMalformedMessageInTheLogIsSkipped(t *testing.T) {
+	l := startLedger(t)
+	m := l.create(map[string]any{"memory_type": "knowledge", "content": "before the garbage", "status": "candidate"})
+	id := m["id"].(string)
+	_, err := l.Main.Store.JetStream().Publish(context.Background(), "ledger.memory."+id, []byte("not json at all"))
+	require.NoError(t, err)
+	res := l.do("POST", "/memory/"+id+"/promote", nil)
+	require.Equal(t, 200, res.Status, "%s", res.Body)
+	require.Equal(t, "active", res.JSON(t)["status"])
+	h := l.do("GET", "/health", nil).JSON(t)
+	require.Equal(t, "ok", h["status"])
+	require.EqualValues(t, 3, h["last_seq"])
+	require.EqualValues(t, 3, h["projections"].(map[string]any)["memories"])
+	entries := l.do("GET", "/memory/"+id+"/audit", nil).JSON(t)["entries"].([]any)
+	require.Len(t, entries, 2, "created and promoted; the garbage is no mutation")
+}
