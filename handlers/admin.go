@@ -116,28 +116,16 @@ func (s *Server) ExpireCandidates(ctx context.Context, cmd domain.ExpireMemory, 
 // waits for the projections to apply the last. The domain decides again on each memory's
 // folded state; one that changed meanwhile and no longer qualifies is left alone.
 func (s *Server) sweepCandidates(ctx context.Context, cmd domain.Command, meta domain.Meta, match func(domain.Memory) bool) ([]string, error) {
-	var selected []string
-	f := projections.MemoryFilter{Status: domain.StatusCandidate, Limit: MaxLimit}
-	for {
-		page, next, err := s.DB.ListMemories(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, data := range page {
-			var m domain.Memory
-			if err := json.Unmarshal(data, &m); err != nil {
-				return nil, err
-			}
-			if match(m) {
-				selected = append(selected, m.ID)
-			}
-		}
-		if next == 0 {
-			break
-		}
-		f.Before = next
+	candidates, err := s.memoriesOldestFirst(projections.MemoryFilter{Status: domain.StatusCandidate})
+	if err != nil {
+		return nil, err
 	}
-	slices.Reverse(selected)
+	var selected []string
+	for _, m := range candidates {
+		if match(m) {
+			selected = append(selected, m.ID)
+		}
+	}
 	changed := []string{}
 	var last uint64
 	for _, id := range selected {
@@ -155,6 +143,32 @@ func (s *Server) sweepCandidates(ctx context.Context, cmd domain.Command, meta d
 		last = max(last, res.Seq)
 	}
 	return changed, s.waitApplied(ctx, last)
+}
+
+// memoriesOldestFirst returns every memory f selects (its Limit and Before are ignored), in
+// creation order.
+func (s *Server) memoriesOldestFirst(f projections.MemoryFilter) ([]domain.Memory, error) {
+	var out []domain.Memory
+	f.Limit, f.Before = MaxLimit, 0
+	for {
+		page, next, err := s.DB.ListMemories(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, data := range page {
+			var m domain.Memory
+			if err := json.Unmarshal(data, &m); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		if next == 0 {
+			break
+		}
+		f.Before = next
+	}
+	slices.Reverse(out)
+	return out, nil
 }
 
 func (s *Server) recentAudit(w http.ResponseWriter, r *http.Request) {

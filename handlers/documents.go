@@ -75,15 +75,9 @@ func (s *Server) recordDocument(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cs := chunks(q.Chunks, nil)
-	_, err = s.decideOnView(r.Context(), documentSubjects, func() ([]domain.Event, error) {
-		st, err := s.DB.DocumentState(q.ID)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := domain.DecideRecordDocument(st, domain.RecordDocument{ID: q.ID, FilePath: q.FilePath, FileHash: q.FileHash,
-			Title: q.Title, DocType: q.DocType, Tags: q.Tags, Chunks: cs}, meta)
-		return []domain.Event{ev}, err
+	err = s.decideDocument(r, q.ID, func(st domain.DocumentState) (domain.Event, error) {
+		return domain.DecideRecordDocument(st, domain.RecordDocument{ID: q.ID, FilePath: q.FilePath, FileHash: q.FileHash,
+			Title: q.Title, DocType: q.DocType, Tags: q.Tags, Chunks: chunks(q.Chunks, st.Indexes)}, meta)
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -104,13 +98,8 @@ func (s *Server) addChunks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	_, err = s.decideOnView(r.Context(), documentSubjects, func() ([]domain.Event, error) {
-		st, err := s.DB.DocumentState(id)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := domain.DecideAddChunks(st, domain.AddChunks{ID: id, Chunks: chunks(q.Chunks, st.Indexes)}, meta)
-		return []domain.Event{ev}, err
+	err = s.decideDocument(r, id, func(st domain.DocumentState) (domain.Event, error) {
+		return domain.DecideAddChunks(st, domain.AddChunks{ID: id, Chunks: chunks(q.Chunks, st.Indexes)}, meta)
 	})
 	if err != nil {
 		s.fail(w, r, err)
@@ -126,19 +115,28 @@ func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	_, err = s.decideOnView(r.Context(), documentSubjects, func() ([]domain.Event, error) {
-		st, err := s.DB.DocumentState(id)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := domain.DecideDeleteDocument(st, id, meta)
-		return []domain.Event{ev}, err
+	err = s.decideDocument(r, id, func(st domain.DocumentState) (domain.Event, error) {
+		return domain.DecideDeleteDocument(st, id, meta)
 	})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// decideDocument decides a command on document id against the documents view, under the
+// consistency boundary of every document (chunk ids are unique across documents).
+func (s *Server) decideDocument(r *http.Request, id string, decide func(domain.DocumentState) (domain.Event, error)) error {
+	_, err := s.decideOnView(r.Context(), documentSubjects, func() ([]domain.Event, error) {
+		st, err := s.DB.DocumentState(id)
+		if err != nil {
+			return nil, err
+		}
+		ev, err := decide(st)
+		return []domain.Event{ev}, err
+	})
+	return err
 }
 
 func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {

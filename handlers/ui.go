@@ -157,7 +157,7 @@ type reviewPage struct {
 
 func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := projections.MemoryFilter{Status: domain.StatusCandidate, Limit: MaxLimit}
+	f := projections.MemoryFilter{Status: domain.StatusCandidate}
 	var err error
 	if v := q.Get("memory_type"); v != "" {
 		if f.MemoryType, err = domain.ParseMemoryType(v); err != nil {
@@ -170,26 +170,10 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := reviewPage{Project: f.Project, MemoryType: string(f.MemoryType), Return: r.URL.RequestURI()}
-	for {
-		batch, next, err := s.DB.ListMemories(f)
-		if err != nil {
-			s.uiFail(w, r, err)
-			return
-		}
-		for _, raw := range batch {
-			var m domain.Memory
-			if err := json.Unmarshal(raw, &m); err != nil {
-				s.uiFail(w, r, err)
-				return
-			}
-			data.Candidates = append(data.Candidates, m)
-		}
-		if next == 0 {
-			break
-		}
-		f.Before = next
+	if data.Candidates, err = s.memoriesOldestFirst(f); err != nil {
+		s.uiFail(w, r, err)
+		return
 	}
-	slices.Reverse(data.Candidates) // oldest first
 	if len(data.Candidates) > reviewLimit {
 		data.Candidates = data.Candidates[:reviewLimit]
 	}
