@@ -219,7 +219,7 @@ func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string,
 		}
 		return
 	}
-	data, err := json.Marshal(m)
+	data, err := m.AppendJSON(make([]byte, 0, 512+len(m.Content)))
 	if err != nil {
 		s.fail(w, r, err)
 		return

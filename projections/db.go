@@ -145,3 +145,16 @@ func decodeSeq(b []byte) uint64 {
 // present is the value of a key that only says something exists. It is not empty: bbolt's Get
 // returns nil for an empty value written earlier in the same transaction.
 var present = []byte{1}
+
+// appendFill is the fill percent of the buckets whose keys mostly grow at their end (ids and
+// positions that rise with time): bbolt's default of one half leaves every page split by an
+// append half empty, which doubles the pages and deepens the tree that each commit rewrites.
+// Not all of a page is filled, so that a record that grows a little does not split it again.
+const appendFill = 0.9
+
+// appendBucket returns bucket name of tx set to fill its pages to appendFill.
+func appendBucket(tx *bolt.Tx, name []byte) *bolt.Bucket {
+	b := tx.Bucket(name)
+	b.FillPercent = appendFill
+	return b
+}

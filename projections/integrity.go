@@ -2,6 +2,7 @@ package projections
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
 	"maps"
@@ -21,8 +22,8 @@ var (
 	bucketIntDocs       = []byte("int_docs")            // document id → nil
 	bucketIntDocChunks  = []byte("int_doc_chunks")      // pair(document id, chunk id) → present
 	bucketIntChunkRefs  = []byte("int_chunk_refs")      // pair(chunk id, memory id) → present
-	bucketIntDupMembers = []byte("int_dup_members")     // pair(duplicate key, memory id) → present
-	bucketIntDupCount   = []byte("int_dup_count")       // duplicate key → count (uint64)
+	bucketIntDupMembers = []byte("int_dup_members")     // pair(group(duplicate key), memory id) → present
+	bucketIntDupCount   = []byte("int_dup_count")       // group(duplicate key) → count (uint64)
 	bucketIntProjects   = []byte("int_projects")        // registered project id → nil
 	bucketIntState      = []byte("int_state")           // project\x00category\x00key → nil (active)
 	bucketFindMissing   = []byte("find_missing_chunk")  // memory id → chunk id
@@ -51,8 +52,9 @@ func (Integrity) Name() string { return "integrity" }
 // Init implements Projection.
 func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned. (2: pair keys are length-prefixed.)
-func (Integrity) Version() int { return 2 }
+// Version implements Versioned. (2: pair keys are length-prefixed; 3: duplicate groups are
+// keyed by a digest of the duplicate key.)
+func (Integrity) Version() int { return 3 }
 
 // Buckets implements Versioned.
 func (Integrity) Buckets() [][]byte {
@@ -69,6 +71,15 @@ func pairPrefix(a string) []byte {
 
 // pair is the key of (a, b), found by a scan of pairPrefix(a).
 func pair(a, b string) []byte { return append(pairPrefix(a), b...) }
+
+// group is the key of a duplicate group: a digest of its duplicate key, which holds a whole
+// memory's content. Keys that long would hold a few to a branch page and make the group
+// buckets deep, and every commit rewrites a bucket's path from leaf to root. Sixteen bytes of
+// SHA-256 make a collision of two groups out of the question.
+func group(dupKey string) string {
+	sum := sha256.Sum256([]byte(dupKey))
+	return string(sum[:16])
+}
 
 // Apply implements Projection.
 func (p Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
@@ -90,7 +101,7 @@ func (Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			return err
 		}
 	}
-	b := tx.Bucket(bucketIntMem)
+	b := appendBucket(tx, bucketIntMem)
 	for _, id := range slices.Sorted(maps.Keys(mems)) {
 		if im := mems[id]; im != nil && im.dirty {
 			if err := putJSON(b, []byte(id), im); err != nil {
@@ -276,25 +287,26 @@ func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev doma
 // step with the group's size.
 func countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
 	members, counts, finds := tx.Bucket(bucketIntDupMembers), tx.Bucket(bucketIntDupCount), tx.Bucket(bucketFindDups)
+	g := group(key)
 	var err error
 	if delta > 0 {
-		err = members.Put(pair(key, id), present)
+		err = members.Put(pair(g, id), present)
 	} else {
-		err = members.Delete(pair(key, id))
+		err = members.Delete(pair(g, id))
 	}
 	if err != nil {
 		return err
 	}
 	var n int64
-	if v := counts.Get([]byte(key)); v != nil {
+	if v := counts.Get([]byte(g)); v != nil {
 		n = int64(binary.BigEndian.Uint64(v))
 	}
 	n += int64(delta)
 	switch {
 	case n <= 0:
-		err = counts.Delete([]byte(key))
+		err = counts.Delete([]byte(g))
 	default:
-		err = counts.Put([]byte(key), encodeSeq(uint64(n)))
+		err = counts.Put([]byte(g), encodeSeq(uint64(n)))
 	}
 	if err != nil {
 		return err
@@ -343,7 +355,7 @@ func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
 		tx.Bucket(bucketFindDups).ForEach(func(k, _ []byte) error {
 			parts := strings.SplitN(string(k), "\x00", 3)
 			f := domain.Finding{Check: domain.CheckDuplicateMemory, MemoryType: parts[0], Project: parts[1], Content: parts[2]}
-			prefix := pairPrefix(string(k))
+			prefix := pairPrefix(group(string(k)))
 			c := members.Cursor()
 			for mk, _ := c.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, _ = c.Next() {
 				f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 
@@ -141,7 +142,7 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			return err
 		}
 	}
-	mems := tx.Bucket(bucketMemories)
+	mems := appendBucket(tx, bucketMemories)
 	for _, id := range slices.Sorted(maps.Keys(states)) {
 		if st := states[id]; st.dirty {
 			if err := mems.Put([]byte(id), st.json); err != nil {
@@ -189,18 +190,18 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 		return nil
 	}
 	after := domain.ApplyMemory(before, ev)
-	afterJSON, err := json.Marshal(after)
+	afterJSON, err := after.AppendJSON(make([]byte, 0, 512+len(after.Content)))
 	if err != nil {
 		return err
 	}
 	if isCreate {
 		st.createdSeq = encodeSeq(ev.Seq)
-		if err := tx.Bucket(bucketMemCreated).Put([]byte(ev.AggregateID), st.createdSeq); err != nil {
+		if err := appendBucket(tx, bucketMemCreated).Put([]byte(ev.AggregateID), st.createdSeq); err != nil {
 			return err
 		}
 	}
 	counts := tx.Bucket(bucketMemCounts)
-	if err := reindexMemory(tx.Bucket(bucketMemIndex), counts, before, after, st.createdSeq); err != nil {
+	if err := reindexMemory(appendBucket(tx, bucketMemIndex), counts, before, after, st.createdSeq); err != nil {
 		return err
 	}
 	if before.ReferenceCount == 0 && after.ReferenceCount > 0 {
@@ -276,36 +277,44 @@ func addCount(b *bolt.Bucket, key []byte, delta int64) error {
 	return b.Put(key, encodeSeq(uint64(n)))
 }
 
-// auditHead is an audit entry without its snapshots, which putAudit splices in as they are:
-// marshalling them as json.RawMessage would validate and copy them again.
-type auditHead struct {
-	Seq       uint64        `json:"seq"`
-	EventID   string        `json:"event_id"`
-	MemoryID  string        `json:"memory_id"`
-	Action    domain.Action `json:"action"`
-	Actor     string        `json:"actor"`
-	Note      string        `json:"note"`
-	Timestamp time.Time     `json:"timestamp"`
+// appendAuditEntry appends e's JSON, as encoding/json writes an AuditEntry, to b. The snapshots
+// are spliced in as they are: marshalling them as json.RawMessage would validate and copy them
+// again.
+func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, e.Seq, 10)
+	b = append(b, `,"event_id":`...)
+	b = domain.AppendJSONString(b, e.EventID)
+	b = append(b, `,"memory_id":`...)
+	b = domain.AppendJSONString(b, e.MemoryID)
+	b = append(b, `,"action":`...)
+	b = domain.AppendJSONString(b, string(e.Action))
+	b = append(b, `,"actor":`...)
+	b = domain.AppendJSONString(b, e.Actor)
+	b = append(b, `,"note":`...)
+	b = domain.AppendJSONString(b, e.Note)
+	b = append(b, `,"timestamp":`...)
+	b, err := domain.AppendJSONTime(b, e.Timestamp)
+	if err != nil {
+		return nil, err
+	}
+	b = append(append(b, `,"before":`...), e.Before...)
+	b = append(append(b, `,"after":`...), e.After...)
+	return append(b, '}'), nil
 }
 
 func putAudit(tx *bolt.Tx, e AuditEntry) error {
-	head, err := json.Marshal(auditHead{Seq: e.Seq, EventID: e.EventID, MemoryID: e.MemoryID,
-		Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp})
+	data, err := appendAuditEntry(make([]byte, 0, 256+len(e.Note)+len(e.Before)+len(e.After)), e)
 	if err != nil {
 		return err
 	}
-	data := make([]byte, 0, len(head)+len(e.Before)+len(e.After)+24)
-	data = append(data, head[:len(head)-1]...)
-	data = append(append(data, `,"before":`...), e.Before...)
-	data = append(append(data, `,"after":`...), e.After...)
-	data = append(data, '}')
 	seq := encodeSeq(e.Seq)
 	audit := tx.Bucket(bucketAudit)
 	audit.FillPercent = 1 // keys only ever grow
 	if err := audit.Put(seq, data); err != nil {
 		return err
 	}
-	idx := tx.Bucket(bucketAuditIndex)
+	idx := appendBucket(tx, bucketAuditIndex)
 	for _, k := range [][2]string{
 		{indexAuditMemory, e.MemoryID},
 		{indexAuditAction, string(e.Action)},

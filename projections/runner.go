@@ -183,6 +183,16 @@ func (r *Runner) follow(ctx context.Context) error {
 		}
 	drain:
 		for len(batch) < r.BatchSize {
+			if r.Until > 0 && batch[len(batch)-1].Seq < r.Until {
+				// A rebuild: nobody waits for single events, so the batch is filled.
+				select {
+				case ev := <-events:
+					batch = append(batch, ev)
+					continue
+				case err := <-followErr:
+					return err
+				}
+			}
 			select {
 			case ev := <-events:
 				batch = append(batch, ev)

@@ -1,0 +1,32 @@
+package projections
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The audit entry written by hand is what encoding/json writes for an AuditEntry, so that
+// files written before and after it hold the same bytes.
+func TestAppendAuditEntryIsMarshal(t *testing.T) {
+	for name, e := range map[string]AuditEntry{
+		"create": {Seq: 7, EventID: "0193a0b4-7c1e-7000-8000-000000000001", MemoryID: "m-1", Action: "create",
+			Actor: "api-http", Note: "", Timestamp: time.Date(2026, 11, 28, 1, 2, 3, 400, time.UTC),
+			Before: nullJSON, After: json.RawMessage(`{"id":"m-1","content":"a \u003cb\u003e"}`)},
+		"escapes": {Seq: 1 << 60, EventID: "key \"quoted\" \xff", MemoryID: "m\u2028", Action: "update",
+			Actor: "ops<bot>", Note: "line\nbreak\ttab & more", Timestamp: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
+			Before: json.RawMessage(`{"id":"m"}`), After: json.RawMessage(`{"id":"m","status":"active"}`)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(e)
+			require.NoError(t, err)
+			got, err := appendAuditEntry(nil, e)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got))
+		})
+	}
+	_, err := appendAuditEntry(nil, AuditEntry{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
+	require.Error(t, err, "a time JSON cannot hold is refused, as encoding/json refuses it")
+}
