@@ -43,8 +43,41 @@ type integrityMemory struct {
 	dirty bool
 }
 
-// Integrity is the live projection of the four integrity checks.
-type Integrity struct{}
+// Integrity is the live projection of the four integrity checks. The zero value is the
+// projection of a running service.
+type Integrity struct {
+	// held, in a rebuild, holds the writes of memory events (see heldBuckets).
+	held *heldBuckets
+}
+
+// Rebuilding implements Rebuilder: in a rebuild, the writes of memory events (the bulk of a
+// log, landing all over the projection's trees) are held and written sorted, at a flush.
+func (p Integrity) Rebuilding() Projection {
+	p.held = newHeldBuckets()
+	return p
+}
+
+// Flush implements Deferrer.
+func (p Integrity) Flush(tx *bolt.Tx) error {
+	if p.held == nil {
+		return nil
+	}
+	return p.held.flush(tx)
+}
+
+// heldIntegrityMax is the most writes a rebuilding Integrity holds before it writes them.
+var heldIntegrityMax = 2_000_000
+
+// bucket returns bucket name of tx, with its writes held in a rebuild.
+func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {
+	if p.held != nil {
+		return p.held.bucket(tx, name)
+	}
+	if bytes.Equal(name, bucketIntMem) {
+		return appendBucket(tx, name)
+	}
+	return tx.Bucket(name)
+}
 
 // Name implements Projection.
 func (Integrity) Name() string { return "integrity" }
@@ -88,20 +121,45 @@ func (p Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
 
 // ApplyBatch implements BatchApplier: the projection's copy of a memory is read once per batch
 // and written once at its end.
-func (Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
+func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 	mems := map[string]*integrityMemory{}
 	for _, ev := range evs {
-		var err error
 		if ev.Kind() == "memory" && ev.Data != nil {
-			err = applyIntegrityMemory(tx, mems, ev)
-		} else {
-			err = applyIntegrityOther(tx, ev)
+			if err := p.applyMemory(tx, mems, ev); err != nil {
+				return err
+			}
+			if p.held != nil && p.held.n >= heldIntegrityMax {
+				if err := p.flushHeld(tx, mems); err != nil {
+					return err
+				}
+			}
+			continue
 		}
-		if err != nil {
+		if p.held != nil {
+			// The other events read with cursors, which see only what is written.
+			if err := p.flushHeld(tx, mems); err != nil {
+				return err
+			}
+		}
+		if err := applyIntegrityOther(tx, ev); err != nil {
 			return err
 		}
 	}
-	b := appendBucket(tx, bucketIntMem)
+	return p.putMemories(tx, mems)
+}
+
+// flushHeld writes the batch's copies of memories and every held write.
+func (p Integrity) flushHeld(tx *bolt.Tx, mems map[string]*integrityMemory) error {
+	if err := p.putMemories(tx, mems); err != nil {
+		return err
+	}
+	clear(mems)
+	return p.Flush(tx)
+}
+
+// putMemories writes the projection's copies of the memories changed.
+func (p Integrity) putMemories(tx *bolt.Tx, mems map[string]*integrityMemory) error {
+	b := p.bucket(tx, bucketIntMem)
 	for _, id := range slices.Sorted(maps.Keys(mems)) {
 		if im := mems[id]; im != nil && im.dirty {
 			if err := putJSON(b, []byte(id), im); err != nil {
@@ -220,7 +278,7 @@ func chunkRefs(tx *bolt.Tx, id string) [][]byte {
 	return mems
 }
 
-func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev domain.Event) error {
+func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev domain.Event) error {
 	switch p := ev.Data.(type) {
 	case domain.MemoryReinforced:
 		return nil // changes nothing the checks look at
@@ -232,7 +290,7 @@ func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev doma
 	id := []byte(ev.AggregateID)
 	im, seen := mems[ev.AggregateID]
 	if !seen {
-		if data := tx.Bucket(bucketIntMem).Get(id); data != nil {
+		if data := p.bucket(tx, bucketIntMem).Get(id); data != nil {
 			im = &integrityMemory{}
 			if err := json.Unmarshal(data, im); err != nil {
 				return err
@@ -253,11 +311,11 @@ func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev doma
 	mems[ev.AggregateID] = &integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
 		Content: after.Content, Status: after.Status, SourceChunkID: after.SourceChunkID, dirty: true}
 	if isCreate && after.SourceChunkID != "" {
-		if err := tx.Bucket(bucketIntChunkRefs).Put(pair(after.SourceChunkID, after.ID), present); err != nil {
+		if err := p.bucket(tx, bucketIntChunkRefs).Put(pair(after.SourceChunkID, after.ID), present); err != nil {
 			return err
 		}
 		if tx.Bucket(bucketIntChunks).Get([]byte(after.SourceChunkID)) == nil {
-			if err := tx.Bucket(bucketFindMissing).Put(id, []byte(after.SourceChunkID)); err != nil {
+			if err := p.bucket(tx, bucketFindMissing).Put(id, []byte(after.SourceChunkID)); err != nil {
 				return err
 			}
 		}
@@ -273,20 +331,20 @@ func applyIntegrityMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev doma
 		return nil
 	}
 	if oldKey != "" {
-		if err := countDuplicate(tx, oldKey, after.ID, -1); err != nil {
+		if err := p.countDuplicate(tx, oldKey, after.ID, -1); err != nil {
 			return err
 		}
 	}
 	if newKey != "" {
-		return countDuplicate(tx, newKey, after.ID, +1)
+		return p.countDuplicate(tx, newKey, after.ID, +1)
 	}
 	return nil
 }
 
 // countDuplicate adds or removes memory id from its duplicate group and keeps the finding in
 // step with the group's size.
-func countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
-	members, counts, finds := tx.Bucket(bucketIntDupMembers), tx.Bucket(bucketIntDupCount), tx.Bucket(bucketFindDups)
+func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
+	members, counts, finds := p.bucket(tx, bucketIntDupMembers), p.bucket(tx, bucketIntDupCount), p.bucket(tx, bucketFindDups)
 	g := group(key)
 	var err error
 	if delta > 0 {

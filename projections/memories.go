@@ -51,6 +51,39 @@ type AuditEntry struct {
 // event id. The zero value works; NewMemories adds a cache of decoded memories.
 type Memories struct {
 	cache *stateCache
+	// held, in a rebuild, holds back the writes that land all over the views (see Rebuilding).
+	held *heldWrites
+}
+
+// heldWrites are the writes a rebuilding Memories holds across batches (see heldBuckets): the
+// state of every memory changed since the last flush, the memory index's changes and the audit
+// index's keys by memory.
+type heldWrites struct {
+	states  map[string]*memoryState
+	buckets *heldBuckets
+}
+
+// heldWritesMax is the most writes a rebuilding Memories holds before it writes them: memories
+// changed plus index keys, each a few hundred bytes of memory at most.
+var heldWritesMax = 2_000_000
+
+// Rebuilding implements Rebuilder: the projection for a build from the log's start, which holds
+// back its scattered writes until the runner flushes it.
+func (p Memories) Rebuilding() Projection {
+	p.held = &heldWrites{states: map[string]*memoryState{}, buckets: newHeldBuckets()}
+	return p
+}
+
+// Flush implements Deferrer: it writes what a rebuilding Memories holds, sorted.
+func (p Memories) Flush(tx *bolt.Tx) error {
+	if p.held == nil {
+		return nil
+	}
+	if err := p.putStates(tx, p.held.states); err != nil {
+		return err
+	}
+	p.held.states = map[string]*memoryState{}
+	return p.held.buckets.flush(tx)
 }
 
 // NewMemories returns the projection with a cache of the decoded state of up to
@@ -134,6 +167,9 @@ type memoryState struct {
 // decoded once and written once.
 func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 	states := map[string]*memoryState{}
+	if p.held != nil {
+		states = p.held.states
+	}
 	for _, ev := range evs {
 		if ev.Kind() != "memory" || ev.Data == nil {
 			continue
@@ -141,7 +177,21 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		if err := p.applyEvent(tx, states, ev); err != nil {
 			return err
 		}
+		if p.held != nil && len(p.held.states)+p.held.buckets.n >= heldWritesMax {
+			if err := p.Flush(tx); err != nil {
+				return err
+			}
+			states = p.held.states
+		}
 	}
+	if p.held != nil {
+		return nil
+	}
+	return p.putStates(tx, states)
+}
+
+// putStates writes the memories states changed.
+func (p Memories) putStates(tx *bolt.Tx, states map[string]*memoryState) error {
 	mems := appendBucket(tx, bucketMemories)
 	for _, id := range slices.Sorted(maps.Keys(states)) {
 		if st := states[id]; st.dirty {
@@ -201,7 +251,11 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 		}
 	}
 	counts := tx.Bucket(bucketMemCounts)
-	if err := reindexMemory(appendBucket(tx, bucketMemIndex), counts, before, after, st.createdSeq); err != nil {
+	var idx kv = appendBucket(tx, bucketMemIndex)
+	if p.held != nil {
+		idx = p.held.buckets.bucket(tx, bucketMemIndex)
+	}
+	if err := reindexMemory(idx, counts, before, after, st.createdSeq); err != nil {
 		return err
 	}
 	if before.ReferenceCount == 0 && after.ReferenceCount > 0 {
@@ -213,7 +267,7 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	if beforeJSON == nil {
 		beforeJSON = nullJSON
 	}
-	return putAudit(tx, AuditEntry{
+	return putAudit(tx, p.held, AuditEntry{
 		Seq: ev.Seq, EventID: ev.ID, MemoryID: ev.AggregateID,
 		Action: domain.AuditAction(before, ev), Actor: ev.Actor, Note: ev.Note,
 		Timestamp: ev.Time, Before: beforeJSON, After: afterJSON,
@@ -242,7 +296,7 @@ func indexKey(index, value string, seq []byte) []byte {
 const keyReinforced = "reinforced"
 
 // reindexMemory moves a memory's index keys, and the counts by index value, from before to after.
-func reindexMemory(idx, counts *bolt.Bucket, before, after domain.Memory, createdSeq []byte) error {
+func reindexMemory(idx kv, counts *bolt.Bucket, before, after domain.Memory, createdSeq []byte) error {
 	newKeys := memoryIndexKeys(after)
 	oldKeys := memoryIndexKeys(before)
 	for i, k := range newKeys {
@@ -303,7 +357,8 @@ func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-func putAudit(tx *bolt.Tx, e AuditEntry) error {
+// putAudit writes e and its index keys; with held, the keys by memory are held back.
+func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
 	data, err := appendAuditEntry(make([]byte, 0, 256+len(e.Note)+len(e.Before)+len(e.After)), e)
 	if err != nil {
 		return err
@@ -315,8 +370,14 @@ func putAudit(tx *bolt.Tx, e AuditEntry) error {
 		return err
 	}
 	idx := appendBucket(tx, bucketAuditIndex)
+	var byMemory kv = idx
+	if held != nil {
+		byMemory = held.buckets.bucket(tx, bucketAuditIndex)
+	}
+	if err := byMemory.Put(indexKey(indexAuditMemory, e.MemoryID, seq), nil); err != nil {
+		return err
+	}
 	for _, k := range [][2]string{
-		{indexAuditMemory, e.MemoryID},
 		{indexAuditAction, string(e.Action)},
 		{indexAuditActor, e.Actor},
 	} {

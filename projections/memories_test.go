@@ -383,6 +383,20 @@ func TestBuildEqualsLiveAndDiffNamesCorruption(t *testing.T) {
 	require.Empty(t, diffs)
 	requireViewsMatch(t, rebuilt, f.ledgerLog)
 
+	// A rebuild holds its scattered writes and writes them sorted at flushes; flushed every
+	// few writes, the file is the same.
+	for _, hold := range []int{1, 7} {
+		restore := projections.HoldAtMost(hold)
+		again, err := projections.Build(context.Background(), filepath.Join(f.dir, fmt.Sprintf("hold-%d.db", hold)), f.store,
+			[]projections.Projection{projections.NewMemories()}, f.last(), nil)
+		restore()
+		require.NoError(t, err)
+		cleanupDB(t, again)
+		diffs, err := projections.Diff(f.db, again, 10)
+		require.NoError(t, err)
+		require.Empty(t, diffs, "holding at most %d writes", hold)
+	}
+
 	// Corrupt one key of the live file: Diff names the bucket and the key.
 	victim := f.ids[3]
 	require.NoError(t, f.db.Bolt().Update(func(tx *bolt.Tx) error {

@@ -68,7 +68,7 @@ func createBuckets(tx *bolt.Tx, names ...[]byte) error {
 	return nil
 }
 
-func putJSON(b *bolt.Bucket, key []byte, v any) error {
+func putJSON(b kv, key []byte, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err

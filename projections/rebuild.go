@@ -29,6 +29,12 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 	if err != nil {
 		return nil, err
 	}
+	ps = slices.Clone(ps)
+	for i, p := range ps {
+		if rb, ok := p.(Rebuilder); ok {
+			ps[i] = rb.Rebuilding()
+		}
+	}
 	r := &Runner{DB: db, Source: src, Projections: ps, BatchSize: RebuildBatchSize, Until: upTo, Progress: progress}
 	if err := r.Init(); err != nil {
 		db.Close()

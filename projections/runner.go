@@ -40,6 +40,17 @@ type Versioned interface {
 	Buckets() [][]byte
 }
 
+// A Rebuilder is a projection with another form for a build from the log's start (see Build).
+type Rebuilder interface {
+	Rebuilding() Projection
+}
+
+// A Deferrer is a projection that holds writes back across batches; the runner flushes it in
+// the transaction of its last batch, when it stops at Until.
+type Deferrer interface {
+	Flush(tx *bolt.Tx) error
+}
+
 var bucketVersions = []byte("projection_versions")
 
 // Source is the log the runner reads.
@@ -241,6 +252,11 @@ func (r *Runner) apply(batch []domain.Event) error {
 					if err := p.Apply(tx, ev); err != nil {
 						return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
 					}
+				}
+			}
+			if d, ok := p.(Deferrer); ok && r.Until > 0 && last >= r.Until {
+				if err := d.Flush(tx); err != nil {
+					return fmt.Errorf("projection %s: flush at %d: %w", p.Name(), last, err)
 				}
 			}
 			if last > cp {
