@@ -46,14 +46,21 @@ type integrityMemory struct {
 // Integrity is the live projection of the four integrity checks. The zero value is the
 // projection of a running service.
 type Integrity struct {
-	// held, in a rebuild, holds the writes of memory events (see heldBuckets).
-	held *heldBuckets
+	// held, in a rebuild, holds the writes of memory events.
+	held *integrityHeld
+}
+
+// integrityHeld is what a rebuilding Integrity holds (see heldBuckets): its copies of the
+// memories changed since the last flush, decoded, and the other writes of memory events.
+type integrityHeld struct {
+	mems    map[string]*integrityMemory
+	buckets *heldBuckets
 }
 
 // Rebuilding implements Rebuilder: in a rebuild, the writes of memory events (the bulk of a
 // log, landing all over the projection's trees) are held and written sorted, at a flush.
 func (p Integrity) Rebuilding() Projection {
-	p.held = newHeldBuckets()
+	p.held = &integrityHeld{mems: map[string]*integrityMemory{}, buckets: newHeldBuckets()}
 	return p
 }
 
@@ -62,7 +69,11 @@ func (p Integrity) Flush(tx *bolt.Tx) error {
 	if p.held == nil {
 		return nil
 	}
-	return p.held.flush(tx)
+	if err := p.putMemories(tx, p.held.mems); err != nil {
+		return err
+	}
+	clear(p.held.mems)
+	return p.held.buckets.flush(tx)
 }
 
 // heldIntegrityMax is the most writes a rebuilding Integrity holds before it writes them.
@@ -71,7 +82,7 @@ var heldIntegrityMax = 2_000_000
 // bucket returns bucket name of tx, with its writes held in a rebuild.
 func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {
 	if p.held != nil {
-		return p.held.bucket(tx, name)
+		return p.held.buckets.bucket(tx, name)
 	}
 	if bytes.Equal(name, bucketIntMem) {
 		return appendBucket(tx, name)
@@ -123,13 +134,16 @@ func (p Integrity) Apply(tx *bolt.Tx, ev domain.Event) error {
 // and written once at its end.
 func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 	mems := map[string]*integrityMemory{}
+	if p.held != nil {
+		mems = p.held.mems
+	}
 	for _, ev := range evs {
 		if ev.Kind() == "memory" && ev.Data != nil {
 			if err := p.applyMemory(tx, mems, ev); err != nil {
 				return err
 			}
-			if p.held != nil && p.held.n >= heldIntegrityMax {
-				if err := p.flushHeld(tx, mems); err != nil {
+			if p.held != nil && len(p.held.mems)+p.held.buckets.n >= heldIntegrityMax {
+				if err := p.Flush(tx); err != nil {
 					return err
 				}
 			}
@@ -137,7 +151,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		}
 		if p.held != nil {
 			// The other events read with cursors, which see only what is written.
-			if err := p.flushHeld(tx, mems); err != nil {
+			if err := p.Flush(tx); err != nil {
 				return err
 			}
 		}
@@ -145,21 +159,15 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			return err
 		}
 	}
-	return p.putMemories(tx, mems)
-}
-
-// flushHeld writes the batch's copies of memories and every held write.
-func (p Integrity) flushHeld(tx *bolt.Tx, mems map[string]*integrityMemory) error {
-	if err := p.putMemories(tx, mems); err != nil {
-		return err
+	if p.held != nil {
+		return nil
 	}
-	clear(mems)
-	return p.Flush(tx)
+	return p.putMemories(tx, mems)
 }
 
 // putMemories writes the projection's copies of the memories changed.
 func (p Integrity) putMemories(tx *bolt.Tx, mems map[string]*integrityMemory) error {
-	b := p.bucket(tx, bucketIntMem)
+	b := appendBucket(tx, bucketIntMem)
 	for _, id := range slices.Sorted(maps.Keys(mems)) {
 		if im := mems[id]; im != nil && im.dirty {
 			if err := putJSON(b, []byte(id), im); err != nil {

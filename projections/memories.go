@@ -61,6 +61,8 @@ type Memories struct {
 type heldWrites struct {
 	states  map[string]*memoryState
 	buckets *heldBuckets
+	// auditKeys are the audit index's keys by memory: only ever added, never read.
+	auditKeys [][]byte
 }
 
 // heldWritesMax is the most writes a rebuilding Memories holds before it writes them: memories
@@ -83,6 +85,14 @@ func (p Memories) Flush(tx *bolt.Tx) error {
 		return err
 	}
 	p.held.states = map[string]*memoryState{}
+	audit := appendBucket(tx, bucketAuditIndex)
+	slices.SortFunc(p.held.auditKeys, bytes.Compare)
+	for _, k := range p.held.auditKeys {
+		if err := audit.Put(k, nil); err != nil {
+			return err
+		}
+	}
+	p.held.auditKeys = p.held.auditKeys[:0]
 	return p.held.buckets.flush(tx)
 }
 
@@ -177,7 +187,7 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		if err := p.applyEvent(tx, states, ev); err != nil {
 			return err
 		}
-		if p.held != nil && len(p.held.states)+p.held.buckets.n >= heldWritesMax {
+		if p.held != nil && len(p.held.states)+p.held.buckets.n+len(p.held.auditKeys) >= heldWritesMax {
 			if err := p.Flush(tx); err != nil {
 				return err
 			}
@@ -370,11 +380,9 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
 		return err
 	}
 	idx := appendBucket(tx, bucketAuditIndex)
-	var byMemory kv = idx
-	if held != nil {
-		byMemory = held.buckets.bucket(tx, bucketAuditIndex)
-	}
-	if err := byMemory.Put(indexKey(indexAuditMemory, e.MemoryID, seq), nil); err != nil {
+	if byMemory := indexKey(indexAuditMemory, e.MemoryID, seq); held != nil {
+		held.auditKeys = append(held.auditKeys, byMemory)
+	} else if err := idx.Put(byMemory, nil); err != nil {
 		return err
 	}
 	for _, k := range [][2]string{
