@@ -36,18 +36,7 @@ func (m Memory) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"source_chunk_id":`...)
 	b = AppendJSONString(b, m.SourceChunkID)
 	b = append(b, `,"domain_tags":`...)
-	if m.DomainTags == nil {
-		b = append(b, "null"...)
-	} else {
-		b = append(b, '[')
-		for i, t := range m.DomainTags {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = AppendJSONString(b, t)
-		}
-		b = append(b, ']')
-	}
+	b = appendJSONStrings(b, m.DomainTags)
 	b = append(b, `,"valid_until":`...)
 	if b, err = appendJSONTimePtr(b, m.ValidUntil); err != nil {
 		return nil, err
@@ -65,6 +54,48 @@ func (m Memory) AppendJSON(b []byte) ([]byte, error) {
 	b = append(b, `,"seq":`...)
 	b = strconv.AppendUint(b, m.Seq, 10)
 	return append(b, '}'), nil
+}
+
+// AppendJSON appends the payload's JSON to b: the bytes encoding/json's Marshal gives for it,
+// written without reflection (every memory's first event is one).
+func (p MemoryCreated) AppendJSON(b []byte) ([]byte, error) {
+	var err error
+	b = append(b, `{"memory_type":`...)
+	b = AppendJSONString(b, string(p.MemoryType))
+	b = append(b, `,"content":`...)
+	b = AppendJSONString(b, p.Content)
+	b = append(b, `,"project":`...)
+	b = AppendJSONString(b, p.Project)
+	b = append(b, `,"status":`...)
+	b = AppendJSONString(b, string(p.Status))
+	b = append(b, `,"confidence":`...)
+	if b, err = appendJSONFloat(b, p.Confidence); err != nil {
+		return nil, err
+	}
+	b = append(b, `,"source_chunk_id":`...)
+	b = AppendJSONString(b, p.SourceChunkID)
+	b = append(b, `,"domain_tags":`...)
+	b = appendJSONStrings(b, p.DomainTags)
+	b = append(b, `,"valid_until":`...)
+	if b, err = appendJSONTimePtr(b, p.ValidUntil); err != nil {
+		return nil, err
+	}
+	return append(b, '}'), nil
+}
+
+// appendJSONStrings appends ss as a JSON array of strings (null when nil, as Marshal does).
+func appendJSONStrings(b []byte, ss []string) []byte {
+	if ss == nil {
+		return append(b, "null"...)
+	}
+	b = append(b, '[')
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = AppendJSONString(b, s)
+	}
+	return append(b, ']')
 }
 
 const hexDigits = "0123456789abcdef"

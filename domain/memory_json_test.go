@@ -94,3 +94,42 @@ func FuzzMemoryAppendJSON(f *testing.F) {
 		require.Equal(t, want, got)
 	})
 }
+
+func TestMemoryCreatedAppendJSONIsMarshal(t *testing.T) {
+	until := time.Date(2027, 1, 1, 0, 0, 0, 5, time.UTC)
+	for name, p := range map[string]domain.MemoryCreated{
+		"full": {MemoryType: domain.TypePreference, Content: "likes <b>&</b> \u2028", Project: "p", Status: domain.StatusCandidate,
+			Confidence: 0.35, SourceChunkID: "c\x00", DomainTags: []string{"a", "\xff"}, ValidUntil: &until},
+		"zero":       {},
+		"empty tags": {DomainTags: []string{}},
+		"tiny":       {Confidence: 2e-7},
+	} {
+		t.Run(name, func(t *testing.T) {
+			want, err := json.Marshal(p)
+			require.NoError(t, err)
+			got, err := p.AppendJSON(nil)
+			require.NoError(t, err)
+			require.Equal(t, string(want), string(got))
+		})
+	}
+	_, err := domain.MemoryCreated{Confidence: math.NaN()}.AppendJSON(nil)
+	require.Error(t, err)
+}
+
+func FuzzMemoryCreatedAppendJSON(f *testing.F) {
+	f.Add("knowledge", "content <&>", "p", "tag", 0.5, int64(1700000000123456789))
+	f.Fuzz(func(t *testing.T, typ, content, project, tag string, confidence float64, nanos int64) {
+		until := time.Unix(0, nanos).UTC()
+		p := domain.MemoryCreated{MemoryType: domain.MemoryType(typ), Content: content, Project: project,
+			Status: domain.Status(tag), Confidence: confidence, SourceChunkID: tag,
+			DomainTags: []string{tag, content}, ValidUntil: &until}
+		want, wantErr := json.Marshal(p)
+		got, gotErr := p.AppendJSON(nil)
+		if wantErr != nil {
+			require.Error(t, gotErr)
+			return
+		}
+		require.NoError(t, gotErr)
+		require.Equal(t, string(want), string(got))
+	})
+}

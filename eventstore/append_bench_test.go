@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go/jetstream"
@@ -118,5 +119,32 @@ func BenchmarkLoad(b *testing.B) {
 		}
 		reportRate(b, 1, "loads/s")
 		reportRate(b, events, "events/s")
+	})
+}
+
+// BenchmarkAppendVsRaw alternates the baseline publish (BenchmarkRawPublishExpectedSeq) and
+// an Append (BenchmarkAppend) on one store, one of each per iteration, timing each apart: both
+// run under the same conditions, so their ratio holds on a machine whose speed drifts from one
+// second to the next.
+func BenchmarkAppendVsRaw(b *testing.B) {
+	benchModes(b, func(b *testing.B, s *eventstore.Store) {
+		js, ctx := s.JetStream(), b.Context()
+		p := createdPayload(domain.StatusCandidate)
+		var raw, app time.Duration
+		for b.Loop() {
+			start := time.Now()
+			if _, err := js.Publish(ctx, eventstore.SubjectPrefix+"memory."+uuid.NewString(), rawBody,
+				jetstream.WithExpectLastSequencePerSubject(0), jetstream.WithMsgID(uuid.NewString())); err != nil {
+				b.Fatal(err)
+			}
+			mid := time.Now()
+			if _, err := s.Append(ctx, 0, memEvent(newMemoryID(), 0, p)); err != nil {
+				b.Fatal(err)
+			}
+			raw, app = raw+mid.Sub(start), app+time.Since(mid)
+		}
+		b.ReportMetric(float64(b.N)/raw.Seconds(), "raw/s")
+		b.ReportMetric(float64(b.N)/app.Seconds(), "appends/s")
+		b.ReportMetric(raw.Seconds()/app.Seconds(), "append/raw")
 	})
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -93,25 +94,50 @@ func (c *codec) encode(ev domain.Event) ([]byte, error) {
 	if !ok || ev.Data == nil || ev.Data.EventType() != ev.Type {
 		return nil, fmt.Errorf("encode event %s: unregistered type %q", ev.ID, ev.Type)
 	}
-	data, err := json.Marshal(ev.Data)
+	// The envelope is written by hand with its payload as the last field: marshalling the
+	// payload as a json.RawMessage would validate and copy it once more. A test holds the
+	// envelope to what encoding/json writes for it.
+	out := make([]byte, 0, 512)
+	out = append(out, `{"id":`...)
+	out = domain.AppendJSONString(out, ev.ID)
+	out = append(out, `,"type":`...)
+	out = domain.AppendJSONString(out, ev.Type)
+	out = append(out, `,"version":`...)
+	out = strconv.AppendInt(out, int64(t.version), 10)
+	out = append(out, `,"aggregate_id":`...)
+	out = domain.AppendJSONString(out, ev.AggregateID)
+	out = append(out, `,"actor":`...)
+	out = domain.AppendJSONString(out, ev.Actor)
+	if ev.Note != "" {
+		out = append(out, `,"note":`...)
+		out = domain.AppendJSONString(out, ev.Note)
+	}
+	if ev.CorrelationID != "" {
+		out = append(out, `,"correlation_id":`...)
+		out = domain.AppendJSONString(out, ev.CorrelationID)
+	}
+	out = append(out, `,"time":`...)
+	out, err := domain.AppendJSONTime(out, ev.Time.UTC())
 	if err != nil {
 		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
 	}
-	// The envelope is marshalled without its payload, which is spliced in as the last field:
-	// marshalling it as a json.RawMessage would validate and copy it once more.
-	head, err := json.Marshal(envelope{
-		ID: ev.ID, Type: ev.Type, Version: t.version, AggregateID: ev.AggregateID,
-		Actor: ev.Actor, Note: ev.Note, CorrelationID: ev.CorrelationID,
-		Time: ev.Time.UTC(),
-	})
-	if err != nil {
-		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
-	}
-	out := make([]byte, 0, len(head)+len(data)+8)
-	out = append(out, head[:len(head)-1]...)
 	out = append(out, `,"data":`...)
-	out = append(out, data...)
+	if a, ok := ev.Data.(jsonAppender); ok {
+		out, err = a.AppendJSON(out)
+	} else {
+		var data []byte
+		data, err = json.Marshal(ev.Data)
+		out = append(out, data...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encode event %s: %w", ev.ID, err)
+	}
 	return append(out, '}'), nil
+}
+
+// jsonAppender is a payload that writes its JSON, as encoding/json would, without reflection.
+type jsonAppender interface {
+	AppendJSON(b []byte) ([]byte, error)
 }
 
 // ErrMalformed is a message in the log that is not an event envelope at all (not JSON, or
