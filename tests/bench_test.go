@@ -283,3 +283,52 @@ func BenchmarkRawPublishBaseline(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkHTTPCreateVsRaw alternates, on one ledger, rounds of the raw baseline (one
+// sequential publisher, as BenchmarkRawPublishBaseline's expect-seq) and rounds of HTTP creates
+// by 32 clients, and times each apart: both run under the same conditions, so their ratio holds
+// on a machine whose speed drifts from one second to the next. One iteration is one round of
+// each.
+func BenchmarkHTTPCreateVsRaw(b *testing.B) {
+	const round, clients = 500, 32
+	for _, fsync := range benchFsyncModes {
+		b.Run("fsync="+fsync, func(b *testing.B) {
+			l := startBenchLedger(b, withFsync(fsync))
+			js := l.Main.Store.JetStream()
+			var subject atomic.Uint64
+			var raw, creates time.Duration
+			for b.Loop() {
+				start := time.Now()
+				for range round {
+					if _, err := js.Publish(context.Background(), fmt.Sprintf("ledger.bench.s%d", subject.Add(1)), benchRawEvent,
+						jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				mid := time.Now()
+				var next atomic.Int64
+				errs := make(chan error, clients)
+				var wg sync.WaitGroup
+				for range clients {
+					wg.Go(func() {
+						for next.Add(1) <= round {
+							if _, err := l.createMemory(); err != nil {
+								errs <- err
+								return
+							}
+						}
+					})
+				}
+				wg.Wait()
+				close(errs)
+				for err := range errs {
+					b.Fatal(err)
+				}
+				raw, creates = raw+mid.Sub(start), creates+time.Since(mid)
+			}
+			b.ReportMetric(float64(round*b.N)/raw.Seconds(), "raw/s")
+			b.ReportMetric(float64(round*b.N)/creates.Seconds(), "creates/s")
+			b.ReportMetric(raw.Seconds()/creates.Seconds(), "creates/raw")
+		})
+	}
+}
