@@ -12,19 +12,10 @@ import (
 // without reflection. Every stored memory and audit snapshot, and every write's answer, is one
 // of these; the projections write several per event. A test holds it to Marshal's output.
 func (m Memory) AppendJSON(b []byte) ([]byte, error) {
-	var err error
 	b = append(b, `{"id":`...)
 	b = AppendJSONString(b, m.ID)
-	b = append(b, `,"memory_type":`...)
-	b = AppendJSONString(b, string(m.MemoryType))
-	b = append(b, `,"content":`...)
-	b = AppendJSONString(b, m.Content)
-	b = append(b, `,"project":`...)
-	b = AppendJSONString(b, m.Project)
-	b = append(b, `,"status":`...)
-	b = AppendJSONString(b, string(m.Status))
-	b = append(b, `,"confidence":`...)
-	if b, err = appendJSONFloat(b, m.Confidence); err != nil {
+	b, err := appendMemoryFields(append(b, ','), m.MemoryType, m.Content, m.Project, m.Status, m.Confidence)
+	if err != nil {
 		return nil, err
 	}
 	b = append(b, `,"reference_count":`...)
@@ -59,17 +50,8 @@ func (m Memory) AppendJSON(b []byte) ([]byte, error) {
 // AppendJSON appends the payload's JSON to b: the bytes encoding/json's Marshal gives for it,
 // written without reflection (every memory's first event is one).
 func (p MemoryCreated) AppendJSON(b []byte) ([]byte, error) {
-	var err error
-	b = append(b, `{"memory_type":`...)
-	b = AppendJSONString(b, string(p.MemoryType))
-	b = append(b, `,"content":`...)
-	b = AppendJSONString(b, p.Content)
-	b = append(b, `,"project":`...)
-	b = AppendJSONString(b, p.Project)
-	b = append(b, `,"status":`...)
-	b = AppendJSONString(b, string(p.Status))
-	b = append(b, `,"confidence":`...)
-	if b, err = appendJSONFloat(b, p.Confidence); err != nil {
+	b, err := appendMemoryFields(append(b, '{'), p.MemoryType, p.Content, p.Project, p.Status, p.Confidence)
+	if err != nil {
 		return nil, err
 	}
 	b = append(b, `,"source_chunk_id":`...)
@@ -81,6 +63,20 @@ func (p MemoryCreated) AppendJSON(b []byte) ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '}'), nil
+}
+
+// appendMemoryFields appends the fields a memory and its creation share, in their order.
+func appendMemoryFields(b []byte, typ MemoryType, content, project string, status Status, confidence float64) ([]byte, error) {
+	b = append(b, `"memory_type":`...)
+	b = AppendJSONString(b, string(typ))
+	b = append(b, `,"content":`...)
+	b = AppendJSONString(b, content)
+	b = append(b, `,"project":`...)
+	b = AppendJSONString(b, project)
+	b = append(b, `,"status":`...)
+	b = AppendJSONString(b, string(status))
+	b = append(b, `,"confidence":`...)
+	return appendJSONFloat(b, confidence)
 }
 
 // appendJSONStrings appends ss as a JSON array of strings (null when nil, as Marshal does).
