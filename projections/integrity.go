@@ -76,8 +76,9 @@ func (p Integrity) Flush(tx *bolt.Tx) error {
 	return p.held.buckets.flush(tx)
 }
 
-// heldIntegrityMax is the most writes a rebuilding Integrity holds before it writes them.
-var heldIntegrityMax = 2_000_000
+// heldIntegrityMax is the most writes a rebuilding Integrity holds before it writes them (its
+// copies of memories are a few hundred bytes each).
+var heldIntegrityMax = 250_000
 
 // bucket returns bucket name of tx, with its writes held in a rebuild.
 func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {

@@ -65,9 +65,10 @@ type heldWrites struct {
 	auditKeys [][]byte
 }
 
-// heldWritesMax is the most writes a rebuilding Memories holds before it writes them: memories
-// changed plus index keys, each a few hundred bytes of memory at most.
-var heldWritesMax = 2_000_000
+// heldWritesMax is the most writes a rebuilding Memories holds before it writes them: memory
+// states (a kilobyte or two each, with their JSON) plus index keys (under a hundred bytes), so
+// that a rebuild holds a few hundred megabytes at most.
+var heldWritesMax = 250_000
 
 // Rebuilding implements Rebuilder: the projection for a build from the log's start, which holds
 // back its scattered writes until the runner flushes it.
