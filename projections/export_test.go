@@ -1,9 +1,17 @@
 package projections
 
-// HoldAtMost makes rebuilding projections flush whenever they hold n writes, until the
-// returned function restores the limits.
+// HoldAtMost makes rebuilding projections flush whenever they hold n bytes of writes, until the
+// returned function restores the budget.
 func HoldAtMost(n int) (restore func()) {
-	memories, integrity := heldWritesMax, heldIntegrityMax
-	heldWritesMax, heldIntegrityMax = n, n
-	return func() { heldWritesMax, heldIntegrityMax = memories, integrity }
+	before := heldBytesMax
+	heldBytesMax = n
+	return func() { heldBytesMax = before }
+}
+
+// RebuildInBatchesOf makes Build apply n events per transaction, until the returned function
+// restores the batch size.
+func RebuildInBatchesOf(n int) (restore func()) {
+	before := rebuildBatchSize
+	rebuildBatchSize = n
+	return func() { rebuildBatchSize = before }
 }

@@ -23,8 +23,16 @@ type kv interface {
 // writes: the file is not used until the build ends with a flush.
 type heldBuckets struct {
 	writes map[string]map[string]heldValue
-	n      int
+	// bytes is about how much memory the held writes take.
+	bytes int
 }
+
+// heldBytesMax is how many bytes of writes a rebuilding projection holds before it flushes
+// them: a rebuild holds a few hundred megabytes at most, whatever the log.
+var heldBytesMax = 128 << 20
+
+// heldEntryBytes is about what a held entry costs beyond its key and value (map slot, headers).
+const heldEntryBytes = 64
 
 // heldValue is a held write: a value, or a delete.
 type heldValue struct {
@@ -62,7 +70,7 @@ func (h *heldBuckets) flush(tx *bolt.Tx) error {
 			}
 		}
 	}
-	h.writes, h.n = map[string]map[string]heldValue{}, 0
+	h.writes, h.bytes = map[string]map[string]heldValue{}, 0
 	return nil
 }
 
@@ -96,8 +104,11 @@ func (b heldBucket) Delete(k []byte) error {
 }
 
 func (b heldBucket) set(k []byte, hv heldValue) {
-	if _, ok := b.w[string(k)]; !ok {
-		b.h.n++
+	if old, ok := b.w[string(k)]; ok {
+		b.h.bytes -= len(old.v)
+	} else {
+		b.h.bytes += len(k) + heldEntryBytes
 	}
+	b.h.bytes += len(hv.v)
 	b.w[string(k)] = hv
 }

@@ -43,6 +43,21 @@ type integrityMemory struct {
 	dirty bool
 }
 
+// size is about how much memory a held copy takes.
+func (im *integrityMemory) size() int {
+	return len(im.Content) + len(im.Project) + len(im.SourceChunkID) + 256
+}
+
+// readsMemoryWrites reports whether applying ev reads what memory events write (the chunks
+// memories cite, the missing-chunk findings).
+func readsMemoryWrites(ev domain.Event) bool {
+	switch ev.Data.(type) {
+	case domain.DocumentRecorded, domain.ChunksAdded, domain.DocumentDeleted:
+		return true
+	}
+	return false
+}
+
 // Integrity is the live projection of the four integrity checks. The zero value is the
 // projection of a running service.
 type Integrity struct {
@@ -55,6 +70,8 @@ type Integrity struct {
 type integrityHeld struct {
 	mems    map[string]*integrityMemory
 	buckets *heldBuckets
+	// bytes is about how much memory the copies of memories take.
+	bytes int
 }
 
 // Rebuilding implements Rebuilder: in a rebuild, the writes of memory events (the bulk of a
@@ -73,12 +90,9 @@ func (p Integrity) Flush(tx *bolt.Tx) error {
 		return err
 	}
 	clear(p.held.mems)
+	p.held.bytes = 0
 	return p.held.buckets.flush(tx)
 }
-
-// heldIntegrityMax is the most writes a rebuilding Integrity holds before it writes them (its
-// copies of memories are a few hundred bytes each).
-var heldIntegrityMax = 250_000
 
 // bucket returns bucket name of tx, with its writes held in a rebuild.
 func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {
@@ -143,15 +157,16 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			if err := p.applyMemory(tx, mems, ev); err != nil {
 				return err
 			}
-			if p.held != nil && len(p.held.mems)+p.held.buckets.n >= heldIntegrityMax {
+			if p.held != nil && p.held.bytes+p.held.buckets.bytes >= heldBytesMax {
 				if err := p.Flush(tx); err != nil {
 					return err
 				}
 			}
 			continue
 		}
-		if p.held != nil {
-			// The other events read with cursors, which see only what is written.
+		if p.held != nil && readsMemoryWrites(ev) {
+			// Document events read with cursors what memory events write, and cursors see
+			// only what is written.
 			if err := p.Flush(tx); err != nil {
 				return err
 			}
@@ -317,8 +332,15 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 		return nil
 	}
 	after := domain.ApplyMemory(before, ev)
-	mems[ev.AggregateID] = &integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
+	copied := &integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
 		Content: after.Content, Status: after.Status, SourceChunkID: after.SourceChunkID, dirty: true}
+	if p.held != nil {
+		if im != nil && im.dirty {
+			p.held.bytes -= im.size()
+		}
+		p.held.bytes += copied.size()
+	}
+	mems[ev.AggregateID] = copied
 	if isCreate && after.SourceChunkID != "" {
 		if err := p.bucket(tx, bucketIntChunkRefs).Put(pair(after.SourceChunkID, after.ID), present); err != nil {
 			return err

@@ -63,12 +63,12 @@ type heldWrites struct {
 	buckets *heldBuckets
 	// auditKeys are the audit index's keys by memory: only ever added, never read.
 	auditKeys [][]byte
+	// bytes is about how much memory the states and the audit keys take.
+	bytes int
 }
 
-// heldWritesMax is the most writes a rebuilding Memories holds before it writes them: memory
-// states (a kilobyte or two each, with their JSON) plus index keys (under a hundred bytes), so
-// that a rebuild holds a few hundred megabytes at most.
-var heldWritesMax = 250_000
+// full reports whether the held writes have reached their budget.
+func (h *heldWrites) full() bool { return h.bytes+h.buckets.bytes >= heldBytesMax }
 
 // Rebuilding implements Rebuilder: the projection for a build from the log's start, which holds
 // back its scattered writes until the runner flushes it.
@@ -93,7 +93,7 @@ func (p Memories) Flush(tx *bolt.Tx) error {
 			return err
 		}
 	}
-	p.held.auditKeys = p.held.auditKeys[:0]
+	p.held.auditKeys, p.held.bytes = p.held.auditKeys[:0], 0
 	return p.held.buckets.flush(tx)
 }
 
@@ -172,6 +172,8 @@ type memoryState struct {
 	json       []byte
 	createdSeq []byte
 	dirty      bool
+	// heldBytes is what a rebuild counts the state as holding.
+	heldBytes int
 }
 
 // ApplyBatch implements BatchApplier: a memory changed several times in a batch is read and
@@ -188,7 +190,7 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		if err := p.applyEvent(tx, states, ev); err != nil {
 			return err
 		}
-		if p.held != nil && len(p.held.states)+p.held.buckets.n+len(p.held.auditKeys) >= heldWritesMax {
+		if p.held != nil && p.held.full() {
 			if err := p.Flush(tx); err != nil {
 				return err
 			}
@@ -275,6 +277,11 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 		}
 	}
 	st.m, st.json, st.dirty = after, afterJSON, true
+	if p.held != nil {
+		size := cap(afterJSON) + len(after.Content) + 512 // and the struct, its strings, the map slot
+		p.held.bytes += size - st.heldBytes
+		st.heldBytes = size
+	}
 	if beforeJSON == nil {
 		beforeJSON = nullJSON
 	}
@@ -383,6 +390,7 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
 	idx := appendBucket(tx, bucketAuditIndex)
 	if byMemory := indexKey(indexAuditMemory, e.MemoryID, seq); held != nil {
 		held.auditKeys = append(held.auditKeys, byMemory)
+		held.bytes += len(byMemory) + heldEntryBytes
 	} else if err := idx.Put(byMemory, nil); err != nil {
 		return err
 	}

@@ -18,6 +18,9 @@ import (
 // waits for a rebuild's single events.
 const RebuildBatchSize = 5000
 
+// rebuildBatchSize is the batch size Build uses (tests make it small).
+var rebuildBatchSize = RebuildBatchSize
+
 // Build replays the log from its start up to position upTo into a fresh projection file at
 // path (removed first if it exists) and returns it, synced to disk. progress, when set, is
 // called after each batch.
@@ -35,7 +38,7 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 			ps[i] = rb.Rebuilding()
 		}
 	}
-	r := &Runner{DB: db, Source: src, Projections: ps, BatchSize: RebuildBatchSize, Until: upTo, Progress: progress}
+	r := &Runner{DB: db, Source: src, Projections: ps, BatchSize: rebuildBatchSize, Until: upTo, Progress: progress}
 	if err := r.Init(); err != nil {
 		db.Close()
 		return nil, err
@@ -45,6 +48,22 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 			db.Close()
 			return nil, fmt.Errorf("rebuild: %w", err)
 		}
+	}
+	// The runner flushes the projections that hold writes in its last batch; a log that ends
+	// short of upTo (its last event removed, say) has no such batch. Flushing again writes
+	// nothing when nothing is held.
+	if err := db.bolt.Update(func(tx *bolt.Tx) error {
+		for _, p := range ps {
+			if d, ok := p.(Deferrer); ok {
+				if err := d.Flush(tx); err != nil {
+					return fmt.Errorf("projection %s: flush: %w", p.Name(), err)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("rebuild: %w", err)
 	}
 	if err := db.Sync(); err != nil {
 		db.Close()

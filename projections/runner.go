@@ -211,15 +211,17 @@ func (r *Runner) follow(ctx context.Context) error {
 				break drain
 			}
 		}
+		// past: the log has gone beyond Until (the event at Until itself may be missing).
+		past := false
 		if r.Until > 0 {
 			for len(batch) > 0 && batch[len(batch)-1].Seq > r.Until {
-				batch = batch[:len(batch)-1]
+				batch, past = batch[:len(batch)-1], true
 			}
 			if len(batch) == 0 {
 				return errDone
 			}
 		}
-		if err := r.apply(batch); err != nil {
+		if err := r.apply(batch, past); err != nil {
 			return applyError{err}
 		}
 		r.setErr(nil)
@@ -227,14 +229,16 @@ func (r *Runner) follow(ctx context.Context) error {
 		if r.Progress != nil {
 			r.Progress(applied)
 		}
-		if r.Until > 0 && applied >= r.Until {
+		if r.Until > 0 && (applied >= r.Until || past) {
 			return errDone
 		}
 	}
 }
 
-// apply writes one batch, and every projection's checkpoint, in one transaction.
-func (r *Runner) apply(batch []domain.Event) error {
+// apply writes one batch, and every projection's checkpoint, in one transaction. ends says
+// the batch is the last before Until, though it may end short of it.
+func (r *Runner) apply(batch []domain.Event, ends bool) error {
+	final := ends || (r.Until > 0 && batch[len(batch)-1].Seq >= r.Until)
 	last := batch[len(batch)-1].Seq
 	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		for _, p := range r.Projections {
@@ -254,7 +258,7 @@ func (r *Runner) apply(batch []domain.Event) error {
 					}
 				}
 			}
-			if d, ok := p.(Deferrer); ok && r.Until > 0 && last >= r.Until {
+			if d, ok := p.(Deferrer); ok && final {
 				if err := d.Flush(tx); err != nil {
 					return fmt.Errorf("projection %s: flush at %d: %w", p.Name(), last, err)
 				}

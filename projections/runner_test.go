@@ -548,3 +548,33 @@ func TestRunnerWaitFor(t *testing.T) {
 	require.ErrorContains(t, err, fmt.Sprintf("%d", l.last()+100))
 	require.ErrorIs(t, r.WaitFor(done, l.last()+1), context.Canceled)
 }
+
+// requireBuildsLikeLive builds ps (made anew for each build) from src up to upTo in several
+// ways and requires each file to hold what live holds, byte for byte: in one batch or in
+// batches of one to three events, holding writes until the end, or flushing them whenever a
+// byte or a few hundred bytes are held.
+func requireBuildsLikeLive(t *testing.T, live *projections.DB, src projections.Source, ps func() []projections.Projection, upTo uint64) {
+	t.Helper()
+	dir := t.TempDir()
+	for _, batch := range []int{0, 1, 2, 3} {
+		for _, hold := range []int{0, 1, 300} {
+			name := fmt.Sprintf("batches of %d, holding %d bytes", batch, hold)
+			func() {
+				if batch > 0 {
+					defer projections.RebuildInBatchesOf(batch)()
+				}
+				if hold > 0 {
+					defer projections.HoldAtMost(hold)()
+				}
+				rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, fmt.Sprintf("b%d-h%d.db", batch, hold)),
+					src, ps(), upTo, nil)
+				require.NoError(t, err, name)
+				defer rebuilt.Close()
+				checkDB(t, rebuilt)
+				diffs, err := projections.Diff(live, rebuilt, 10)
+				require.NoError(t, err)
+				require.Empty(t, diffs, name)
+			}()
+		}
+	}
+}
