@@ -53,6 +53,30 @@ type Deferrer interface {
 
 var bucketVersions = []byte("projection_versions")
 
+// StaleVersions names the projections of ps that the file holds at another version than
+// theirs, with the version it holds (0 for none): those a runner would drop and build again.
+func (db *DB) StaleVersions(ps []Projection) (map[string]int, error) {
+	stale := map[string]int{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		versions := tx.Bucket(bucketVersions)
+		for _, p := range ps {
+			v, ok := p.(Versioned)
+			if !ok {
+				continue
+			}
+			var stored int
+			if versions != nil {
+				stored = int(decodeSeq(versions.Get([]byte(v.Name()))))
+			}
+			if stored != v.Version() {
+				stale[v.Name()] = stored
+			}
+		}
+		return nil
+	})
+	return stale, err
+}
+
 // Source is the log the runner reads.
 type Source interface {
 	// Follow sends events from position from on to out, in order, until ctx is done.

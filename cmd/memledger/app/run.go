@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/memledger/memledger/projections"
@@ -216,6 +217,20 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cps, err := live.Checkpoints()
 	if err != nil {
 		return err
+	}
+	stale, err := live.StaleVersions(Projections())
+	if err != nil {
+		return err
+	}
+	if len(stale) > 0 {
+		var names []string
+		for _, p := range Projections() {
+			if v, ok := stale[p.Name()]; ok {
+				names = append(names, fmt.Sprintf("%s (stored at version %d, this program writes version %d)", p.Name(), v, p.(projections.Versioned).Version()))
+			}
+		}
+		return fmt.Errorf("the live projections were written by another version of memledger: %s; start serve, which builds them again from the log, or run memledger rebuild, then verify",
+			strings.Join(names, ", "))
 	}
 	var upTo uint64
 	for i, p := range Projections() {
