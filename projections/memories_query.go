@@ -130,6 +130,12 @@ type AuditFilter struct {
 	Limit  int
 }
 
+// AuditClockSlack is how far back of since RecentAudit keeps reading. Entries are in log order
+// and their times come from the writers' clocks: writers that decide at the same time may
+// append in the other order, and a clock may step back. An entry older than since does not end
+// the reading until one is older by more than this.
+const AuditClockSlack = 5 * time.Minute
+
 // RecentAudit returns the audit entries matching f across memories, newest first.
 func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
@@ -175,7 +181,10 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 				continue
 			}
 			if !f.Since.IsZero() && e.Timestamp.Before(f.Since) {
-				break
+				if e.Timestamp.Before(f.Since.Add(-AuditClockSlack)) {
+					break
+				}
+				continue
 			}
 			if (f.Action != "" && e.Action != f.Action) || (f.Actor != "" && e.Actor != f.Actor) {
 				continue

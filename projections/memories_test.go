@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	bolt "go.etcd.io/bbolt"
 
@@ -440,6 +441,35 @@ func TestBuildFlushesWhenTheLogEndsShort(t *testing.T) {
 	diffs, err := projections.Diff(want, got, 10)
 	require.NoError(t, err)
 	require.Empty(t, diffs)
+}
+
+// Entries are in log order, and their times need not rise with it: since keeps reading past an
+// older entry, up to AuditClockSlack before since.
+func TestRecentAuditSinceWithTimesOutOfOrder(t *testing.T) {
+	f := newFixture(t)
+	id := f.create(domain.StatusActive, domain.TypeKnowledge, "p")
+	f.sync()
+	since := t0.Add(time.Hour)
+	// In log order: the first is behind an entry older than since by more than the slack, where
+	// the reading stops; the fourth is older than since within the slack, and is skipped.
+	var seqs []uint64
+	for _, at := range []time.Duration{
+		time.Hour + 5*time.Second,
+		time.Hour - 10*time.Minute,
+		time.Hour + 2*time.Second,
+		time.Hour - time.Second,
+		time.Hour + time.Second,
+	} {
+		ev := domain.NewEvent(id, domain.Meta{EventID: uuid.NewString(), Actor: "x", Time: t0.Add(at)},
+			domain.MemoryReinforced{Delta: 0.01})
+		res, err := f.store.Append(context.Background(), eventstore.Unchecked, ev)
+		require.NoError(t, err)
+		seqs = append(seqs, res.Seq)
+	}
+	waitFor(t, f.runner, seqs[len(seqs)-1])
+	raw, err := f.db.RecentAudit(projections.AuditFilter{Since: since, Limit: 100})
+	require.NoError(t, err)
+	require.Equal(t, []uint64{seqs[4], seqs[2]}, entrySeqs(auditEntries(t, raw)))
 }
 
 func TestListMemoriesPagination(t *testing.T) {
