@@ -53,15 +53,16 @@ type Deferrer interface {
 
 var bucketVersions = []byte("projection_versions")
 
-// StaleVersions names the projections of ps that the file holds at another version than
-// theirs, with the version it holds (0 for none): those a runner would drop and build again.
+// StaleVersions names the projections of ps that the file holds, applied to some position, at
+// another version than theirs, with the version it holds (0 for none recorded): those a runner
+// would drop and build again (see migrate).
 func (db *DB) StaleVersions(ps []Projection) (map[string]int, error) {
 	stale := map[string]int{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		versions := tx.Bucket(bucketVersions)
 		for _, p := range ps {
 			v, ok := p.(Versioned)
-			if !ok {
+			if !ok || checkpoint(tx, v.Name()) == 0 {
 				continue
 			}
 			var stored int
