@@ -143,7 +143,7 @@ func (c *stateCache) put(id string, st *memoryState) {
 		}
 	}
 	copied := *st
-	copied.dirty = false
+	copied.dirty, copied.heldBytes = false, 0
 	c.entries[id] = &copied
 }
 
