@@ -174,12 +174,10 @@ func (s *Server) memoriesOldestFirst(f projections.MemoryFilter) ([]domain.Memor
 func (s *Server) recentAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	var f projections.AuditFilter
-	var err error
-	for key := range q {
-		if !slices.Contains([]string{"action", "actor", "since", "limit"}, key) {
-			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use action, actor, since or limit"))
-			return
-		}
+	err := checkQuery(q, "action", "actor", "since", "limit")
+	if err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	if v := q.Get("action"); v != "" {
 		if !slices.Contains(domain.Actions, domain.Action(v)) {

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -406,6 +408,17 @@ func ifMatch(r *http.Request) (*uint64, error) {
 }
 
 func etag(seq uint64) string { return `"` + strconv.FormatUint(seq, 10) + `"` }
+
+// checkQuery refuses a query parameter that is not one of allowed, naming it and those allowed.
+func checkQuery(q url.Values, allowed ...string) error {
+	for key := range q {
+		if !slices.Contains(allowed, key) {
+			list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
+			return domain.Invalid(key, "unknown query parameter; use %s", list)
+		}
+	}
+	return nil
+}
 
 // queryLimit reads the limit query parameter.
 func queryLimit(r *http.Request) (int, error) {

@@ -311,12 +311,8 @@ func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 
 func memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
 	q := r.URL.Query()
-	for key := range q {
-		switch key {
-		case "status", "memory_type", "project", "limit", "cursor":
-		default:
-			return projections.MemoryFilter{}, domain.Invalid(key, "unknown query parameter; use status, memory_type, project, limit or cursor")
-		}
+	if err := checkQuery(q, "status", "memory_type", "project", "limit", "cursor"); err != nil {
+		return projections.MemoryFilter{}, err
 	}
 	var f projections.MemoryFilter
 	var err error

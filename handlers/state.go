@@ -3,7 +3,6 @@ package handlers
 import (
 	"encoding/json"
 	"net/http"
-	"slices"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
@@ -102,11 +101,9 @@ func (s *Server) changeState(w http.ResponseWriter, r *http.Request, name, categ
 
 func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for key := range q {
-		if !slices.Contains([]string{"project", "category", "include_invalid"}, key) {
-			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use project, category or include_invalid"))
-			return
-		}
+	if err := checkQuery(q, "project", "category", "include_invalid"); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	project, err := s.canonicalProject(q.Get("project"))
 	if err != nil {
@@ -127,11 +124,9 @@ func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stateAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	for key := range q {
-		if !slices.Contains([]string{"project", "category", "key"}, key) {
-			s.fail(w, r, domain.Invalid(key, "unknown query parameter; use project, category or key"))
-			return
-		}
+	if err := checkQuery(q, "project", "category", "key"); err != nil {
+		s.fail(w, r, err)
+		return
 	}
 	project, err := s.canonicalProject(q.Get("project"))
 	if err == nil && project == "" {
