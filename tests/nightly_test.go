@@ -91,7 +91,7 @@ func pfReinforce(t *testing.T, l *ledger, id string, n int) domain.Memory {
 }
 
 func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
-	clk := &pfClock{}
+	clk := &clock{}
 	clk.Set(pfNightAt.AddDate(0, 0, -20))
 	l := startLedger(t, withClock(clk.Now))
 	cand := func(content string, conf float64) domain.Memory {
@@ -310,7 +310,7 @@ func TestNightlyFailingStepDoesNotStopTheOthers(t *testing.T) {
 }
 
 func TestNightlyOneStepAndRefusals(t *testing.T) {
-	clk := &pfClock{}
+	clk := &clock{}
 	clk.Set(pfNightAt)
 	l := startLedger(t, withClock(clk.Now))
 	pfSetState(t, l, map[string]any{"project": "ghost", "category": "fact", "key": "k", "value": "v"})

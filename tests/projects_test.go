@@ -4,9 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/projections"
@@ -183,24 +181,6 @@ func pfAlerts(t *testing.T, l *ledger, q string) []domain.Alert {
 	}
 	pfExpect(t, l, http.StatusOK, "GET", "/admin/alerts?limit=500&"+q, nil).Decode(t, &v)
 	return v.Alerts
-}
-
-// pfClock is a settable clock for withClock.
-type pfClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *pfClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *pfClock) Set(t time.Time) {
-	c.mu.Lock()
-	c.now = t
-	c.mu.Unlock()
 }
 
 func TestProjectsRegisterGetListUpdate(t *testing.T) {
