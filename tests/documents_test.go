@@ -85,9 +85,9 @@ func TestDocumentRecordGetAddChunksDelete(t *testing.T) {
 	// Deleting the document removes it and its chunks.
 	res := pfExpect(t, l, http.StatusNoContent, "DELETE", "/documents/doc-1", nil)
 	require.Empty(t, res.Body)
-	pfProblem(t, l.do("GET", "/documents/doc-1", nil), http.StatusNotFound, "")
-	pfProblem(t, l.do("DELETE", "/documents/doc-1", nil), http.StatusNotFound, "")
-	pfProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": []map[string]any{{"content": "x"}}}), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/documents/doc-1", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("DELETE", "/documents/doc-1", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": []map[string]any{{"content": "x"}}}), http.StatusNotFound, "")
 	// Its chunk ids are free again: a new document may use them, and so may doc-1 recorded anew.
 	pfExpect(t, l, http.StatusCreated, "POST", "/documents", map[string]any{"id": "doc-2", "file_path": "b.md",
 		"chunks": []map[string]any{{"id": "c-a", "content": "reused"}}})
@@ -134,7 +134,7 @@ func TestDocumentConflictsAndValidation(t *testing.T) {
 
 	record := func(body map[string]any, status int, field string) {
 		t.Helper()
-		pfProblem(t, l.do("POST", "/documents", body), status, field)
+		requireProblem(t, l.do("POST", "/documents", body), status, field)
 	}
 	chunk := func(kv ...any) []map[string]any {
 		m := map[string]any{}
@@ -145,15 +145,15 @@ func TestDocumentConflictsAndValidation(t *testing.T) {
 	}
 	// A chunk id another document holds is a conflict, when recording and when adding.
 	record(map[string]any{"id": "doc-3", "file_path": "c.md", "chunks": chunk("id", "c-1", "content", "x")}, http.StatusConflict, "")
-	pfProblem(t, l.do("POST", "/documents/doc-2/chunks", map[string]any{"chunks": chunk("id", "c-1", "content", "x")}), http.StatusConflict, "")
+	requireProblem(t, l.do("POST", "/documents/doc-2/chunks", map[string]any{"chunks": chunk("id", "c-1", "content", "x")}), http.StatusConflict, "")
 	// ... and so is a chunk id the document itself holds already.
-	pfProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": chunk("id", "c-1", "content", "x")}), http.StatusConflict, "")
+	requireProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": chunk("id", "c-1", "content", "x")}), http.StatusConflict, "")
 	record(map[string]any{"id": "doc-1", "file_path": "a.md"}, http.StatusConflict, "")
 
 	// Duplicate chunk indexes are malformed requests.
 	record(map[string]any{"id": "doc-3", "file_path": "c.md", "chunks": []map[string]any{
 		{"chunk_index": 0, "content": "x"}, {"chunk_index": 0, "content": "y"}}}, http.StatusBadRequest, "chunks[1].chunk_index")
-	pfProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": chunk("chunk_index", 0, "content", "x")}),
+	requireProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": chunk("chunk_index", 0, "content", "x")}),
 		http.StatusBadRequest, "chunks[0].chunk_index")
 	record(map[string]any{"id": "doc-3", "file_path": "c.md", "chunks": []map[string]any{
 		{"id": "same", "content": "x"}, {"id": "same", "content": "y"}}}, http.StatusBadRequest, "chunks[1].id")
@@ -164,10 +164,10 @@ func TestDocumentConflictsAndValidation(t *testing.T) {
 	record(map[string]any{"id": "doc-3"}, http.StatusBadRequest, "file_path")
 	record(map[string]any{"id": "doc.3", "file_path": "c.md"}, http.StatusBadRequest, "id")
 	record(map[string]any{"id": "doc-3", "file_path": "c.md", "chunks": chunk("content", "x", "extra", 1)}, http.StatusBadRequest, "")
-	pfProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": []map[string]any{}}), http.StatusBadRequest, "chunks")
-	pfProblem(t, l.do("POST", "/documents/nope/chunks", map[string]any{"chunks": chunk("content", "x")}), http.StatusNotFound, "")
-	pfProblem(t, l.do("DELETE", "/documents/nope", nil), http.StatusNotFound, "")
-	pfProblem(t, l.do("GET", "/documents/nope", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("POST", "/documents/doc-1/chunks", map[string]any{"chunks": []map[string]any{}}), http.StatusBadRequest, "chunks")
+	requireProblem(t, l.do("POST", "/documents/nope/chunks", map[string]any{"chunks": chunk("content", "x")}), http.StatusNotFound, "")
+	requireProblem(t, l.do("DELETE", "/documents/nope", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/documents/nope", nil), http.StatusNotFound, "")
 	require.Equal(t, before, pfLastSeq(t, l), "refused commands write nothing")
 	require.Len(t, pfGetDocument(t, l, "doc-1").Chunks, 1)
 	require.Empty(t, pfGetDocument(t, l, "doc-2").Chunks)

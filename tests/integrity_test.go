@@ -176,7 +176,7 @@ func TestIntegrityOrphanedChunk(t *testing.T) {
 	require.Equal(t, []domain.Finding{{Check: domain.CheckOrphanedChunk, ChunkID: "c9", DocumentID: "doc-x"}}, r.Findings)
 	require.Equal(t, 1, r.Counts[domain.CheckOrphanedChunk])
 	// The HTTP API refuses chunks for a missing document.
-	pfProblem(t, l.do("POST", "/documents/doc-x/chunks", map[string]any{"chunks": []map[string]any{{"content": "x"}}}), http.StatusNotFound, "")
+	requireProblem(t, l.do("POST", "/documents/doc-x/chunks", map[string]any{"chunks": []map[string]any{{"content": "x"}}}), http.StatusNotFound, "")
 
 	// A memory citing the orphan finds its chunk: orphaned, not missing.
 	pfMemory(t, l, map[string]any{"memory_type": "knowledge", "content": "cites c9", "source_chunk_id": "c9"})

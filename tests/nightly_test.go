@@ -316,11 +316,11 @@ func TestNightlyOneStepAndRefusals(t *testing.T) {
 	pfSetState(t, l, map[string]any{"project": "ghost", "category": "fact", "key": "k", "value": "v"})
 	before := pfLastSeq(t, l)
 
-	pfProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": pfNight, "step": "vacuum"}), http.StatusBadRequest, "step")
-	pfProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": "yesterday"}), http.StatusBadRequest, "night")
-	pfProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": "2026-02-30"}), http.StatusBadRequest, "night")
-	pfProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"nite": pfNight}), http.StatusBadRequest, "nite")
-	pfProblem(t, l.do("GET", "/admin/nightly?limit=0", nil), http.StatusBadRequest, "limit")
+	requireProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": pfNight, "step": "vacuum"}), http.StatusBadRequest, "step")
+	requireProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": "yesterday"}), http.StatusBadRequest, "night")
+	requireProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"night": "2026-02-30"}), http.StatusBadRequest, "night")
+	requireProblem(t, l.do("POST", "/admin/nightly/run", map[string]any{"nite": pfNight}), http.StatusBadRequest, "nite")
+	requireProblem(t, l.do("GET", "/admin/nightly?limit=0", nil), http.StatusBadRequest, "limit")
 	require.Equal(t, before, pfLastSeq(t, l), "refused runs record nothing")
 	require.Empty(t, pfNightlyRuns(t, l))
 

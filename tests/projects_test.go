@@ -22,24 +22,6 @@ func pfExpect(t *testing.T, l *ledger, status int, method, path string, body any
 	return res
 }
 
-// pfProblem requires res to be a problem answer with the status, naming field when not empty.
-func pfProblem(t *testing.T, res response, status int, field string) {
-	t.Helper()
-	require.Equal(t, status, res.Status, "body: %s", res.Body)
-	require.Equal(t, "application/problem+json", res.Header.Get("Content-Type"), "body: %s", res.Body)
-	var p struct {
-		Status int    `json:"status"`
-		Detail string `json:"detail"`
-		Field  string `json:"field"`
-	}
-	res.Decode(t, &p)
-	require.Equal(t, status, p.Status)
-	require.NotEmpty(t, p.Detail)
-	if field != "" {
-		require.Equal(t, field, p.Field, "detail: %s", p.Detail)
-	}
-}
-
 // pfLastSeq is the log position of the last event, from /health.
 func pfLastSeq(t *testing.T, l *ledger) uint64 {
 	t.Helper()
@@ -205,14 +187,14 @@ func TestProjectsRegisterGetListUpdate(t *testing.T) {
 	require.Equal(t, p, pfGetProject(t, l, "memledger"))
 	require.Equal(t, p, pfGetProject(t, l, "ml"), "GET by alias returns the project")
 	require.Equal(t, p, pfGetProject(t, l, "memory-ledger"))
-	pfProblem(t, l.do("GET", "/projects/nope", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/projects/nope", nil), http.StatusNotFound, "")
 
 	// PUT by alias, aliases only: the description stays.
 	var u domain.Project
 	pfExpect(t, l, http.StatusOK, "PUT", "/projects/ml", map[string]any{"aliases": []string{"ml", "ledger"}}).Decode(t, &u)
 	require.Equal(t, domain.Project{ID: "memledger", Aliases: []string{"ml", "ledger"}, Description: "the ledger"}, u)
 	require.Equal(t, u, pfGetProject(t, l, "ledger"), "a new alias resolves")
-	pfProblem(t, l.do("GET", "/projects/memory-ledger", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/projects/memory-ledger", nil), http.StatusNotFound, "")
 
 	// Description only: the aliases stay.
 	pfExpect(t, l, http.StatusOK, "PUT", "/projects/memledger", map[string]any{"description": "new words"}).Decode(t, &u)
@@ -226,7 +208,7 @@ func TestProjectsRegisterGetListUpdate(t *testing.T) {
 	// Every alias removed.
 	pfExpect(t, l, http.StatusOK, "PUT", "/projects/ledger", map[string]any{"aliases": []string{}}).Decode(t, &u)
 	require.Empty(t, u.Aliases)
-	pfProblem(t, l.do("GET", "/projects/ml", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/projects/ml", nil), http.StatusNotFound, "")
 
 	// The registry survives a restart.
 	l.restart()
@@ -257,14 +239,14 @@ func TestProjectsValidationAndAliasConflicts(t *testing.T) {
 		{map[string]any{"id": "gamma", "aliases": []string{"beta"}}, http.StatusConflict, ""},     // alias is another's id
 		{map[string]any{"id": "gamma", "aliases": []string{"ok", "A2"}}, http.StatusConflict, ""}, // alias is another's alias
 	} {
-		pfProblem(t, l.do("POST", "/projects", c.body), c.status, c.field)
+		requireProblem(t, l.do("POST", "/projects", c.body), c.status, c.field)
 	}
 	// PUT conflicts: an alias taken by another project, by id or alias.
-	pfProblem(t, l.do("PUT", "/projects/beta", map[string]any{"aliases": []string{"a1"}}), http.StatusConflict, "")
-	pfProblem(t, l.do("PUT", "/projects/beta", map[string]any{"aliases": []string{"alpha"}}), http.StatusConflict, "")
-	pfProblem(t, l.do("PUT", "/projects/b1", map[string]any{"aliases": []string{"B1", "x", "bad alias"}}), http.StatusBadRequest, "aliases")
-	pfProblem(t, l.do("PUT", "/projects/beta", map[string]any{}), http.StatusBadRequest, "body")
-	pfProblem(t, l.do("PUT", "/projects/nope", map[string]any{"description": "x"}), http.StatusNotFound, "")
+	requireProblem(t, l.do("PUT", "/projects/beta", map[string]any{"aliases": []string{"a1"}}), http.StatusConflict, "")
+	requireProblem(t, l.do("PUT", "/projects/beta", map[string]any{"aliases": []string{"alpha"}}), http.StatusConflict, "")
+	requireProblem(t, l.do("PUT", "/projects/b1", map[string]any{"aliases": []string{"B1", "x", "bad alias"}}), http.StatusBadRequest, "aliases")
+	requireProblem(t, l.do("PUT", "/projects/beta", map[string]any{}), http.StatusBadRequest, "body")
+	requireProblem(t, l.do("PUT", "/projects/nope", map[string]any{"description": "x"}), http.StatusNotFound, "")
 	require.Equal(t, before, pfLastSeq(t, l), "refused commands write nothing")
 
 	// A project may keep its own aliases, and an alias released by one project is free for another.

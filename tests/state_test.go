@@ -121,8 +121,8 @@ func TestStateInvalidationKeepsHistory(t *testing.T) {
 
 	// Twice is a conflict; an unknown entry is not found; neither writes anything.
 	before := pfLastSeq(t, l)
-	pfProblem(t, l.do("DELETE", "/project/state", map[string]any{"project": "memledger", "category": "decision", "key": "log"}), http.StatusConflict, "")
-	pfProblem(t, l.do("DELETE", "/project/state?project=memledger&category=decision&key=nope", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("DELETE", "/project/state", map[string]any{"project": "memledger", "category": "decision", "key": "log"}), http.StatusConflict, "")
+	requireProblem(t, l.do("DELETE", "/project/state?project=memledger&category=decision&key=nope", nil), http.StatusNotFound, "")
 	require.Equal(t, before, pfLastSeq(t, l))
 
 	// Invalidation named in the query.
@@ -144,7 +144,7 @@ func TestStateValidation(t *testing.T) {
 	before := pfLastSeq(t, l)
 	set := func(body map[string]any, status int, field string) {
 		t.Helper()
-		pfProblem(t, l.do("POST", "/project/state", body), status, field)
+		requireProblem(t, l.do("POST", "/project/state", body), status, field)
 	}
 	base := func(k, v string) map[string]any {
 		b := map[string]any{"project": "p", "category": "fact", "key": "k", "value": "v"}
@@ -172,17 +172,17 @@ func TestStateValidation(t *testing.T) {
 	// The system categories are derived from the log.
 	set(map[string]any{"project": "atocore", "category": "alert", "key": "last_warning", "value": "x"}, http.StatusBadRequest, "category")
 	set(map[string]any{"project": "atocore", "category": "status", "key": "integrity_check_result", "value": "x"}, http.StatusBadRequest, "category")
-	pfProblem(t, l.do("DELETE", "/project/state?project=atocore&category=alert&key=last_warning", nil), http.StatusBadRequest, "category")
-	pfProblem(t, l.do("DELETE", "/project/state", map[string]any{"project": "p", "category": "fact"}), http.StatusBadRequest, "key")
-	pfProblem(t, l.do("DELETE", "/project/state?category=fact&key=k", nil), http.StatusBadRequest, "project")
-	pfProblem(t, l.do("POST", "/project/state", "{"), http.StatusBadRequest, "body")
-	pfProblem(t, l.do("POST", "/project/state", map[string]any{"project": "p", "category": "fact", "key": "k", "value": "v"}, "X-Actor", "bad actor"), http.StatusBadRequest, "X-Actor")
+	requireProblem(t, l.do("DELETE", "/project/state?project=atocore&category=alert&key=last_warning", nil), http.StatusBadRequest, "category")
+	requireProblem(t, l.do("DELETE", "/project/state", map[string]any{"project": "p", "category": "fact"}), http.StatusBadRequest, "key")
+	requireProblem(t, l.do("DELETE", "/project/state?category=fact&key=k", nil), http.StatusBadRequest, "project")
+	requireProblem(t, l.do("POST", "/project/state", "{"), http.StatusBadRequest, "body")
+	requireProblem(t, l.do("POST", "/project/state", map[string]any{"project": "p", "category": "fact", "key": "k", "value": "v"}, "X-Actor", "bad actor"), http.StatusBadRequest, "X-Actor")
 	// Reads.
-	pfProblem(t, l.do("GET", "/project/state?category=fact", nil), http.StatusBadRequest, "category")
-	pfProblem(t, l.do("GET", "/project/state?project=Bad", nil), http.StatusBadRequest, "project")
-	pfProblem(t, l.do("GET", "/project/state?projet=p", nil), http.StatusBadRequest, "projet")
-	pfProblem(t, l.do("GET", "/project/state/audit", nil), http.StatusBadRequest, "project")
-	pfProblem(t, l.do("GET", "/project/state/audit?project=p&key=k", nil), http.StatusBadRequest, "key")
+	requireProblem(t, l.do("GET", "/project/state?category=fact", nil), http.StatusBadRequest, "category")
+	requireProblem(t, l.do("GET", "/project/state?project=Bad", nil), http.StatusBadRequest, "project")
+	requireProblem(t, l.do("GET", "/project/state?projet=p", nil), http.StatusBadRequest, "projet")
+	requireProblem(t, l.do("GET", "/project/state/audit", nil), http.StatusBadRequest, "project")
+	requireProblem(t, l.do("GET", "/project/state/audit?project=p&key=k", nil), http.StatusBadRequest, "key")
 	require.Equal(t, before, pfLastSeq(t, l), "refused writes write nothing")
 
 	// Other categories of the system project are ordinary entries.
