@@ -99,9 +99,6 @@ func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {
 	if p.held != nil {
 		return p.held.buckets.bucket(tx, name)
 	}
-	if bytes.Equal(name, bucketIntMem) {
-		return appendBucket(tx, name)
-	}
 	return tx.Bucket(name)
 }
 

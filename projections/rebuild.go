@@ -49,9 +49,8 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 			return nil, fmt.Errorf("rebuild: %w", err)
 		}
 	}
-	// The runner flushes the projections that hold writes in its last batch; a log that ends
-	// short of upTo (its last event removed, say) has no such batch. Flushing again writes
-	// nothing when nothing is held.
+	// The projections that hold writes write them now, whether the log reached upTo or went
+	// past it without it (its event removed, say).
 	if err := db.bolt.Update(func(tx *bolt.Tx) error {
 		for _, p := range ps {
 			if d, ok := p.(Deferrer); ok {

@@ -45,8 +45,8 @@ type Rebuilder interface {
 	Rebuilding() Projection
 }
 
-// A Deferrer is a projection that holds writes back across batches; the runner flushes it in
-// the transaction of its last batch, when it stops at Until.
+// A Deferrer is a projection that holds writes back across batches; Build flushes it once the
+// runner has reached the end.
 type Deferrer interface {
 	Flush(tx *bolt.Tx) error
 }
@@ -246,7 +246,7 @@ func (r *Runner) follow(ctx context.Context) error {
 				return errDone
 			}
 		}
-		if err := r.apply(batch, past); err != nil {
+		if err := r.apply(batch); err != nil {
 			return applyError{err}
 		}
 		r.setErr(nil)
@@ -260,10 +260,8 @@ func (r *Runner) follow(ctx context.Context) error {
 	}
 }
 
-// apply writes one batch, and every projection's checkpoint, in one transaction. ends says
-// the batch is the last before Until, though it may end short of it.
-func (r *Runner) apply(batch []domain.Event, ends bool) error {
-	final := ends || (r.Until > 0 && batch[len(batch)-1].Seq >= r.Until)
+// apply writes one batch, and every projection's checkpoint, in one transaction.
+func (r *Runner) apply(batch []domain.Event) error {
 	last := batch[len(batch)-1].Seq
 	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		for _, p := range r.Projections {
@@ -281,11 +279,6 @@ func (r *Runner) apply(batch []domain.Event, ends bool) error {
 					if err := p.Apply(tx, ev); err != nil {
 						return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
 					}
-				}
-			}
-			if d, ok := p.(Deferrer); ok && final {
-				if err := d.Flush(tx); err != nil {
-					return fmt.Errorf("projection %s: flush at %d: %w", p.Name(), last, err)
 				}
 			}
 			if last > cp {
