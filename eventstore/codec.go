@@ -78,7 +78,18 @@ func newCodec() *codec {
 	register[domain.DocumentDeleted](c, 1)
 	register[domain.IntegrityChecked](c, 1)
 	register[domain.NightlyRan](c, 1)
+	register[domain.SubscriptionRegistered](c, 1)
+	register[domain.SubscriptionPaused](c, 1)
+	register[domain.SubscriptionResumed](c, 1)
+	register[domain.SubscriptionReset](c, 1)
+	register[domain.SubscriptionRemoved](c, 1)
 	return c
+}
+
+// Registered reports whether typ is the type name of an event the log stores.
+func Registered(typ string) bool {
+	_, ok := events.types[typ]
+	return ok
 }
 
 // Encode returns the stored form of ev at its type's current schema version.

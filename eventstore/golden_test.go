@@ -142,6 +142,20 @@ var goldenEvents = map[string]domain.Event{
 				StartedAt: goldenTime.Add(time.Second), DurationMS: 5000},
 		},
 	}),
+
+	domain.EventSubscriptionRegistered: domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(21, true), domain.SubscriptionRegistered{
+		URL: "https://hooks.example/memledger", Description: "the review bot",
+		Subjects: []string{"ledger.memory.>", "ledger.alert.critical"}, Types: []string{"memory.promoted", "alert.raised"},
+		From:         domain.Position{Kind: domain.PositionTime, Time: ptr(time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))},
+		SealedSecret: "v1:5f0e8a2c1b3d4e6f:q83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJq83vEjRWeJ",
+		KeyID:        "5f0e8a2c1b3d4e6f",
+	}),
+	domain.EventSubscriptionPaused:  domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(22, true), domain.SubscriptionPaused{}),
+	domain.EventSubscriptionResumed: domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(23, false), domain.SubscriptionResumed{}),
+	domain.EventSubscriptionReset: domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(24, true), domain.SubscriptionReset{
+		From: domain.Position{Kind: domain.PositionSeq, Seq: 4000},
+	}),
+	domain.EventSubscriptionRemoved: domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(25, false), domain.SubscriptionRemoved{}),
 }
 
 func ptr[T any](v T) *T { return &v }
