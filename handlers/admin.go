@@ -213,8 +213,16 @@ type healthResponse struct {
 	// AlertSinks is each sink's state since the process started.
 	AlertSinks map[string]SinkStatus `json:"alert_sinks"`
 	// AlertDeliveryFailures counts the alerts a sink recorded it gave up on.
-	AlertDeliveryFailures int    `json:"alert_delivery_failures"`
-	Error                 string `json:"error,omitempty"`
+	AlertDeliveryFailures int `json:"alert_delivery_failures"`
+	// Search is the search index's position: it follows the log on its own, so a search
+	// misses the writes after indexed_seq.
+	Search searchHealth `json:"search"`
+	Error  string       `json:"error,omitempty"`
+}
+
+type searchHealth struct {
+	IndexedSeq uint64 `json:"indexed_seq"`
+	Lag        uint64 `json:"lag"`
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -228,6 +236,11 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, s.Runner.Err())
+	h.Search.IndexedSeq = s.Search.Applied()
+	h.Search.Lag = h.LastSeq - min(h.LastSeq, h.Search.IndexedSeq)
+	if err := s.Search.Err(); err != nil {
+		errs = append(errs, fmt.Errorf("search index: %w", err))
+	}
 	h.AlertSinks = map[string]SinkStatus{}
 	for _, sink := range s.Sinks {
 		h.AlertSinks[sink.Sink.Name()] = sink.Status()

@@ -41,6 +41,8 @@ type Server struct {
 	Store  *eventstore.Store
 	DB     *projections.DB
 	Runner *projections.Runner
+	// Search is the full-text index of memories (GET /memory/search).
+	Search *projections.Search
 	Rules  domain.Rules
 	// Pipeline holds the thresholds of the pipeline alert rules.
 	Pipeline PipelineRules
@@ -91,6 +93,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /memory", s.createMemory)
 	mux.HandleFunc("GET /memory", s.listMemories)
+	mux.HandleFunc("GET /memory/search", s.searchMemories)
 	mux.HandleFunc("GET /memory/{id}", s.getMemory)
 	mux.HandleFunc("PUT /memory/{id}", s.updateMemory)
 	mux.HandleFunc("DELETE /memory/{id}", s.invalidateMemory)

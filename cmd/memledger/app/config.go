@@ -184,6 +184,9 @@ func (c Config) store(logger *slog.Logger) *eventstore.Store {
 // ProjectionsPath is the projection file in the data directory.
 func (c Config) ProjectionsPath() string { return filepath.Join(c.Data, "projections.db") }
 
+// SearchPath is the search index's directory in the data directory.
+func (c Config) SearchPath() string { return filepath.Join(c.Data, "search.bleve") }
+
 // logger returns the logger the configuration asks for, writing to w.
 func (c Config) logger(w io.Writer) (*slog.Logger, error) {
 	format := c.LogFormat

@@ -39,6 +39,8 @@ type Main struct {
 	Store  *eventstore.Store
 	DB     *projections.DB
 	Runner *projections.Runner
+	// Search is the full-text index, which follows the log on its own.
+	Search *projections.Search
 	API    *handlers.Server
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *handlers.Nightly
@@ -49,6 +51,8 @@ type Main struct {
 	// runnerDone is closed when the runner stops, runnerErr holding why.
 	runnerDone chan struct{}
 	runnerErr  error
+	// searchDone is closed when the search index stops following the log.
+	searchDone chan struct{}
 	serveErr   chan error
 	sinksDone  sync.WaitGroup
 }
@@ -80,6 +84,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Store.Open(ctx); err != nil {
 		return err
 	}
+	if m.Search, err = projections.OpenSearch(m.Config.SearchPath(), m.Logger); err != nil {
+		return err
+	}
 	if err := m.checkAhead(ctx); err != nil {
 		return err
 	}
@@ -97,10 +104,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Logger.Error("projection runner stopped", "err", m.runnerErr)
 		}
 	}()
+	m.searchDone = make(chan struct{})
+	go func() {
+		defer close(m.searchDone)
+		// A failure is kept in m.Search.Err, which /health reports; searches answer with
+		// what was indexed.
+		if err := m.Search.Run(runCtx, m.Store, 0, nil); err != nil && runCtx.Err() == nil {
+			m.Logger.Error("search index stopped", "err", err)
+		}
+	}()
 
 	rules := domain.DefaultRules()
 	rules.MaxContentLength = m.Config.MaxContent
-	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules,
+	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Search: m.Search, Rules: rules,
 		Jobs: handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 			CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))},
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
@@ -150,6 +166,13 @@ func (m *Main) checkAhead(ctx context.Context) error {
 	last, err := m.Store.LastSeq(ctx)
 	if err != nil {
 		return err
+	}
+	if cp := m.Search.Applied(); cp > last {
+		m.Logger.Warn("the search index is ahead of the log; building it again from the log",
+			"checkpoint", cp, "log_last_seq", last)
+		if err := m.Search.Reset(); err != nil {
+			return err
+		}
 	}
 	cps, err := m.DB.Checkpoints()
 	if err != nil {
@@ -267,10 +290,17 @@ func (m *Main) Close() error {
 		m.cancel()
 		m.sinksDone.Wait()
 		<-m.runnerDone
+		if m.searchDone != nil {
+			<-m.searchDone
+		}
 		if err := m.runnerErr; err != nil && !errors.Is(err, context.Canceled) {
 			errs = append(errs, err)
 		}
 		m.cancel = nil
+	}
+	if m.Search != nil {
+		errs = append(errs, m.Search.Close())
+		m.Search = nil
 	}
 	if m.Store != nil {
 		errs = append(errs, m.Store.Close())

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
@@ -197,6 +198,22 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	os.Remove(cfg.ProjectionsPath() + ".open")
 	fmt.Fprintf(stdout, "rebuild: done, %d events in %s; projections swapped in at %s\n",
 		last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
+
+	tmpSearch := cfg.SearchPath() + ".rebuild"
+	ps := newProgress(stdout, "rebuild search index", last)
+	idx, err := projections.BuildSearch(ctx, tmpSearch, store, last, ps.update)
+	if err != nil {
+		os.RemoveAll(tmpSearch)
+		return err
+	}
+	if err := idx.Close(); err != nil {
+		return err
+	}
+	if err := projections.SwapSearch(tmpSearch, cfg.SearchPath()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "rebuild: search index done, %d events in %s; swapped in at %s\n",
+		last, time.Since(ps.start).Round(time.Millisecond), cfg.SearchPath())
 	return nil
 }
 
@@ -261,13 +278,56 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	drift := false
 	if len(diffs) == 0 {
 		fmt.Fprintf(stdout, "verify: ok, the live projections equal a rebuild of the log up to %d\n", upTo)
-		return nil
+	} else {
+		drift = true
+		fmt.Fprintf(stdout, "verify: DRIFT, the live projections differ from a rebuild of the log up to %d:\n", upTo)
+		for _, d := range diffs {
+			fmt.Fprintln(stdout, "  "+d)
+		}
 	}
-	fmt.Fprintf(stdout, "verify: DRIFT, the live projections differ from a rebuild of the log up to %d:\n", upTo)
+	searchDrift, err := verifySearch(ctx, cfg, store, dir, stdout)
+	if err != nil {
+		return err
+	}
+	if drift || searchDrift {
+		return exitError(1)
+	}
+	return nil
+}
+
+// verifySearch rebuilds the search index up to the live index's checkpoint and compares them;
+// it reports whether they differ.
+func verifySearch(ctx context.Context, cfg Config, store projections.Source, dir string, stdout io.Writer) (bool, error) {
+	if _, err := os.Stat(cfg.SearchPath()); os.IsNotExist(err) {
+		fmt.Fprintf(stdout, "verify: no search index at %s (serve builds it from the log)\n", cfg.SearchPath())
+		return false, nil
+	}
+	live, err := projections.OpenSearch(cfg.SearchPath(), nil)
+	if err != nil {
+		return false, err
+	}
+	defer live.Close()
+	upTo := live.Applied()
+	p := newProgress(stdout, "verify: rebuilding the search index", upTo)
+	rebuilt, err := projections.BuildSearch(ctx, filepath.Join(dir, "search.bleve"), store, upTo, p.update)
+	if err != nil {
+		return false, err
+	}
+	defer rebuilt.Close()
+	diffs, err := projections.DiffSearch(live, rebuilt, 50)
+	if err != nil {
+		return false, err
+	}
+	if len(diffs) == 0 {
+		fmt.Fprintf(stdout, "verify: ok, the live search index equals a rebuild of the log up to %d\n", upTo)
+		return false, nil
+	}
+	fmt.Fprintf(stdout, "verify: DRIFT, the live search index differs from a rebuild of the log up to %d:\n", upTo)
 	for _, d := range diffs {
 		fmt.Fprintln(stdout, "  "+d)
 	}
-	return exitError(1)
+	return true, nil
 }
