@@ -26,6 +26,8 @@ type ledger struct {
 	now func() time.Time
 	// webhookTransport, when set, carries the alert webhook sink's requests.
 	webhookTransport http.RoundTripper
+	// searchIdle leaves the search index idle (see app.Main.SearchIdle).
+	searchIdle bool
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -63,6 +65,7 @@ func (l *ledger) start() {
 	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	m.Now = l.now
 	m.WebhookTransport = l.webhookTransport
+	m.SearchIdle = l.searchIdle
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 }

@@ -35,6 +35,9 @@ type Main struct {
 	// WebhookTransport, when set, carries the webhook sink's requests (tests route a Discord
 	// URL to a local server with it).
 	WebhookTransport http.RoundTripper
+	// SearchIdle, set before Open, opens the search index without letting it follow the log:
+	// benchmarks measure the writes without the indexing beside them.
+	SearchIdle bool
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -107,6 +110,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.searchDone = make(chan struct{})
 	go func() {
 		defer close(m.searchDone)
+		if m.SearchIdle {
+			return
+		}
 		// A failure is kept in m.Search.Err, which /health reports; searches answer with
 		// what was indexed.
 		if err := m.Search.Run(runCtx, m.Store, 0, nil); err != nil && runCtx.Err() == nil {
