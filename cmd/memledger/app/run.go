@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -21,6 +22,8 @@ Usage:
   memledger serve   [flags]   start the service (HTTP API, embedded NATS, projections)
   memledger rebuild [flags]   replay the log into fresh projections and swap them in
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
+  memledger export  [flags]   write the log (or --from/--to a range of it) as an export file
+  memledger import  [flags] FILE  load an export file into an empty data directory
   memledger alert   [flags]   raise an alert through the running service
   memledger alerts watch [flags]  print alerts live as the running service raises them
   memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
@@ -44,6 +47,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = rebuild(ctx, args[1:], stdout, stderr)
 	case "verify":
 		err = verify(ctx, args[1:], stdout, stderr)
+	case "export":
+		err = exportLog(ctx, args[1:], stdout, stderr)
+	case "import":
+		err = importLog(ctx, args[1:], stdout, stderr)
 	case "alert":
 		err = raiseAlert(ctx, args[1:], stdout, stderr)
 	case "alerts":
@@ -135,6 +142,8 @@ type progress struct {
 	total uint64
 	start time.Time
 	last  time.Time
+	// reported is the count the last line printed.
+	reported uint64
 }
 
 func newProgress(w io.Writer, label string, total uint64) *progress {
@@ -146,7 +155,7 @@ func (p *progress) update(applied uint64) {
 	if time.Since(p.last) < time.Second && applied < p.total {
 		return
 	}
-	p.last = time.Now()
+	p.last, p.reported = time.Now(), applied
 	rate := float64(applied) / max(time.Since(p.start).Seconds(), 1e-9)
 	fmt.Fprintf(p.w, "%s: %d/%d events (%.0f%%), %.0f events/s\n", p.label, applied, p.total,
 		100*float64(applied)/float64(max(p.total, 1)), rate)
@@ -175,6 +184,12 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
+	return buildProjections(ctx, cfg, store, stdout, "rebuild")
+}
+
+// buildProjections replays store's log into a fresh projection file and swaps it in for the
+// live one, which the caller holds open (and with it the data directory's lock).
+func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, stdout io.Writer, label string) error {
 	last, err := store.LastSeq(ctx)
 	if err != nil {
 		return err
@@ -182,7 +197,7 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// A rebuild allocates at a high rate and holds little: fewer collections make it faster.
 	defer debug.SetGCPercent(debug.SetGCPercent(rebuildGCPercent))
 	tmp := cfg.ProjectionsPath() + ".rebuild"
-	p := newProgress(stdout, "rebuild", last)
+	p := newProgress(stdout, label, last)
 	db, err := projections.Build(ctx, tmp, store, Projections(), last, p.update)
 	if err != nil {
 		os.Remove(tmp)
@@ -196,11 +211,11 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	// A crash may have left the marker of an open file: the new file is whole and synced.
 	os.Remove(cfg.ProjectionsPath() + ".open")
-	fmt.Fprintf(stdout, "rebuild: done, %d events in %s; projections swapped in at %s\n",
-		last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
+	fmt.Fprintf(stdout, "%s: done, %d events in %s; projections swapped in at %s\n",
+		label, last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
 
 	tmpSearch := cfg.SearchPath() + ".rebuild"
-	ps := newProgress(stdout, "rebuild search index", last)
+	ps := newProgress(stdout, label+" search index", last)
 	idx, err := projections.BuildSearch(ctx, tmpSearch, store, last, ps.update)
 	if err != nil {
 		os.RemoveAll(tmpSearch)
@@ -212,8 +227,8 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := projections.SwapSearch(tmpSearch, cfg.SearchPath()); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "rebuild: search index done, %d events in %s; swapped in at %s\n",
-		last, time.Since(ps.start).Round(time.Millisecond), cfg.SearchPath())
+	fmt.Fprintf(stdout, "%s: search index done, %d events in %s; swapped in at %s\n",
+		label, last, time.Since(ps.start).Round(time.Millisecond), cfg.SearchPath())
 	return nil
 }
 
