@@ -154,7 +154,7 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	loaded := time.Since(start)
 	fmt.Fprintf(stdout, "import: %d events written in %s (%.0f events/s)\n", t.Count, loaded.Round(time.Millisecond),
 		float64(t.Count)/max(loaded.Seconds(), 1e-9))
-	if err := buildProjections(ctx, cfg, store, stdout, "import: building the projections"); err != nil {
+	if err := buildProjections(ctx, cfg, store, stdout, "import: projections"); err != nil {
 		return err
 	}
 	if embedded {
