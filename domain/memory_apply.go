@@ -64,6 +64,16 @@ func ApplyMemory(m Memory, ev Event) Memory {
 		m.ReferenceCount++
 		t := ev.Time
 		m.LastReferencedAt = &t
+	case MemoryReconciled:
+		m.MemoryType, m.Content, m.Project, m.Status = p.MemoryType, p.Content, p.Project, p.Status
+		m.Confidence, m.ReferenceCount = p.Confidence, p.ReferenceCount
+		m.LastReferencedAt, m.ValidUntil = cloneTime(p.LastReferencedAt), cloneTime(p.ValidUntil)
+		m.DomainTags = slices.Clone(p.DomainTags)
+		if m.DomainTags == nil {
+			m.DomainTags = []string{}
+		}
+		m.CreatedAt, m.UpdatedAt, m.Seq = p.CreatedAt, p.UpdatedAt, ev.Seq
+		return m
 	default:
 		return m
 	}
@@ -97,6 +107,8 @@ func AuditAction(before Memory, ev Event) Action {
 		return ActionReinforced
 	case MemoryExpired:
 		return ActionExpired
+	case MemoryReconciled:
+		return ActionReconciled
 	}
 	return ""
 }

@@ -19,12 +19,12 @@ const (
 
 // Actions lists every audit action.
 var Actions = []Action{ActionCreated, ActionUpdated, ActionPromoted, ActionRejected,
-	ActionInvalidated, ActionSuperseded, ActionReinforced, ActionExpired}
+	ActionInvalidated, ActionSuperseded, ActionReinforced, ActionExpired, ActionReconciled}
 
 var verbs = map[Action]string{
 	ActionCreated: "create", ActionUpdated: "update", ActionPromoted: "promote",
 	ActionRejected: "reject", ActionInvalidated: "invalidate", ActionSuperseded: "supersede",
-	ActionReinforced: "reinforce", ActionExpired: "expire",
+	ActionReinforced: "reinforce", ActionExpired: "expire", ActionReconciled: "reconcile",
 }
 
 // Verb is the imperative of the action ("promote" for promoted), for messages.

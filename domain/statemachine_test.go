@@ -140,7 +140,7 @@ func requireConflictNaming(t *testing.T, err error, current domain.Status) {
 
 func TestStatusesAndActionsAreComplete(t *testing.T) {
 	require.ElementsMatch(t, allStatuses, domain.Statuses)
-	require.Len(t, domain.Actions, 8)
+	require.Len(t, domain.Actions, 9) // the eight mutations and an importer's reconciliation
 	for _, a := range domain.Actions {
 		require.NotEmpty(t, a.Verb(), "action %s has no verb", a)
 	}

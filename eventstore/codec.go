@@ -66,6 +66,7 @@ func newCodec() *codec {
 	register[domain.MemorySuperseded](c, 1)
 	register[domain.MemoryReinforced](c, 1)
 	register[domain.MemoryExpired](c, 1)
+	register[domain.MemoryReconciled](c, 1)
 	register[domain.AlertRaised](c, 1)
 	register[domain.HarnessRecorded](c, 1)
 	register[domain.DeliveryFailed](c, 1)

@@ -73,6 +73,16 @@ var goldenEvents = map[string]domain.Event{
 	}),
 	domain.EventMemoryReinforced: domain.NewEvent(goldenMemory, goldenMeta(7, false), domain.MemoryReinforced{Delta: 0.05}),
 	domain.EventMemoryExpired:    domain.NewEvent(goldenMemory, goldenMeta(8, false), domain.MemoryExpired{}),
+	domain.EventMemoryReconciled: domain.NewEvent(goldenMemory, domain.Meta{
+		EventID: "0195e7c4-1a2b-7c3d-8e4f-000000000021", Actor: "atocore-import",
+		Note: "reconciled with the memories row: reference_count, last_referenced_at differ", Time: goldenTime,
+	}, domain.MemoryReconciled{
+		Changed:    []string{"reference_count", "last_referenced_at"},
+		MemoryType: domain.TypeKnowledge, Content: "The ledger's stream denies delete and purge.",
+		Project: "memledger", Status: domain.StatusActive, Confidence: 0.85, ReferenceCount: 4,
+		LastReferencedAt: ptr(time.Date(2026, 3, 1, 8, 30, 0, 0, time.UTC)), DomainTags: []string{"nats"},
+		CreatedAt: time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC), UpdatedAt: time.Date(2026, 3, 1, 8, 30, 0, 0, time.UTC),
+	}),
 
 	domain.EventAlertRaised: domain.NewEvent("warning", goldenMeta(9, false), domain.AlertRaised{
 		Severity: domain.SeverityWarning,
