@@ -106,27 +106,47 @@ func (s *Store) Open(ctx context.Context) error {
 	return nil
 }
 
-// SubscriberPermissions are what the user of the embedded server's listener may do: read
-// alerts, as they are published or through consumers of its own on the alert subjects, and
-// nothing else. It can neither write to the log nor change or delete the stream.
+// InboxPrefix is the prefix of memledger's own reply subjects (JetStream API answers, consumer
+// deliveries, direct gets). The subscribers' user may subscribe to the default "_INBOX.>" for
+// its own requests, never to this prefix, so it cannot read what memledger's connection reads.
+const InboxPrefix = "_MEMLEDGER_INBOX"
+
+// AlertsStream is the name of the stream that mirrors the alert subjects of stream, for the
+// subscribers of the embedded server's listener: their consumers live there, apart from
+// memledger's own consumers (the alert sinks, the projections), which live on stream.
+func AlertsStream(stream string) string { return stream + "_ALERTS" }
+
+// maxSubscriberConsumers bounds the consumers the subscribers' user may create.
+const maxSubscriberConsumers = 64
+
+// SubscriberPermissions are what the user of the embedded server's listener may do: subscribe
+// to alerts as they are published, and create, read, pull from, acknowledge and delete
+// consumers of the alerts stream (AlertsStream), which holds alerts and nothing else. It cannot
+// reach the log's stream at all: not its messages, not memledger's consumers on it (the alert
+// sinks, the projections), not its configuration. NATS permissions match whole subject tokens,
+// and a consumer's name is one token, so a name prefix cannot be enforced on the log's stream:
+// a stream of the subscribers' own is how the server keeps them apart.
 func SubscriberPermissions(stream string) *server.Permissions {
-	api := "$JS.API."
+	api, alerts := "$JS.API.", AlertsStream(stream)
 	return &server.Permissions{
 		Publish: &server.SubjectPermission{Allow: []string{
 			api + "INFO",
-			api + "STREAM.INFO." + stream,
-			api + "CONSUMER.CREATE." + stream + ".*." + SubjectPrefix + "alert.>",
-			api + "CONSUMER.INFO." + stream + ".*",
-			api + "CONSUMER.DELETE." + stream + ".*",
-			api + "CONSUMER.MSG.NEXT." + stream + ".*",
-			"$JS.ACK." + stream + ".>",
+			api + "STREAM.INFO." + alerts,
+			api + "CONSUMER.CREATE." + alerts + ".>",
+			api + "CONSUMER.DURABLE.CREATE." + alerts + ".*",
+			api + "CONSUMER.INFO." + alerts + ".*",
+			api + "CONSUMER.DELETE." + alerts + ".*",
+			api + "CONSUMER.MSG.NEXT." + alerts + ".*",
+			api + "CONSUMER.NAMES." + alerts,
+			api + "CONSUMER.LIST." + alerts,
+			"$JS.ACK." + alerts + ".>",
 		}},
 		Subscribe: &server.SubjectPermission{Allow: []string{SubjectPrefix + "alert.>", "_INBOX.>"}},
 	}
 }
 
 func (s *Store) connect() error {
-	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1)}
+	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InboxPrefix)}
 	if s.URL != "" {
 		if s.User != "" {
 			opts = append(opts, nats.UserInfo(s.User, s.Password))
@@ -231,6 +251,30 @@ func (s *Store) createStream(ctx context.Context) error {
 		return fmt.Errorf("create stream %s: %w", s.Stream, err)
 	}
 	s.stream = st
+	if s.Listen != "" && s.URL == "" {
+		return s.createAlertsStream(ctx)
+	}
+	return nil
+}
+
+// createAlertsStream creates the mirror of the alert subjects that the listener's subscribers
+// read through consumers of their own.
+func (s *Store) createAlertsStream(ctx context.Context) error {
+	name := AlertsStream(s.Stream)
+	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+		Name:         name,
+		Description:  "memledger: the alerts of " + s.Stream + ", for subscribers outside the process",
+		Mirror:       &jetstream.StreamSource{Name: s.Stream, FilterSubject: SubjectPrefix + "alert.>"},
+		Storage:      jetstream.FileStorage,
+		Retention:    jetstream.LimitsPolicy,
+		Replicas:     1,
+		MaxConsumers: maxSubscriberConsumers,
+		DenyDelete:   true,
+		DenyPurge:    true,
+	})
+	if err != nil {
+		return fmt.Errorf("create stream %s: %w", name, err)
+	}
 	return nil
 }
 

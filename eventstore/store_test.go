@@ -182,10 +182,10 @@ func TestListen(t *testing.T) {
 	ev.Seq = res.Seq
 	require.Equal(t, ev, got)
 
-	// The subscribers' user reads alerts through a consumer of its own...
+	// The subscribers' user reads alerts through a consumer of its own on the alerts stream...
 	js, err := jetstream.New(nc)
 	require.NoError(t, err)
-	cons, err := js.CreateOrUpdateConsumer(t.Context(), eventstore.DefaultStream, jetstream.ConsumerConfig{
+	cons, err := js.CreateOrUpdateConsumer(t.Context(), eventstore.AlertsStream(eventstore.DefaultStream), jetstream.ConsumerConfig{
 		Durable: "watcher", FilterSubject: "ledger.alert.>", AckPolicy: jetstream.AckExplicitPolicy})
 	require.NoError(t, err)
 	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
@@ -207,6 +207,12 @@ func TestListen(t *testing.T) {
 	_, err = js.CreateOrUpdateConsumer(short(), eventstore.DefaultStream, jetstream.ConsumerConfig{
 		Durable: "snoop", FilterSubject: "ledger.memory.>"})
 	require.Error(t, err, "a consumer on memories is refused")
+	_, err = js.CreateOrUpdateConsumer(short(), eventstore.DefaultStream, jetstream.ConsumerConfig{
+		Durable: "snoop", FilterSubject: "ledger.alert.>"})
+	require.Error(t, err, "a consumer on the log's stream is refused, even on alerts")
+	_, err = js.CreateOrUpdateConsumer(short(), eventstore.AlertsStream(eventstore.DefaultStream), jetstream.ConsumerConfig{
+		Durable: "many", FilterSubjects: []string{"ledger.alert.critical", "ledger.alert.warning"}})
+	require.NoError(t, err, "the alerts stream holds alerts only, so any filter on it stays within them")
 	require.Error(t, js.DeleteStream(short(), eventstore.DefaultStream), "deleting the stream is refused")
 	_, err = js.Publish(short(), "ledger.memory.forged", []byte("{}"))
 	require.Error(t, err, "writing to the log is refused")

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -27,9 +29,12 @@ type Config struct {
 	NatsListen   string
 	NatsUser     string
 	NatsPassword string
-	Replicas     int
-	Fsync        string
-	LogFormat    string
+	// NatsPasswordFile, when set, is a file holding the NATS password (its trailing line break
+	// dropped), so that the password need not appear on a command line.
+	NatsPasswordFile string
+	Replicas         int
+	Fsync            string
+	LogFormat        string
 	// ProjectionsSync fsyncs every projection batch (the projections are rebuilt from the log
 	// after a crash that damaged them, so by default they are not).
 	ProjectionsSync bool
@@ -120,7 +125,8 @@ func (c *Config) flags(fs *flag.FlagSet, withAddr bool) {
 	fs.StringVar(&c.NatsURL, "nats-url", env("MEMLEDGER_NATS_URL", ""), "external NATS server or cluster URL; empty embeds a server (MEMLEDGER_NATS_URL)")
 	fs.StringVar(&c.NatsListen, "nats-listen", env("MEMLEDGER_NATS_LISTEN", ""), "let NATS clients connect to the embedded server on this host:port (MEMLEDGER_NATS_LISTEN)")
 	fs.StringVar(&c.NatsUser, "nats-user", env("MEMLEDGER_NATS_USER", ""), "NATS user name, required of clients of the embedded server and sent to an external one (MEMLEDGER_NATS_USER)")
-	fs.StringVar(&c.NatsPassword, "nats-password", env("MEMLEDGER_NATS_PASSWORD", ""), "NATS password (MEMLEDGER_NATS_PASSWORD)")
+	fs.StringVar(&c.NatsPassword, "nats-password", env("MEMLEDGER_NATS_PASSWORD", ""), "NATS password; prefer the variable or --nats-password-file, which do not show in the process list (MEMLEDGER_NATS_PASSWORD)")
+	fs.StringVar(&c.NatsPasswordFile, "nats-password-file", env("MEMLEDGER_NATS_PASSWORD_FILE", ""), "file holding the NATS password (MEMLEDGER_NATS_PASSWORD_FILE)")
 	fs.IntVar(&c.Replicas, "replicas", envInt("MEMLEDGER_REPLICAS", d.Replicas), "stream replicas on an external cluster (MEMLEDGER_REPLICAS)")
 	fs.StringVar(&c.Fsync, "fsync", env("MEMLEDGER_FSYNC", d.Fsync), "embedded server's disk sync: always (every event on disk before its ack) or interval (MEMLEDGER_FSYNC)")
 	fs.StringVar(&c.LogFormat, "log-format", env("MEMLEDGER_LOG_FORMAT", d.LogFormat), "log format: auto (text on a terminal, else JSON), text or json (MEMLEDGER_LOG_FORMAT)")
@@ -173,12 +179,35 @@ func envFloat(key string, def float64) float64 {
 	return def
 }
 
+// natsPassword is the NATS password: NatsPassword, or what NatsPasswordFile holds.
+func (c Config) natsPassword() (string, error) {
+	if c.NatsPasswordFile == "" {
+		return c.NatsPassword, nil
+	}
+	if c.NatsPassword != "" {
+		return "", errors.New("nats password: set --nats-password or --nats-password-file, not both")
+	}
+	b, err := os.ReadFile(c.NatsPasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("nats password file: %w", err)
+	}
+	pw := strings.TrimRight(string(b), "\r\n")
+	if pw == "" {
+		return "", fmt.Errorf("nats password file %s is empty", c.NatsPasswordFile)
+	}
+	return pw, nil
+}
+
 // store returns the event store the configuration describes.
-func (c Config) store(logger *slog.Logger) *eventstore.Store {
+func (c Config) store(logger *slog.Logger) (*eventstore.Store, error) {
+	pw, err := c.natsPassword()
+	if err != nil {
+		return nil, err
+	}
 	s := eventstore.New(c.Data)
-	s.URL, s.Listen, s.User, s.Password = c.NatsURL, c.NatsListen, c.NatsUser, c.NatsPassword
+	s.URL, s.Listen, s.User, s.Password = c.NatsURL, c.NatsListen, c.NatsUser, pw
 	s.Replicas, s.Fsync, s.Logger = c.Replicas, c.Fsync, logger
-	return s
+	return s, nil
 }
 
 // ProjectionsPath is the projection file in the data directory.

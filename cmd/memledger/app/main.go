@@ -83,7 +83,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger); err != nil {
 		return err
 	}
-	m.Store = m.Config.store(m.Logger)
+	if m.Store, err = m.Config.store(m.Logger); err != nil {
+		return err
+	}
 	if err := m.Store.Open(ctx); err != nil {
 		return err
 	}

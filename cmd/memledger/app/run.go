@@ -179,7 +179,10 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer live.Close()
-	store := cfg.store(logger)
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
 	if err := store.Open(ctx); err != nil {
 		return err
 	}
@@ -272,7 +275,10 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		upTo = cp
 	}
-	store := cfg.store(logger)
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
 	if err := store.Open(ctx); err != nil {
 		return err
 	}
