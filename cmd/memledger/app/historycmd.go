@@ -46,7 +46,10 @@ func exportLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer f.Close()
 		w = f
 	}
-	store := cfg.store(logger)
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
 	if err := store.Open(ctx); err != nil {
 		return err
 	}
@@ -129,7 +132,10 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer live.Close()
-	store := cfg.store(logger)
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
 	embedded := cfg.NatsURL == ""
 	if embedded {
 		// Written without a sync per message, and synced once at the end (see syncTree).
