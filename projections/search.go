@@ -35,6 +35,9 @@ const (
 	fieldMemory  = "memory"      // the memory's JSON, stored and not indexed
 )
 
+// DefaultSearchBatchWait is the default of Search.BatchWait.
+const DefaultSearchBatchWait = 100 * time.Millisecond
+
 // noExpiry is the expires value of a memory without valid_until.
 const noExpiry = 1e15
 
@@ -55,6 +58,11 @@ var (
 type Search struct {
 	Path   string
 	Logger *slog.Logger
+	// BatchWait is how long the index, following the live log, gathers events into one
+	// batch after the first (DefaultSearchBatchWait): each batch is a segment of the index
+	// written and synced to disk, so a few large batches cost far less than many small ones.
+	// A search misses a write for about this long.
+	BatchWait time.Duration
 
 	index    bleve.Index
 	mu       sync.Mutex
@@ -71,7 +79,7 @@ func OpenSearch(path string, logger *slog.Logger) (*Search, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
-	s := &Search{Path: path, Logger: logger, changed: make(chan struct{}), projects: domain.Registry{}}
+	s := &Search{Path: path, Logger: logger, BatchWait: DefaultSearchBatchWait, changed: make(chan struct{}), projects: domain.Registry{}}
 	idx, err := bleve.Open(path)
 	switch {
 	case errors.Is(err, bleve.ErrorIndexPathDoesNotExist):
@@ -332,6 +340,8 @@ func (s *Search) follow(ctx context.Context, src Source, until uint64, progress 
 	followErr := make(chan error, 1)
 	go func() { followErr <- src.Follow(ctx, s.Applied()+1, events) }()
 	batch := make([]domain.Event, 0, size)
+	gather := time.NewTimer(0)
+	defer gather.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -340,6 +350,7 @@ func (s *Search) follow(ctx context.Context, src Source, until uint64, progress 
 		case err := <-followErr:
 			return err
 		}
+		gather.Reset(s.BatchWait)
 	drain:
 		for len(batch) < size {
 			if until > 0 && batch[len(batch)-1].Seq < until {
@@ -354,8 +365,10 @@ func (s *Search) follow(ctx context.Context, src Source, until uint64, progress 
 			select {
 			case ev := <-events:
 				batch = append(batch, ev)
-			default:
+			case <-gather.C:
 				break drain
+			case err := <-followErr:
+				return err
 			}
 		}
 		past := false
