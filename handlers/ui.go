@@ -51,12 +51,27 @@ var uiFuncs = template.FuncMap{
 		return ""
 	},
 	"plural": plural,
+	// snippet shows a search hit's snippet, which the index has HTML-escaped but for the
+	// <mark> elements around the matches.
+	"snippet": func(s string) template.HTML { return template.HTML(s) },
+	// searchbox is the search form's data: where it searches (the search page, with a status
+	// choice, or the review queue), the query and the status chosen.
+	"searchbox": func(action, query, status string) map[string]any {
+		box := map[string]any{"Action": action, "Query": query, "Status": status,
+			"Placeholder": "search memories: words, \"a phrase\", prefix*"}
+		if action == "/ui/search" {
+			box["Statuses"] = domain.Statuses
+		} else {
+			box["Placeholder"] = "search the candidates"
+		}
+		return box
+	},
 }
 
 // pages are the UI's templates, each page with the layout.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, p := range []string{"dashboard", "review", "memory", "error"} {
+	for _, p := range []string{"dashboard", "review", "memory", "search", "error"} {
 		out[p] = template.Must(template.New(p).Funcs(uiFuncs).ParseFS(uiFiles,
 			"ui/templates/layout.html", "ui/templates/"+p+".html"))
 	}
@@ -130,6 +145,7 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	})
 	mux.HandleFunc("GET /ui/{$}", s.uiDashboard)
 	mux.HandleFunc("GET /ui/review", s.uiReview)
+	mux.HandleFunc("GET /ui/search", s.uiSearch)
 	mux.HandleFunc("POST /ui/review/{id}", s.uiDecide)
 	mux.HandleFunc("GET /ui/memory/{id}", s.uiMemory)
 }
@@ -152,7 +168,9 @@ type reviewPage struct {
 	Candidates          []domain.Memory
 	Projects            []string
 	Project, MemoryType string
-	Return              string
+	// Query, when set, is the search the candidates were found by, best match first.
+	Query  string
+	Return string
 }
 
 func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
@@ -169,8 +187,13 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 		s.uiFail(w, r, err)
 		return
 	}
-	data := reviewPage{Project: f.Project, MemoryType: string(f.MemoryType), Return: r.URL.RequestURI()}
-	if data.Candidates, err = s.memoriesOldestFirst(f); err != nil {
+	data := reviewPage{Project: f.Project, MemoryType: string(f.MemoryType), Query: strings.TrimSpace(q.Get("q")), Return: r.URL.RequestURI()}
+	if data.Query != "" {
+		data.Candidates, err = s.searchCandidates(r, data.Query, f)
+	} else {
+		data.Candidates, err = s.memoriesOldestFirst(f)
+	}
+	if err != nil {
 		s.uiFail(w, r, err)
 		return
 	}
