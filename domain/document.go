@@ -3,7 +3,6 @@ package domain
 import (
 	"fmt"
 	"strings"
-	"unicode"
 	"unicode/utf8"
 )
 
@@ -95,7 +94,7 @@ type AddChunks struct {
 
 // CheckDocumentID checks a document id: it is a subject token of the log.
 func CheckDocumentID(id string) error {
-	if id == "" || len(id) > 128 || strings.ContainsAny(id, ".*>") || strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
+	if len(id) > 128 || !IsToken(id) {
 		return Invalid("id", "%q must be 1 to 128 characters without spaces, control characters, dots, * or >", id)
 	}
 	return nil

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
-	"unicode"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go/jetstream"
@@ -17,20 +15,6 @@ const (
 	errCodeWrongLastSequence         jetstream.ErrorCode = 10071
 	errCodeWrongLastSequenceReplicas jetstream.ErrorCode = 10164
 )
-
-// Subject is the stream subject of ev's aggregate: ledger.<kind>.<aggregate id>.
-func Subject(ev domain.Event) (string, error) {
-	return AggregateSubject(ev.Kind(), ev.AggregateID)
-}
-
-// AggregateSubject is the subject of the aggregate of the given kind and id. The id must be a
-// single subject token.
-func AggregateSubject(kind, id string) (string, error) {
-	if id == "" || strings.ContainsAny(id, ".*>") || strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) {
-		return "", fmt.Errorf("aggregate id %q is not a subject token: %w", id, domain.ErrInvalid)
-	}
-	return SubjectPrefix + kind + "." + id, nil
-}
 
 // Unchecked, as the expected position of an append, appends whatever the aggregate's last
 // event: for aggregates that are streams of facts (alerts, job results), not state machines.

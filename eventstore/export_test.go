@@ -10,8 +10,5 @@ func RegisteredTypes() map[string]int {
 	return types
 }
 
-// Unexported settings the tests check against.
-const (
-	LoadBatch  = loadBatch
-	MaxRetries = maxRetries
-)
+// LoadBatch is the unexported batch size the tests check against.
+const LoadBatch = loadBatch

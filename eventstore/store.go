@@ -34,7 +34,6 @@ const (
 const (
 	DefaultStream          = "LEDGER"
 	DefaultDuplicateWindow = 2 * time.Minute
-	SubjectPrefix          = "ledger."
 )
 
 // Store is the ledger's log. Set its fields, then call Open.
@@ -141,7 +140,7 @@ func SubscriberPermissions(stream string) *server.Permissions {
 			api + "CONSUMER.LIST." + alerts,
 			"$JS.ACK." + alerts + ".>",
 		}},
-		Subscribe: &server.SubjectPermission{Allow: []string{SubjectPrefix + "alert.>", "_INBOX.>"}},
+		Subscribe: &server.SubjectPermission{Allow: []string{AlertSubjects, "_INBOX.>"}},
 	}
 }
 
@@ -264,7 +263,7 @@ func (s *Store) createAlertsStream(ctx context.Context) error {
 	_, err := s.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:         name,
 		Description:  "memledger: the alerts of " + s.Stream + ", for subscribers outside the process",
-		Mirror:       &jetstream.StreamSource{Name: s.Stream, FilterSubject: SubjectPrefix + "alert.>"},
+		Mirror:       &jetstream.StreamSource{Name: s.Stream, FilterSubject: AlertSubjects},
 		Storage:      jetstream.FileStorage,
 		Retention:    jetstream.LimitsPolicy,
 		Replicas:     1,

@@ -9,9 +9,45 @@ import (
 	"github.com/memledger/memledger/domain"
 )
 
+// SubjectPrefix starts every subject of the log: an event of aggregate id of kind k is stored
+// on ledger.<k>.<id>.
+const SubjectPrefix = "ledger."
+
+// The filters of the consistency boundaries and consumers that span several aggregates.
+var (
+	// ProjectSubjects is every project: aliases are unique across projects.
+	ProjectSubjects = KindSubjects(domain.KindProject)
+	// DocumentSubjects is every document: chunk ids are unique across documents.
+	DocumentSubjects = KindSubjects(domain.KindDocument)
+	// AlertSubjects is every alert, whatever its severity.
+	AlertSubjects = KindSubjects(domain.KindAlert)
+)
+
+// KindSubjects is the filter of every aggregate of kind: ledger.<kind>.>.
+func KindSubjects(kind string) string { return SubjectPrefix + kind + ".>" }
+
+// AlertSubject is the subject of the alerts of one severity.
+func AlertSubject(sev domain.Severity) string {
+	return SubjectPrefix + domain.KindAlert + "." + string(sev)
+}
+
+// Subject is the stream subject of ev's aggregate: ledger.<kind>.<aggregate id>.
+func Subject(ev domain.Event) (string, error) {
+	return AggregateSubject(ev.Kind(), ev.AggregateID)
+}
+
+// AggregateSubject is the subject of the aggregate of the given kind and id. The id must be a
+// single subject token (domain.IsToken).
+func AggregateSubject(kind, id string) (string, error) {
+	if !domain.IsToken(id) {
+		return "", fmt.Errorf("aggregate id %q is not a subject token: %w", id, domain.ErrInvalid)
+	}
+	return SubjectPrefix + kind + "." + id, nil
+}
+
 // Kinds are the kinds of aggregate the log holds events of: the second token of every subject
 // (ledger.<kind>.<aggregate id>) and the first part of every event type (memory.created).
-var Kinds = []string{"memory", "project", "state", "document", "alert", "system"}
+var Kinds = []string{domain.KindMemory, domain.KindProject, domain.KindState, domain.KindDocument, domain.KindAlert, domain.KindSystem}
 
 // CheckFilter checks that filter is a subject filter in NATS syntax (tokens separated by dots,
 // "*" for one token, ">" for the rest) within the subjects the ledger publishes:

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -55,12 +53,12 @@ func (s *Server) autoPromote(w http.ResponseWriter, r *http.Request) {
 	if q.Note == "" {
 		q.Note = fmt.Sprintf("auto-promote: reference_count >= %d and confidence >= %v", cmd.MinReferenceCount, cmd.MinConfidence)
 	}
-	meta, err := s.meta(r, ActorAutoPromote, q.Note)
+	c, err := plainCaller(r, ActorAutoPromote)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ids, err := s.AutoPromote(r.Context(), cmd, meta)
+	ids, err := s.Ledger.AutoPromote(r.Context(), c, q.Note, cmd)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -85,90 +83,17 @@ func (s *Server) expireCandidates(w http.ResponseWriter, r *http.Request) {
 	if q.Note == "" {
 		q.Note = fmt.Sprintf("expire: candidate never reinforced, older than %v days", maxAge.Hours()/24)
 	}
-	meta, err := s.meta(r, ActorExpiry, q.Note)
+	c, err := plainCaller(r, ActorExpiry)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ids, err := s.ExpireCandidates(r.Context(), domain.ExpireMemory{Now: meta.Time, MaxAge: maxAge}, meta)
+	ids, err := s.Ledger.ExpireCandidates(r.Context(), c, q.Note, domain.ExpireMemory{MaxAge: maxAge})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]string{"expired": ids})
-}
-
-// AutoPromote promotes every candidate that cmd's thresholds allow and returns their ids.
-func (s *Server) AutoPromote(ctx context.Context, cmd domain.AutoPromoteMemory, meta domain.Meta) ([]string, error) {
-	return s.sweepCandidates(ctx, cmd, meta, func(m domain.Memory) bool {
-		return m.ReferenceCount >= cmd.MinReferenceCount && m.Confidence >= cmd.MinConfidence
-	})
-}
-
-// ExpireCandidates invalidates every stale candidate cmd names and returns their ids.
-func (s *Server) ExpireCandidates(ctx context.Context, cmd domain.ExpireMemory, meta domain.Meta) ([]string, error) {
-	return s.sweepCandidates(ctx, cmd, meta, func(m domain.Memory) bool {
-		return m.ReferenceCount == 0 && !m.CreatedAt.After(cmd.Now.Add(-cmd.MaxAge))
-	})
-}
-
-// sweepCandidates applies cmd to each candidate that match selects, in creation order, and
-// waits for the projections to apply the last. The domain decides again on each memory's
-// folded state; one that changed meanwhile and no longer qualifies is left alone.
-func (s *Server) sweepCandidates(ctx context.Context, cmd domain.Command, meta domain.Meta, match func(domain.Memory) bool) ([]string, error) {
-	candidates, err := s.memoriesOldestFirst(projections.MemoryFilter{Status: domain.StatusCandidate})
-	if err != nil {
-		return nil, err
-	}
-	var selected []string
-	for _, m := range candidates {
-		if match(m) {
-			selected = append(selected, m.ID)
-		}
-	}
-	changed := []string{}
-	var last uint64
-	for _, id := range selected {
-		m := meta
-		m.EventID = NewID()
-		_, res, err := s.Store.UpdateMemory(ctx, id, eventstore.UpdateOptions{},
-			func(mem domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(mem, id, cmd, m) })
-		if errors.Is(err, domain.ErrConflict) {
-			continue
-		}
-		if err != nil {
-			return changed, fmt.Errorf("%s memory %s: %w", meta.Actor, id, err)
-		}
-		changed = append(changed, id)
-		last = max(last, res.Seq)
-	}
-	return changed, s.waitApplied(ctx, last)
-}
-
-// memoriesOldestFirst returns every memory f selects (its Limit and Before are ignored), in
-// creation order.
-func (s *Server) memoriesOldestFirst(f projections.MemoryFilter) ([]domain.Memory, error) {
-	var out []domain.Memory
-	f.Limit, f.Before = MaxLimit, 0
-	for {
-		page, next, err := s.DB.ListMemories(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, data := range page {
-			var m domain.Memory
-			if err := json.Unmarshal(data, &m); err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		if next == 0 {
-			break
-		}
-		f.Before = next
-	}
-	slices.Reverse(out)
-	return out, nil
 }
 
 func (s *Server) recentAudit(w http.ResponseWriter, r *http.Request) {

@@ -10,44 +10,13 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ActorAlerts is the default actor of alerts raised over HTTP; the program's own rules raise
 // theirs under their own names.
 const ActorAlerts = "api-http"
-
-// RaiseAlert records an alert in the log and returns it. The sinks deliver it on their own,
-// so raising never waits for (nor fails with) a sink.
-func (s *Server) RaiseAlert(ctx context.Context, c domain.RaiseAlert, meta domain.Meta) (domain.Alert, error) {
-	if meta.EventID == "" {
-		meta.EventID = NewID()
-	}
-	if meta.Time.IsZero() {
-		meta.Time = s.Now().UTC()
-	}
-	ev, err := domain.DecideAlert(c, meta)
-	if err != nil {
-		return domain.Alert{}, err
-	}
-	evs := []domain.Event{ev}
-	if _, err := s.Store.Append(ctx, eventstore.Unchecked, evs...); err != nil {
-		return domain.Alert{}, err
-	}
-	a, _ := domain.AlertOf(evs[0])
-	return a, nil
-}
-
-// raiseFailOpen raises an alert from inside the program: a failure to record it is logged and
-// never stops the caller.
-func (s *Server) raiseFailOpen(ctx context.Context, c domain.RaiseAlert, actor string) (domain.Alert, bool) {
-	a, err := s.RaiseAlert(ctx, c, domain.Meta{Actor: actor})
-	if err != nil {
-		s.Logger.Error("raising an alert failed", "title", c.Title, "err", err)
-		return a, false
-	}
-	return a, true
-}
 
 type raiseAlertRequest struct {
 	Severity string         `json:"severity"`
@@ -62,17 +31,13 @@ func (s *Server) postAlert(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	meta, err := s.meta(r, ActorAlerts, "")
+	c, err := plainCaller(r, ActorAlerts)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	a, err := s.RaiseAlert(r.Context(), domain.RaiseAlert(q), meta)
+	a, err := s.Ledger.RaiseAlert(r.Context(), c, domain.RaiseAlert(q))
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := s.waitApplied(r.Context(), a.Seq); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -139,9 +104,9 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{AlertSubjects}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventstore.AlertSubjects}, DeliverPolicy: jetstream.DeliverNewPolicy}
 	if sev != "" {
-		cfg.FilterSubjects = []string{eventstore.SubjectPrefix + "alert." + string(sev)}
+		cfg.FilterSubjects = []string{eventstore.AlertSubject(sev)}
 	}
 	if v := q.Get("since"); v != "" {
 		since, err := parseSince(v, s.Now())
@@ -238,22 +203,9 @@ func (s *Server) postHarness(w http.ResponseWriter, r *http.Request) {
 	if q.PassRate != nil {
 		h.PassRate = *q.PassRate
 	}
-	h, err := domain.CheckHarness(h, q.PassRate != nil)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	meta, err := s.meta(r, DefaultActor, q.Note)
+	c, err := plainCaller(r, DefaultActor)
 	if err == nil {
-		err = domain.CheckNote(meta.Note, s.Rules.MaxNoteLength)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	res, err := s.Store.Append(r.Context(), eventstore.Unchecked, domain.NewEvent("harness", meta, h))
-	if err == nil {
-		err = s.waitApplied(r.Context(), res.Seq)
+		_, err = s.Ledger.RecordHarness(r.Context(), c, q.Note, h, q.PassRate != nil)
 	}
 	if err != nil {
 		s.fail(w, r, err)
@@ -342,12 +294,10 @@ func (s *Server) CheckPipeline(ctx context.Context, rules PipelineRules) (Pipeli
 			Context:  map[string]any{"candidates": res.Candidates, "threshold": rules.MaxCandidates},
 		})
 	}
-	var last uint64
 	for _, c := range raise {
-		if a, ok := s.raiseFailOpen(ctx, c, ActorPipelineRules); ok {
+		if a, ok := s.Ledger.RaiseFailOpen(ctx, ledger.Caller{Actor: ActorPipelineRules}, c); ok {
 			res.Alerts = append(res.Alerts, a)
-			last = a.Seq
 		}
 	}
-	return res, s.waitApplied(ctx, last)
+	return res, nil
 }

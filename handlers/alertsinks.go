@@ -25,9 +25,6 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 )
 
-// AlertSubjects is the filter of every alert in the log.
-const AlertSubjects = eventstore.SubjectPrefix + "alert.>"
-
 // Sink delivers alerts to one destination.
 type Sink interface {
 	// Name is the sink's stable name; its durable position in the log is kept under it.
@@ -96,7 +93,7 @@ func (r *SinkRunner) Start(ctx context.Context) (jetstream.Consumer, error) {
 	cons, err := r.Stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       "alert-sink-" + r.Sink.Name(),
 		Description:   "memledger alert sink " + r.Sink.Name(),
-		FilterSubject: AlertSubjects,
+		FilterSubject: eventstore.AlertSubjects,
 		DeliverPolicy: jetstream.DeliverNewPolicy,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       time.Minute,

@@ -5,10 +5,8 @@ import (
 	"net/http"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 )
-
-const documentSubjects = eventstore.SubjectPrefix + "document.>"
 
 type chunkRequest struct {
 	ID          string `json:"id"`
@@ -33,30 +31,11 @@ type addChunksRequest struct {
 	Note   string         `json:"note"`
 }
 
-// chunks turns requested chunks into domain chunks: a chunk without an id gets a new UUID, a
-// chunk without an index the next free one.
-func chunks(qs []chunkRequest, taken map[int]bool) []domain.Chunk {
-	next := 0
-	for i := range taken {
-		next = max(next, i+1)
-	}
-	for _, q := range qs {
-		if q.ChunkIndex != nil {
-			next = max(next, *q.ChunkIndex+1)
-		}
-	}
-	out := make([]domain.Chunk, len(qs))
+// newChunks are the requested chunks as the ledger takes them.
+func newChunks(qs []chunkRequest) []ledger.NewChunk {
+	out := make([]ledger.NewChunk, len(qs))
 	for i, q := range qs {
-		c := domain.Chunk{ID: q.ID, Content: q.Content, HeadingPath: q.HeadingPath}
-		if c.ID == "" {
-			c.ID = NewID()
-		}
-		if q.ChunkIndex != nil {
-			c.ChunkIndex = *q.ChunkIndex
-		} else {
-			c.ChunkIndex, next = next, next+1
-		}
-		out[i] = c
+		out[i] = ledger.NewChunk(q)
 	}
 	return out
 }
@@ -67,23 +46,18 @@ func (s *Server) recordDocument(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if q.ID == "" {
-		q.ID = NewID()
-	}
-	meta, err := s.meta(r, DefaultActor, q.Note)
+	c, err := plainCaller(r, DefaultActor)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.decideDocument(r, q.ID, func(st domain.DocumentState) (domain.Event, error) {
-		return domain.DecideRecordDocument(st, domain.RecordDocument{ID: q.ID, FilePath: q.FilePath, FileHash: q.FileHash,
-			Title: q.Title, DocType: q.DocType, Tags: q.Tags, Chunks: chunks(q.Chunks, st.Indexes)}, meta)
-	})
+	res, err := s.Ledger.RecordDocument(r.Context(), c, q.Note, ledger.RecordDocument{ID: q.ID, FilePath: q.FilePath, FileHash: q.FileHash,
+		Title: q.Title, DocType: q.DocType, Tags: q.Tags, Chunks: newChunks(q.Chunks)})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeDocument(w, r, q.ID, http.StatusCreated)
+	s.writeDocument(w, r, res.ID, http.StatusCreated)
 }
 
 func (s *Server) addChunks(w http.ResponseWriter, r *http.Request) {
@@ -92,51 +66,30 @@ func (s *Server) addChunks(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	id := r.PathValue("id")
-	meta, err := s.meta(r, DefaultActor, q.Note)
+	c, err := plainCaller(r, DefaultActor)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.decideDocument(r, id, func(st domain.DocumentState) (domain.Event, error) {
-		return domain.DecideAddChunks(st, domain.AddChunks{ID: id, Chunks: chunks(q.Chunks, st.Indexes)}, meta)
-	})
+	res, err := s.Ledger.AddChunks(r.Context(), c, q.Note, r.PathValue("id"), newChunks(q.Chunks))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeDocument(w, r, id, http.StatusCreated)
+	s.writeDocument(w, r, res.ID, http.StatusCreated)
 }
 
 func (s *Server) deleteDocument(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	meta, err := s.meta(r, DefaultActor, r.URL.Query().Get("note"))
+	c, err := plainCaller(r, DefaultActor)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.decideDocument(r, id, func(st domain.DocumentState) (domain.Event, error) {
-		return domain.DecideDeleteDocument(st, id, meta)
-	})
-	if err != nil {
+	if _, err := s.Ledger.DeleteDocument(r.Context(), c, r.URL.Query().Get("note"), r.PathValue("id")); err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-// decideDocument decides a command on document id against the documents view, under the
-// consistency boundary of every document (chunk ids are unique across documents).
-func (s *Server) decideDocument(r *http.Request, id string, decide func(domain.DocumentState) (domain.Event, error)) error {
-	_, err := s.decideOnView(r.Context(), documentSubjects, func() ([]domain.Event, error) {
-		st, err := s.DB.DocumentState(id)
-		if err != nil {
-			return nil, err
-		}
-		ev, err := decide(st)
-		return []domain.Event{ev}, err
-	})
-	return err
 }
 
 func (s *Server) getDocument(w http.ResponseWriter, r *http.Request) {

@@ -19,25 +19,26 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
 // Limits and defaults of the HTTP API.
 const (
-	MaxBodyBytes       = 1 << 20
-	DefaultActor       = "api-http"
-	DefaultLimit       = 50
-	MaxLimit           = 500
-	DefaultWaitTimeout = 10 * time.Second
-	maxIdempotencyKey  = 128
-	problemJSON        = "application/problem+json"
+	MaxBodyBytes = 1 << 20
+	DefaultActor = "api-http"
+	DefaultLimit = 50
+	MaxLimit     = 500
+	problemJSON  = "application/problem+json"
 )
 
-// Server serves the HTTP API. Set its fields, then use Handler.
+// Server serves the HTTP API. Set its fields, then use Handler. It writes only through
+// Ledger; Store, DB and Runner serve the reads.
 type Server struct {
+	// Ledger carries out every command.
+	Ledger *ledger.Ledger
 	Store  *eventstore.Store
 	DB     *projections.DB
 	Runner *projections.Runner
@@ -53,8 +54,6 @@ type Server struct {
 	// Sinks are the alert sinks whose state /health reports.
 	Sinks   []*SinkRunner
 	Version string
-	// WaitTimeout bounds how long a write waits for the projections to apply it.
-	WaitTimeout time.Duration
 	// Now is the clock commands are stamped with.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -83,9 +82,6 @@ func (s *Server) Handler() http.Handler {
 	}
 	if s.Logger == nil {
 		s.Logger = slog.Default()
-	}
-	if s.WaitTimeout == 0 {
-		s.WaitTimeout = DefaultWaitTimeout
 	}
 	if s.Jobs == (JobRules{}) {
 		s.Jobs = DefaultJobRules()
@@ -204,7 +200,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, errNotVisible):
+	case errors.Is(err, ledger.ErrNotVisible):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
@@ -217,6 +213,10 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	var fe *domain.FieldError
 	if errors.As(err, &fe) {
 		detail, field = fe.Error(), fe.Field
+		if field == "actor" {
+			// The API takes the caller's actor from the X-Actor header.
+			field, detail = "X-Actor", "X-Actor: "+fe.Reason
+		}
 	}
 	switch status {
 	case http.StatusInternalServerError:
@@ -366,35 +366,31 @@ func (o *optionalTime) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// meta is the command metadata of a request that is not a memory write: those take neither an
-// Idempotency-Key nor an If-Match, and say so rather than ignore them.
-func (s *Server) meta(r *http.Request, defaultActor, note string) (domain.Meta, error) {
-	for _, h := range []string{"Idempotency-Key", "If-Match"} {
-		if r.Header.Get(h) != "" {
-			return domain.Meta{}, domain.Invalid(h, "is supported on memory writes only (/memory and /memory/{id}/...)")
-		}
-	}
-	return s.memoryMeta(r, defaultActor, note)
-}
-
-// memoryMeta is the command metadata of request r: the actor from X-Actor (defaultActor when
-// absent), the note, the time, and the event id from Idempotency-Key or a new UUID.
-func (s *Server) memoryMeta(r *http.Request, defaultActor, note string) (domain.Meta, error) {
+// caller is who request r acts for: the actor from X-Actor (defaultActor when absent) and the
+// correlation id from X-Correlation-ID.
+func caller(r *http.Request, defaultActor string) ledger.Caller {
 	actor := r.Header.Get("X-Actor")
 	if actor == "" {
 		actor = defaultActor
 	}
-	if err := domain.CheckActor(actor); err != nil {
-		return domain.Meta{}, domain.Invalid("X-Actor", "%s", err.(*domain.FieldError).Reason)
+	return ledger.Caller{Actor: actor, CorrelationID: r.Header.Get("X-Correlation-ID")}
+}
+
+// plainCaller is the caller of a request that is not a memory write: those take neither an
+// Idempotency-Key nor an If-Match, and say so rather than ignore them.
+func plainCaller(r *http.Request, defaultActor string) (ledger.Caller, error) {
+	for _, h := range []string{"Idempotency-Key", "If-Match"} {
+		if r.Header.Get(h) != "" {
+			return ledger.Caller{}, domain.Invalid(h, "is supported on memory writes only (/memory and /memory/{id}/...)")
+		}
 	}
-	id := r.Header.Get("Idempotency-Key")
-	if id == "" {
-		id = NewID()
-	} else if len(id) > maxIdempotencyKey || strings.ContainsFunc(id, func(c rune) bool { return c <= ' ' || c > '~' }) {
-		return domain.Meta{}, domain.Invalid("Idempotency-Key", "must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey)
-	}
-	return domain.Meta{EventID: id, Actor: actor, Note: note, Time: s.Now().UTC(),
-		CorrelationID: r.Header.Get("X-Correlation-ID")}, nil
+	return caller(r, defaultActor), nil
+}
+
+// memoryOptions are the Idempotency-Key and If-Match of a memory write.
+func memoryOptions(r *http.Request) (ledger.MemoryOptions, error) {
+	im, err := ifMatch(r)
+	return ledger.MemoryOptions{IdempotencyKey: r.Header.Get("Idempotency-Key"), IfMatch: im}, err
 }
 
 // ifMatch parses an If-Match header holding a version ("12", "\"12\"" or W/"12").
@@ -435,27 +431,3 @@ func queryLimit(r *http.Request) (int, error) {
 	}
 	return n, nil
 }
-
-// errNotVisible is a write that is in the log but not yet in the projections.
-var errNotVisible = errors.New("not yet visible")
-
-// waitApplied waits until the projections have applied the event at seq.
-func (s *Server) waitApplied(ctx context.Context, seq uint64) error {
-	wctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
-	defer cancel()
-	if err := s.Runner.WaitFor(wctx, seq); err != nil {
-		if ctx.Err() == nil {
-			// Not the client's doing: the write stands, the views lag.
-			return fmt.Errorf("%w: the write is recorded in the log at position %d but the projections have not applied it within %s (retry the read, not the write; see /health)",
-				errNotVisible, seq, s.WaitTimeout)
-		}
-		return err
-	}
-	return nil
-}
-
-// NewID returns a new id for a memory, an event or a chunk: a version 7 UUID, ordered by
-// creation time, so that the projections' keys grow at the end of their trees instead of
-// landing anywhere (a rebuild writes far fewer pages). The time it holds is the record's
-// creation time, which the record shows anyway.
-func NewID() string { return uuid.Must(uuid.NewV7()).String() }

@@ -1,16 +1,13 @@
 package handlers
 
 import (
-	"cmp"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strconv"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -69,16 +66,17 @@ func (s *Server) createMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	project, err := s.canonicalProject(q.Project)
+	o, err := memoryOptions(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, NewID(), q.Note, domain.CreateMemory{
-		MemoryType: q.MemoryType, Content: q.Content, Project: project, Status: q.Status,
+	res, err := s.Ledger.CreateMemory(r.Context(), caller(r, DefaultActor), q.Note, domain.CreateMemory{
+		MemoryType: q.MemoryType, Content: q.Content, Project: q.Project, Status: q.Status,
 		Confidence: q.Confidence, SourceChunkID: q.SourceChunkID, DomainTags: q.DomainTags,
 		ValidUntil: q.ValidUntil.Value,
-	})
+	}, o)
+	s.writeMemory(w, r, res, err)
 }
 
 func (s *Server) updateMemory(w http.ResponseWriter, r *http.Request) {
@@ -87,7 +85,7 @@ func (s *Server) updateMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, r.PathValue("id"), q.Note, domain.UpdateMemory{
+	s.mutate(w, r, q.Note, domain.UpdateMemory{
 		MemoryType: q.MemoryType, Content: q.Content, Confidence: q.Confidence,
 		DomainTags: q.DomainTags, SetValidUntil: q.ValidUntil.Set, ValidUntil: q.ValidUntil.Value,
 		Status: q.Status,
@@ -100,7 +98,7 @@ func (s *Server) promoteMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, r.PathValue("id"), q.Note, domain.PromoteMemory{})
+	s.mutate(w, r, q.Note, domain.PromoteMemory{})
 }
 
 func (s *Server) rejectMemory(w http.ResponseWriter, r *http.Request) {
@@ -109,7 +107,7 @@ func (s *Server) rejectMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, r.PathValue("id"), q.Note, domain.RejectMemory{})
+	s.mutate(w, r, q.Note, domain.RejectMemory{})
 }
 
 // invalidateMemory serves both POST /memory/{id}/invalidate and DELETE /memory/{id}: nothing
@@ -129,7 +127,7 @@ func (s *Server) invalidateMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, r.PathValue("id"), note, domain.InvalidateMemory{})
+	s.mutate(w, r, note, domain.InvalidateMemory{})
 }
 
 func (s *Server) supersedeMemory(w http.ResponseWriter, r *http.Request) {
@@ -143,22 +141,7 @@ func (s *Server) supersedeMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if self, err := s.DB.GetMemory(r.PathValue("id")); err != nil || self == nil {
-		s.fail(w, r, cmp.Or(err, fmt.Errorf("memory %s: %w", r.PathValue("id"), domain.ErrNotFound)))
-		return
-	}
-	if q.SupersededBy != "" && q.SupersededBy != r.PathValue("id") {
-		other, err := s.DB.GetMemory(q.SupersededBy)
-		if err != nil {
-			s.fail(w, r, err)
-			return
-		}
-		if other == nil {
-			s.fail(w, r, domain.Invalid("superseded_by", "memory %q does not exist", q.SupersededBy))
-			return
-		}
-	}
-	s.mutate(w, r, r.PathValue("id"), note, domain.SupersedeMemory{SupersededBy: q.SupersededBy})
+	s.mutate(w, r, note, domain.SupersedeMemory{SupersededBy: q.SupersededBy})
 }
 
 func (s *Server) reinforceMemory(w http.ResponseWriter, r *http.Request) {
@@ -167,103 +150,36 @@ func (s *Server) reinforceMemory(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.mutate(w, r, r.PathValue("id"), q.Note, domain.ReinforceMemory{Delta: q.Delta})
+	s.mutate(w, r, q.Note, domain.ReinforceMemory{Delta: q.Delta})
 }
 
-// mutate carries out one command on memory id and answers with the memory once the
-// projections have applied it. A request whose Idempotency-Key names an event already in the
-// ledger gets that event's answer and writes nothing.
-func (s *Server) mutate(w http.ResponseWriter, r *http.Request, id, note string, cmd domain.Command) {
-	_, isCreate := cmd.(domain.CreateMemory)
-	meta, err := s.memoryMeta(r, DefaultActor, note)
+// mutate carries out one command on the memory the path names.
+func (s *Server) mutate(w http.ResponseWriter, r *http.Request, note string, cmd domain.Command) {
+	o, err := memoryOptions(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	keyed := r.Header.Get("Idempotency-Key") != ""
-	if keyed && s.answerRecorded(w, r, meta.EventID, id, cmd) {
-		return
-	}
-	im, err := ifMatch(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if _, err := eventstore.AggregateSubject("memory", id); err != nil {
-		// No memory can have such an id.
-		s.fail(w, r, fmt.Errorf("memory %s: %w", id, domain.ErrNotFound))
-		return
-	}
-	m, res, err := s.Store.UpdateMemory(r.Context(), id, eventstore.UpdateOptions{IfMatch: im, New: isCreate},
-		func(m domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(m, id, cmd, meta) })
-	if err != nil && keyed && (errors.Is(err, domain.ErrConflict) || errors.Is(err, domain.ErrPrecondition)) {
-		// The first try of this request may be in the log but not yet in the projections:
-		// once they have caught up, its answer is the answer.
-		if last, lerr := s.Store.LastSeq(r.Context()); lerr == nil && s.waitApplied(r.Context(), last) == nil &&
-			s.answerRecorded(w, r, meta.EventID, id, cmd) {
-			return
-		}
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := s.waitApplied(r.Context(), res.Seq); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if res.Duplicate {
-		// The key names an event already in the log: this request's first try, or another.
-		if !s.answerRecorded(w, r, meta.EventID, id, cmd) {
-			s.fail(w, r, fmt.Errorf("Idempotency-Key %q was already used for another request: %w", meta.EventID, domain.ErrConflict))
-		}
-		return
-	}
-	data, err := m.AppendJSON(make([]byte, 0, 512+len(m.Content)))
+	res, err := s.Ledger.ChangeMemory(r.Context(), caller(r, DefaultActor), note, r.PathValue("id"), cmd, o)
+	s.writeMemory(w, r, res, err)
+}
+
+// writeMemory answers a memory command with the memory and its version as ETag.
+func (s *Server) writeMemory(w http.ResponseWriter, r *http.Request, res ledger.MemoryResult, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
 	status := http.StatusOK
-	if isCreate {
+	if res.Created {
 		status = http.StatusCreated
-		w.Header().Set("Location", "/memory/"+m.ID)
+		w.Header().Set("Location", "/memory/"+res.Memory.ID)
 	}
-	w.Header().Set("ETag", etag(m.Seq))
-	writeRaw(w, status, data)
-}
-
-// answerRecorded answers a retried command from the audit entry of its event, when the ledger
-// has it, and reports whether it did.
-func (s *Server) answerRecorded(w http.ResponseWriter, r *http.Request, eventID, id string, cmd domain.Command) bool {
-	_, isCreate := cmd.(domain.CreateMemory)
-	data, err := s.DB.AuditByEventID(eventID)
-	if err != nil {
-		s.fail(w, r, err)
-		return true
+	w.Header().Set("ETag", etag(res.Seq))
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
 	}
-	if data == nil {
-		return false
-	}
-	var e projections.AuditEntry
-	if err := json.Unmarshal(data, &e); err != nil {
-		s.fail(w, r, err)
-		return true
-	}
-	if !slices.Contains(domain.ActionsOf(cmd), e.Action) || (!isCreate && e.MemoryID != id) {
-		s.fail(w, r, fmt.Errorf("Idempotency-Key %q was already used for another request (%s memory %s): %w",
-			eventID, e.Action, e.MemoryID, domain.ErrConflict))
-		return true
-	}
-	status := http.StatusOK
-	if isCreate {
-		status = http.StatusCreated
-		w.Header().Set("Location", "/memory/"+e.MemoryID)
-	}
-	w.Header().Set("ETag", etag(e.Seq))
-	w.Header().Set("Idempotent-Replayed", "true")
-	writeRaw(w, status, e.After)
-	return true
+	writeRaw(w, status, res.JSON)
 }
 
 func (s *Server) getMemory(w http.ResponseWriter, r *http.Request) {
@@ -285,10 +201,7 @@ func (s *Server) getMemory(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
-	f, err := memoryFilter(r)
-	if err == nil {
-		f.Project, err = s.canonicalProject(f.Project)
-	}
+	f, err := s.memoryFilter(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -309,7 +222,7 @@ func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 	}{mems, cursor})
 }
 
-func memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
+func (s *Server) memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
 	q := r.URL.Query()
 	if err := checkQuery(q, "status", "memory_type", "project", "limit", "cursor"); err != nil {
 		return projections.MemoryFilter{}, err
@@ -326,7 +239,7 @@ func memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
 			return f, err
 		}
 	}
-	if f.Project, err = domain.NormalizeProject(q.Get("project")); err != nil {
+	if f.Project, err = s.Ledger.Project(q.Get("project")); err != nil {
 		return f, err
 	}
 	if f.Limit, err = queryLimit(r); err != nil {

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 )
 
 // Actors of the nightly pipeline.
@@ -49,14 +49,14 @@ func NewNightly(s *Server) *Nightly {
 	n.Steps = []NightlyStep{
 		{Name: StepAutoPromote, Actor: ActorAutoPromote, Run: func(ctx context.Context, night string) (map[string]any, error) {
 			cmd := domain.AutoPromoteMemory{MinReferenceCount: s.Jobs.AutoPromoteRefs, MinConfidence: s.Jobs.AutoPromoteConfidence}
-			ids, err := s.AutoPromote(ctx, cmd, domain.Meta{Actor: ActorAutoPromote, Time: s.Now().UTC(),
-				Note: fmt.Sprintf("nightly %s: reference_count >= %d and confidence >= %v", night, cmd.MinReferenceCount, cmd.MinConfidence)})
+			ids, err := s.Ledger.AutoPromote(ctx, ledger.Caller{Actor: ActorAutoPromote},
+				fmt.Sprintf("nightly %s: reference_count >= %d and confidence >= %v", night, cmd.MinReferenceCount, cmd.MinConfidence), cmd)
 			return map[string]any{"promoted": ids}, err
 		}},
 		{Name: StepExpire, Actor: ActorExpiry, Run: func(ctx context.Context, night string) (map[string]any, error) {
-			now := s.Now().UTC()
-			ids, err := s.ExpireCandidates(ctx, domain.ExpireMemory{Now: now, MaxAge: s.Jobs.CandidateMaxAge},
-				domain.Meta{Actor: ActorExpiry, Time: now, Note: fmt.Sprintf("nightly %s: candidate never reinforced, older than %v days", night, s.Jobs.CandidateMaxAge.Hours()/24)})
+			ids, err := s.Ledger.ExpireCandidates(ctx, ledger.Caller{Actor: ActorExpiry},
+				fmt.Sprintf("nightly %s: candidate never reinforced, older than %v days", night, s.Jobs.CandidateMaxAge.Hours()/24),
+				domain.ExpireMemory{MaxAge: s.Jobs.CandidateMaxAge})
 			return map[string]any{"expired": ids}, err
 		}},
 		{Name: StepPipeline, Actor: ActorPipelineRules, Run: func(ctx context.Context, night string) (map[string]any, error) {
@@ -64,7 +64,7 @@ func NewNightly(s *Server) *Nightly {
 			return map[string]any{"alerts": len(res.Alerts), "pass_rate": res.PassRate, "candidates": res.Candidates}, err
 		}},
 		{Name: StepIntegrity, Actor: ActorIntegrity, Run: func(ctx context.Context, night string) (map[string]any, error) {
-			run, err := s.RunIntegrity(ctx, ActorIntegrity)
+			run, err := s.Ledger.RunIntegrity(ctx, ledger.Caller{Actor: ActorIntegrity})
 			return map[string]any{"total": run.Total, "counts": run.Counts, "at_seq": run.AtSeq}, err
 		}},
 	}
@@ -116,23 +116,19 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 		if err != nil {
 			res.Status, res.Error = domain.StepFailed, err.Error()
 			n.Logger.Error("nightly step failed", "night", night, "step", step.Name, "err", err)
-			s.raiseFailOpen(ctx, domain.RaiseAlert{
+			s.Ledger.RaiseFailOpen(ctx, ledger.Caller{Actor: ActorNightly}, domain.RaiseAlert{
 				Severity: string(domain.SeverityWarning),
 				Title:    "Nightly step failed: " + step.Name,
 				Message:  err.Error(),
 				Context:  map[string]any{"night": night, "step": step.Name},
-			}, ActorNightly)
+			})
 		} else {
 			res.Status = domain.StepOK
 		}
 		run.Steps = append(run.Steps, res)
 	}
-	ev := domain.NewEvent("nightly", domain.Meta{EventID: NewID(), Actor: ActorNightly, Time: s.Now().UTC()}, run)
-	appended, err := s.Store.Append(ctx, eventstore.Unchecked, ev)
-	if err != nil {
-		return run, err
-	}
-	return run, s.waitApplied(ctx, appended.Seq)
+	_, err := s.Ledger.RecordNightly(ctx, ledger.Caller{Actor: ActorNightly}, run)
+	return run, err
 }
 
 // runStep runs one step, turning a panic into its error.

@@ -4,14 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
-	"github.com/memledger/memledger/projections"
 )
-
-const projectSubjects = eventstore.SubjectPrefix + "project.>"
 
 type registerProjectRequest struct {
 	ID          string   `json:"id"`
@@ -32,28 +27,17 @@ func (s *Server) registerProject(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	q.ID = strings.TrimSpace(q.ID)
-	meta, err := s.meta(r, DefaultActor, q.Note)
+	c, err := plainCaller(r, DefaultActor)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
-		if err := s.checkAliasesFree(q.Aliases); err != nil {
-			return nil, err
-		}
-		reg, err := s.DB.Registry()
-		if err != nil {
-			return nil, err
-		}
-		ev, err := domain.DecideRegisterProject(reg, domain.RegisterProject{ID: q.ID, Aliases: q.Aliases, Description: q.Description}, meta)
-		return []domain.Event{ev}, err
-	})
+	res, err := s.Ledger.RegisterProject(r.Context(), c, q.Note, domain.RegisterProject{ID: q.ID, Aliases: q.Aliases, Description: q.Description})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	s.writeProject(w, r, q.ID, http.StatusCreated)
+	s.writeProject(w, r, res.ID, http.StatusCreated)
 }
 
 func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) {
@@ -62,33 +46,17 @@ func (s *Server) updateProject(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	meta, err := s.meta(r, DefaultActor, q.Note)
+	c, err := plainCaller(r, DefaultActor)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	id, err := s.DB.ResolveProject(r.PathValue("id"))
+	res, err := s.Ledger.UpdateProject(r.Context(), c, q.Note, domain.UpdateProject{ID: r.PathValue("id"), Aliases: q.Aliases, Description: q.Description})
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	_, err = s.decideOnView(r.Context(), projectSubjects, func() ([]domain.Event, error) {
-		if q.Aliases != nil {
-			if err := s.checkAliasesFree(*q.Aliases); err != nil {
-				return nil, err
-			}
-		}
-		reg, err := s.DB.Registry()
-		if err != nil {
-			return nil, err
-		}
-		return domain.DecideUpdateProject(reg, domain.UpdateProject{ID: id, Aliases: q.Aliases, Description: q.Description}, meta)
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	s.writeProject(w, r, id, http.StatusOK)
+	s.writeProject(w, r, res.ID, http.StatusOK)
 }
 
 func (s *Server) writeProject(w http.ResponseWriter, r *http.Request, name string, status int) {
@@ -114,38 +82,4 @@ func (s *Server) listProjects(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string][]json.RawMessage{"projects": projects})
-}
-
-// checkAliasesFree refuses aliases under which memories or state entries are already recorded:
-// they would be hidden behind the project the alias leads to.
-func (s *Server) checkAliasesFree(aliases []string) error {
-	counts, err := s.DB.MemoryCounts()
-	if err != nil {
-		return err
-	}
-	for _, a := range aliases {
-		a = strings.ToLower(strings.TrimSpace(a))
-		if a == "" {
-			continue
-		}
-		state, err := s.DB.ListState(projections.StateFilter{Project: a, All: true})
-		if err != nil {
-			return err
-		}
-		if n := counts.ByProject[a]; n > 0 || len(state) > 0 {
-			return fmt.Errorf("%d memories and %d state entries are recorded under project %q; register it as a project of its own rather than as an alias: %w",
-				n, len(state), a, domain.ErrConflict)
-		}
-	}
-	return nil
-}
-
-// canonicalProject resolves a project name given in a request (an id or an alias) to the
-// project's id; an unknown name must itself be a valid id.
-func (s *Server) canonicalProject(name string) (string, error) {
-	p, err := domain.NormalizeProject(name)
-	if err != nil || p == "" {
-		return p, err
-	}
-	return s.DB.ResolveProject(p)
 }

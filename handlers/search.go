@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -107,12 +108,12 @@ func (s *Server) searchQuery(v url.Values) (projections.SearchQuery, uint64, err
 
 // waitIndexed waits until the search index has applied the event at seq.
 func (s *Server) waitIndexed(ctx context.Context, seq uint64) error {
-	wctx, cancel := context.WithTimeout(ctx, s.WaitTimeout)
+	wctx, cancel := context.WithTimeout(ctx, s.Ledger.Timeout())
 	defer cancel()
 	if err := s.Search.WaitFor(wctx, seq); err != nil {
 		if ctx.Err() == nil {
 			return fmt.Errorf("%w: the search index has not applied log position %d within %s (it is at %d; see /health)",
-				errNotVisible, seq, s.WaitTimeout, s.Search.Applied())
+				ledger.ErrNotVisible, seq, s.Ledger.Timeout(), s.Search.Applied())
 		}
 		return err
 	}

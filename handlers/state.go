@@ -5,7 +5,7 @@ import (
 	"net/http"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -32,10 +32,14 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	s.changeState(w, r, q.Project, q.Category, q.Key, q.Note, func(project string, st domain.ProjectState, meta domain.Meta) ([]domain.Event, error) {
-		return domain.DecideSetState(st, domain.SetState{Project: project, Category: q.Category, Key: q.Key,
-			Value: q.Value, Source: q.Source, Confidence: q.Confidence}, meta)
-	})
+	c, err := plainCaller(r, DefaultActor)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.Ledger.SetState(r.Context(), c, q.Note, domain.SetState{Project: q.Project, Category: q.Category, Key: q.Key,
+		Value: q.Value, Source: q.Source, Confidence: q.Confidence})
+	s.writeState(w, r, res, q.Category, q.Key, err)
 }
 
 // invalidateState serves DELETE /project/state, with the entry named in the body or in the
@@ -55,43 +59,22 @@ func (s *Server) invalidateState(w http.ResponseWriter, r *http.Request) {
 			*f.dst = qs.Get(f.name)
 		}
 	}
-	s.changeState(w, r, q.Project, q.Category, q.Key, q.Note, func(project string, st domain.ProjectState, meta domain.Meta) ([]domain.Event, error) {
-		ev, err := domain.DecideInvalidateState(st, domain.InvalidateState{Project: project, Category: q.Category, Key: q.Key}, meta)
-		return []domain.Event{ev}, err
-	})
+	c, err := plainCaller(r, DefaultActor)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.Ledger.InvalidateState(r.Context(), c, q.Note, domain.InvalidateState{Project: q.Project, Category: q.Category, Key: q.Key})
+	s.writeState(w, r, res, q.Category, q.Key, err)
 }
 
-func (s *Server) changeState(w http.ResponseWriter, r *http.Request, name, category, key, note string,
-	decide func(string, domain.ProjectState, domain.Meta) ([]domain.Event, error)) {
-	project, err := s.canonicalProject(name)
-	if err == nil && project == "" {
-		err = domain.Invalid("project", "is required")
-	}
+// writeState answers a state command with the entry it changed.
+func (s *Server) writeState(w http.ResponseWriter, r *http.Request, res ledger.Result, category, key string, err error) {
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	meta, err := s.meta(r, DefaultActor, note)
-	if err == nil {
-		err = domain.CheckNote(note, s.Rules.MaxNoteLength)
-	}
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	subject, _ := eventstore.AggregateSubject("state", project)
-	_, err = s.decideOnView(r.Context(), subject, func() ([]domain.Event, error) {
-		st, err := s.DB.ProjectState(project)
-		if err != nil {
-			return nil, err
-		}
-		return decide(project, st, meta)
-	})
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	st, err := s.DB.ProjectState(project)
+	st, err := s.DB.ProjectState(res.ID)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -105,7 +88,7 @@ func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	project, err := s.canonicalProject(q.Get("project"))
+	project, err := s.Ledger.Project(q.Get("project"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -128,7 +111,7 @@ func (s *Server) stateAudit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	project, err := s.canonicalProject(q.Get("project"))
+	project, err := s.Ledger.Project(q.Get("project"))
 	if err == nil && project == "" {
 		err = domain.Invalid("project", "is required")
 	}

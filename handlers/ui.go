@@ -17,7 +17,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -183,7 +183,7 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if f.Project, err = s.canonicalProject(q.Get("project")); err != nil {
+	if f.Project, err = s.Ledger.Project(q.Get("project")); err != nil {
 		s.uiFail(w, r, err)
 		return
 	}
@@ -191,7 +191,7 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 	if data.Query != "" {
 		data.Candidates, err = s.searchCandidates(r, data.Query, f)
 	} else {
-		data.Candidates, err = s.memoriesOldestFirst(f)
+		data.Candidates, err = s.DB.MemoriesOldestFirst(f)
 	}
 	if err != nil {
 		s.uiFail(w, r, err)
@@ -234,16 +234,11 @@ func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 		s.uiFail(w, r, domain.Invalid("action", "must be promote or reject"))
 		return
 	}
-	meta := domain.Meta{EventID: NewID(), Actor: ActorTriage, Note: strings.TrimSpace(r.PostForm.Get("reason")), Time: s.Now().UTC()}
+	_, err := s.Ledger.ChangeMemory(r.Context(), ledger.Caller{Actor: ActorTriage}, strings.TrimSpace(r.PostForm.Get("reason")), id, cmd, ledger.MemoryOptions{})
 	var fe *domain.FieldError
-	if err := domain.CheckNote(meta.Note, s.Rules.MaxNoteLength); errors.As(err, &fe) {
-		s.uiFail(w, r, domain.Invalid("reason", "%s", fe.Reason))
-		return
-	}
-	_, res, err := s.Store.UpdateMemory(r.Context(), id, eventstore.UpdateOptions{},
-		func(m domain.Memory) ([]domain.Event, error) { return s.Rules.Decide(m, id, cmd, meta) })
-	if err == nil {
-		err = s.waitApplied(r.Context(), res.Seq)
+	if errors.As(err, &fe) && fe.Field == "note" {
+		// The form calls the note the reason.
+		err = domain.Invalid("reason", "%s", fe.Reason)
 	}
 	if err != nil {
 		s.uiFail(w, r, err)

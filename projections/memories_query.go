@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"encoding/json"
+	"slices"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -258,4 +259,33 @@ func (db *DB) MemoryCounts() (MemoryCounts, error) {
 		})
 	})
 	return c, err
+}
+
+// oldestFirstPage is the page size MemoriesOldestFirst reads with.
+const oldestFirstPage = 500
+
+// MemoriesOldestFirst returns every memory f selects (its Limit and Before are ignored), in
+// creation order.
+func (db *DB) MemoriesOldestFirst(f MemoryFilter) ([]domain.Memory, error) {
+	var out []domain.Memory
+	f.Limit, f.Before = oldestFirstPage, 0
+	for {
+		page, next, err := db.ListMemories(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, data := range page {
+			var m domain.Memory
+			if err := json.Unmarshal(data, &m); err != nil {
+				return nil, err
+			}
+			out = append(out, m)
+		}
+		if next == 0 {
+			break
+		}
+		f.Before = next
+	}
+	slices.Reverse(out)
+	return out, nil
 }

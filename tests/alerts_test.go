@@ -18,6 +18,7 @@ import (
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers"
+	commands "github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
@@ -217,8 +218,8 @@ func TestAlertUnknownSeverityIsInfo(t *testing.T) {
 	require.NotContains(t, b.Context, "original_severity")
 
 	// The Go function behaves the same.
-	c, err := l.Main.API.RaiseAlert(context.Background(), domain.RaiseAlert{Severity: "urgent", Title: "From Go"},
-		domain.Meta{Actor: "go-test"})
+	c, err := l.Main.Ledger.RaiseAlert(context.Background(), commands.Caller{Actor: "go-test"},
+		domain.RaiseAlert{Severity: "urgent", Title: "From Go"})
 	require.NoError(t, err)
 	require.Equal(t, domain.SeverityInfo, c.Severity)
 	require.Equal(t, map[string]any{"original_severity": "urgent"}, c.Context)
@@ -231,7 +232,7 @@ func TestAlertUnknownSeverityIsInfo(t *testing.T) {
 	require.Equal(t, fmt.Sprintf(`[%s] [INFO] From Go:  {"original_severity":"urgent"}`, alertStamp(c)), lines[2])
 
 	// The Go function validates as the API does.
-	_, err = l.Main.API.RaiseAlert(context.Background(), domain.RaiseAlert{Severity: "info", Title: " "}, domain.Meta{Actor: "go-test"})
+	_, err = l.Main.Ledger.RaiseAlert(context.Background(), commands.Caller{Actor: "go-test"}, domain.RaiseAlert{Severity: "info", Title: " "})
 	require.ErrorIs(t, err, domain.ErrInvalid)
 }
 

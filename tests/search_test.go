@@ -125,8 +125,8 @@ func TestSearchOverHTTP(t *testing.T) {
 		}
 	})
 	t.Run("a search waiting for a position the log has not reached is a 503", func(t *testing.T) {
-		l.Main.API.WaitTimeout = 200 * time.Millisecond
-		defer func() { l.Main.API.WaitTimeout = 10 * time.Second }()
+		l.Main.Ledger.WaitTimeout = 200 * time.Millisecond
+		defer func() { l.Main.Ledger.WaitTimeout = 10 * time.Second }()
 		requireProblem(t, l.do("GET", fmt.Sprintf("/memory/search?q=laser&after_seq=%d", l.lastSeq()+100), nil),
 			http.StatusServiceUnavailable, "", "search index")
 	})

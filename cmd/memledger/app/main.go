@@ -17,6 +17,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -44,6 +45,8 @@ type Main struct {
 	Runner *projections.Runner
 	// Search is the full-text index, which follows the log on its own.
 	Search *projections.Search
+	// Ledger carries out every command: the API's, the pipeline's and the sinks'.
+	Ledger *ledger.Ledger
 	API    *handlers.Server
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *handlers.Nightly
@@ -124,7 +127,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	rules := domain.DefaultRules()
 	rules.MaxContentLength = m.Config.MaxContent
-	m.API = &handlers.Server{Store: m.Store, DB: m.DB, Runner: m.Runner, Search: m.Search, Rules: rules,
+	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger}
+	m.API = &handlers.Server{Ledger: m.Ledger, Store: m.Store, DB: m.DB, Runner: m.Runner, Search: m.Search, Rules: rules,
 		Jobs: handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 			CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))},
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
@@ -254,9 +258,8 @@ func checkWebhookURL(u string) error {
 // records the failure as an event, which is not an alert, so no sink hears of it.
 func (m *Main) recordDeliveryFailure(sink string) func(context.Context, domain.Alert, int, error) {
 	return func(ctx context.Context, a domain.Alert, attempts int, err error) {
-		ev := domain.NewEvent(sink, domain.Meta{EventID: handlers.NewID(), Actor: "alert-sink-" + sink, Time: m.API.Now().UTC()},
-			domain.DeliveryFailed{AlertID: a.ID, AlertSeq: a.Seq, Sink: sink, Attempts: attempts, Error: err.Error()})
-		if _, err := m.Store.Append(ctx, eventstore.Unchecked, ev); err != nil {
+		if _, err := m.Ledger.RecordDeliveryFailure(ctx, ledger.Caller{Actor: "alert-sink-" + sink},
+			domain.DeliveryFailed{AlertID: a.ID, AlertSeq: a.Seq, Sink: sink, Attempts: attempts, Error: err.Error()}); err != nil {
 			m.Logger.Error("recording an alert delivery failure failed", "sink", sink, "alert", a.ID, "err", err)
 		}
 	}

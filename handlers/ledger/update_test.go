@@ -1,4 +1,4 @@
-package eventstore_test
+package ledger
 
 import (
 	"errors"
@@ -10,24 +10,25 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
 )
 
 // decideWith returns a decide function carrying out cmd on memory id with the default rules
 // and a new event id.
 func decideWith(id string, cmd domain.Command) func(domain.Memory) ([]domain.Event, error) {
-	meta := domain.Meta{EventID: uuid.NewString(), Actor: "test-actor", Time: t0}
+	meta := domain.Meta{EventID: uuid.NewString(), Actor: "test-actor", Time: eventstoretest.T0}
 	return func(m domain.Memory) ([]domain.Event, error) {
 		return domain.DefaultRules().Decide(m, id, cmd, meta)
 	}
 }
 
 func TestUpdateMemory(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
+	s := eventstoretest.Open(t, eventstore.FsyncInterval)
 	ctx := t.Context()
-	id := newMemoryID()
+	id := eventstoretest.NewMemoryID()
 
-	m, res, err := s.UpdateMemory(ctx, id, eventstore.UpdateOptions{New: true}, decideWith(id, domain.CreateMemory{
-		MemoryType: "knowledge", Content: realisticContent, Status: "candidate",
+	m, res, err := updateMemory(ctx, s, id, updateOptions{New: true}, decideWith(id, domain.CreateMemory{
+		MemoryType: "knowledge", Content: eventstoretest.RealisticContent, Status: "candidate",
 	}))
 	require.NoError(t, err)
 	require.Equal(t, eventstore.Appended{Seq: 1}, res)
@@ -36,7 +37,7 @@ func TestUpdateMemory(t *testing.T) {
 	require.Equal(t, uint64(1), m.Seq)
 
 	version := m.Seq
-	m, res, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{IfMatch: &version}, decideWith(id, domain.PromoteMemory{}))
+	m, res, err = updateMemory(ctx, s, id, updateOptions{IfMatch: &version}, decideWith(id, domain.PromoteMemory{}))
 	require.NoError(t, err)
 	require.Equal(t, eventstore.Appended{Seq: 2}, res)
 	require.Equal(t, domain.StatusActive, m.Status)
@@ -52,44 +53,44 @@ func TestUpdateMemory(t *testing.T) {
 	require.Equal(t, folded, m)
 
 	// A command that changes nothing writes nothing and answers the current version.
-	same := realisticContent
-	m2, res, err := s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, decideWith(id, domain.UpdateMemory{Content: &same}))
+	same := eventstoretest.RealisticContent
+	m2, res, err := updateMemory(ctx, s, id, updateOptions{}, decideWith(id, domain.UpdateMemory{Content: &same}))
 	require.NoError(t, err)
 	require.Equal(t, eventstore.Appended{Seq: 2}, res)
 	require.Equal(t, m, m2)
 
 	// The decision's refusal is returned as it is.
-	_, _, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, decideWith(id, domain.PromoteMemory{}))
+	_, _, err = updateMemory(ctx, s, id, updateOptions{}, decideWith(id, domain.PromoteMemory{}))
 	var te *domain.TransitionError
 	require.ErrorAs(t, err, &te)
-	_, _, err = s.UpdateMemory(ctx, newMemoryID(), eventstore.UpdateOptions{}, decideWith(id, domain.PromoteMemory{}))
+	_, _, err = updateMemory(ctx, s, eventstoretest.NewMemoryID(), updateOptions{}, decideWith(id, domain.PromoteMemory{}))
 	require.ErrorIs(t, err, domain.ErrNotFound)
 
 	// New on an id that exists is a conflict, not a retry.
 	calls := 0
-	_, _, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{New: true}, func(m domain.Memory) ([]domain.Event, error) {
+	_, _, err = updateMemory(ctx, s, id, updateOptions{New: true}, func(m domain.Memory) ([]domain.Event, error) {
 		calls++
 		return decideWith(id, domain.CreateMemory{MemoryType: "knowledge", Content: "again"})(m)
 	})
 	require.ErrorIs(t, err, domain.ErrConflict)
 	require.Equal(t, 1, calls)
-	require.Equal(t, uint64(2), lastSeq(t, s))
+	require.Equal(t, uint64(2), eventstoretest.LastSeq(t, s))
 
 	// A bad id is refused before any read.
-	_, _, err = s.UpdateMemory(ctx, "a.b", eventstore.UpdateOptions{}, decideWith("a.b", domain.PromoteMemory{}))
+	_, _, err = updateMemory(ctx, s, "a.b", updateOptions{}, decideWith("a.b", domain.PromoteMemory{}))
 	require.ErrorIs(t, err, domain.ErrInvalid)
 }
 
 func TestUpdateMemoryStaleIfMatch(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
+	s := eventstoretest.Open(t, eventstore.FsyncInterval)
 	ctx := t.Context()
-	id, seq := appendCreated(t, s, domain.StatusCandidate)
-	_, err := s.Append(ctx, seq, memEvent(id, 1, domain.MemoryReinforced{Delta: 0.1}))
+	id, seq := eventstoretest.AppendCreated(t, s, domain.StatusCandidate)
+	_, err := s.Append(ctx, seq, eventstoretest.MemEvent(id, 1, domain.MemoryReinforced{Delta: 0.1}))
 	require.NoError(t, err)
-	before := lastSeq(t, s)
+	before := eventstoretest.LastSeq(t, s)
 
 	called := false
-	_, _, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{IfMatch: &seq}, func(domain.Memory) ([]domain.Event, error) {
+	_, _, err = updateMemory(ctx, s, id, updateOptions{IfMatch: &seq}, func(domain.Memory) ([]domain.Event, error) {
 		called = true
 		return nil, nil
 	})
@@ -99,27 +100,27 @@ func TestUpdateMemoryStaleIfMatch(t *testing.T) {
 
 	// A version of a memory that does not exist.
 	one := uint64(1)
-	_, _, err = s.UpdateMemory(ctx, newMemoryID(), eventstore.UpdateOptions{IfMatch: &one}, decideWith(id, domain.PromoteMemory{}))
+	_, _, err = updateMemory(ctx, s, eventstoretest.NewMemoryID(), updateOptions{IfMatch: &one}, decideWith(id, domain.PromoteMemory{}))
 	require.ErrorIs(t, err, domain.ErrPrecondition)
-	require.Equal(t, before, lastSeq(t, s))
+	require.Equal(t, before, eventstoretest.LastSeq(t, s))
 }
 
 func TestUpdateMemoryRetriesAConcurrentChange(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
+	s := eventstoretest.Open(t, eventstore.FsyncInterval)
 	ctx := t.Context()
-	id, _ := appendCreated(t, s, domain.StatusActive)
+	id, _ := eventstoretest.AppendCreated(t, s, domain.StatusActive)
 
 	// decide appends another writer's event before returning, once.
 	calls := 0
 	decide := func(m domain.Memory) ([]domain.Event, error) {
 		calls++
 		if calls == 1 {
-			_, err := s.Append(ctx, m.Seq, memEvent(id, 1, domain.MemoryReinforced{Delta: 0.1}))
+			_, err := s.Append(ctx, m.Seq, eventstoretest.MemEvent(id, 1, domain.MemoryReinforced{Delta: 0.1}))
 			require.NoError(t, err)
 		}
 		return decideWith(id, domain.ReinforceMemory{Delta: 0.2})(m)
 	}
-	m, res, err := s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, decide)
+	m, res, err := updateMemory(ctx, s, id, updateOptions{}, decide)
 	require.NoError(t, err)
 	require.Equal(t, 2, calls)
 	require.Equal(t, uint64(3), res.Seq)
@@ -129,7 +130,7 @@ func TestUpdateMemoryRetriesAConcurrentChange(t *testing.T) {
 	// Under IfMatch, a change between the read and the append is a conflict, not a retry.
 	calls = 0
 	version := m.Seq
-	_, _, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{IfMatch: &version}, decide)
+	_, _, err = updateMemory(ctx, s, id, updateOptions{IfMatch: &version}, decide)
 	require.ErrorIs(t, err, domain.ErrConflict)
 	require.NotErrorIs(t, err, domain.ErrPrecondition)
 	require.Equal(t, 1, calls)
@@ -138,13 +139,13 @@ func TestUpdateMemoryRetriesAConcurrentChange(t *testing.T) {
 	calls = 0
 	always := func(m domain.Memory) ([]domain.Event, error) {
 		calls++
-		_, err := s.Append(ctx, m.Seq, memEvent(id, 10+calls, domain.MemoryReinforced{Delta: 0.01}))
+		_, err := s.Append(ctx, m.Seq, eventstoretest.MemEvent(id, 10+calls, domain.MemoryReinforced{Delta: 0.01}))
 		require.NoError(t, err)
 		return decideWith(id, domain.ReinforceMemory{})(m)
 	}
-	_, _, err = s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, always)
+	_, _, err = updateMemory(ctx, s, id, updateOptions{}, always)
 	require.ErrorIs(t, err, domain.ErrConflict)
-	require.Equal(t, eventstore.MaxRetries+1, calls)
+	require.Equal(t, maxRetries+1, calls)
 }
 
 func TestUpdateMemoryRace(t *testing.T) {
@@ -154,23 +155,23 @@ func TestUpdateMemoryRace(t *testing.T) {
 			name = "unconditional"
 		}
 		t.Run(name, func(t *testing.T) {
-			s := openStore(t, eventstore.FsyncAlways)
+			s := eventstoretest.Open(t, eventstore.FsyncAlways)
 			ctx := t.Context()
-			id, version := appendCreated(t, s, domain.StatusCandidate)
+			id, version := eventstoretest.AppendCreated(t, s, domain.StatusCandidate)
 
 			const writers = 20
 			errs := make([]error, writers)
 			var start, done sync.WaitGroup
 			start.Add(1)
 			for i := range writers {
-				opts := eventstore.UpdateOptions{}
+				opts := updateOptions{}
 				if conditional {
 					opts.IfMatch = &version
 				}
 				decide := decideWith(id, domain.PromoteMemory{})
 				done.Go(func() {
 					start.Wait()
-					_, _, errs[i] = s.UpdateMemory(ctx, id, opts, decide)
+					_, _, errs[i] = updateMemory(ctx, s, id, opts, decide)
 				})
 			}
 			start.Done()
@@ -203,14 +204,14 @@ func TestUpdateMemoryRace(t *testing.T) {
 // TestUpdateMemoryDuplicateState is the contract for a retried command whose event the log
 // already holds: the answer is the state of the log, with the event applied once.
 func TestUpdateMemoryDuplicateState(t *testing.T) {
-	s := openStore(t, eventstore.FsyncInterval)
+	s := eventstoretest.Open(t, eventstore.FsyncInterval)
 	ctx := t.Context()
-	id, _ := appendCreated(t, s, domain.StatusActive)
+	id, _ := eventstoretest.AppendCreated(t, s, domain.StatusActive)
 	decide := decideWith(id, domain.ReinforceMemory{Delta: 0.1}) // one event id for both calls
 
-	first, res1, err := s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, decide)
+	first, res1, err := updateMemory(ctx, s, id, updateOptions{}, decide)
 	require.NoError(t, err)
-	again, res2, err := s.UpdateMemory(ctx, id, eventstore.UpdateOptions{}, decide)
+	again, res2, err := updateMemory(ctx, s, id, updateOptions{}, decide)
 	require.NoError(t, err)
 	require.True(t, res2.Duplicate)
 	require.Equal(t, res1.Seq, res2.Seq)

@@ -1,0 +1,84 @@
+package tests
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// mayAppend reports whether the code of the package in dir (from the module root) may append
+// to the log: the log itself (with its test helpers) and the command layer.
+func mayAppend(dir string) bool {
+	return dir == "eventstore" || strings.HasPrefix(dir, "eventstore/") || dir == "handlers/ledger"
+}
+
+// appendCalls lists, as file:line, the calls of a method named Append or AppendFor in src.
+func appendCalls(fset *token.FileSet, name string, src any) ([]string, error) {
+	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	ast.Inspect(f, func(n ast.Node) bool {
+		call, ok := n.(*ast.CallExpr)
+		if !ok {
+			return true
+		}
+		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Append" || sel.Sel.Name == "AppendFor") {
+			out = append(out, fset.Position(call.Pos()).String())
+		}
+		return true
+	})
+	return out, nil
+}
+
+// TestOnlyTheLedgerAppends fails when the code of a package other than the log and the
+// command layer calls the store's Append or AppendFor: every write goes through
+// handlers/ledger. Tests may write fixtures straight into the log, so test files are not
+// looked at.
+func TestOnlyTheLedgerAppends(t *testing.T) {
+	fset := token.NewFileSet()
+	// The check finds what it looks for.
+	found, err := appendCalls(fset, "probe.go", `package p
+func f() { s.Store.Append(ctx, eventstore.Unchecked, ev); st.AppendFor(ctx, f, 0, ev); _ = append(xs, 1) }`)
+	require.NoError(t, err)
+	require.Len(t, found, 2)
+
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	var bypass, inLedger []string
+	err = filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && path != root && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(path))
+		rel = filepath.ToSlash(rel)
+		calls, err := appendCalls(fset, path, nil)
+		if err != nil {
+			return err
+		}
+		if mayAppend(rel) {
+			if rel == "handlers/ledger" {
+				inLedger = append(inLedger, calls...)
+			}
+			return nil
+		}
+		bypass = append(bypass, calls...)
+		return nil
+	})
+	require.NoError(t, err)
+	require.Empty(t, bypass, "only handlers/ledger appends to the log; add a method there instead")
+	require.NotEmpty(t, inLedger, "the command layer appends")
+}
