@@ -10,6 +10,9 @@ import (
 	"time"
 )
 
+// KindSubscription is the kind of the subscriptions' events: ledger.subscription.<id>.
+const KindSubscription = "subscription"
+
 // Limits of a subscription.
 const (
 	MaxSubscriptionSubjects = 16

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -139,6 +140,8 @@ type healthResponse struct {
 	AlertSinks map[string]SinkStatus `json:"alert_sinks"`
 	// AlertDeliveryFailures counts the alerts a sink recorded it gave up on.
 	AlertDeliveryFailures int `json:"alert_delivery_failures"`
+	// Subscriptions is the delivery of each webhook subscription not removed, by id.
+	Subscriptions map[string]subscriptions.Status `json:"subscriptions,omitempty"`
 	// Search is the search index's position: it follows the log on its own, so a search
 	// misses the writes after indexed_seq.
 	Search searchHealth `json:"search"`
@@ -173,6 +176,8 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if h.AlertDeliveryFailures, _, err = s.DB.DeliveryFailures(0); err != nil {
 		errs = append(errs, err)
 	}
+	// A subscription's failing receiver is that subscription's trouble, not the service's.
+	h.Subscriptions = s.subscriptionStatuses(r.Context())
 	status := http.StatusOK
 	if err := errors.Join(errs...); err != nil {
 		h.Status, h.Error, status = "degraded", err.Error(), http.StatusServiceUnavailable

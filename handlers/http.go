@@ -22,6 +22,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/ledger"
+	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -52,8 +53,11 @@ type Server struct {
 	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
 	Nightly *Nightly
 	// Sinks are the alert sinks whose state /health reports.
-	Sinks   []*SinkRunner
-	Version string
+	Sinks []*SinkRunner
+	// Subscriptions runs the webhook subscriptions; Keyring seals their secrets.
+	Subscriptions *subscriptions.Manager
+	Keyring       *subscriptions.Keyring
+	Version       string
 	// Now is the clock commands are stamped with.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -124,6 +128,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/nightly/run", s.postNightlyRun)
 	mux.HandleFunc("GET /admin/nightly", s.listNightly)
 	mux.HandleFunc("GET /admin/dashboard", s.getDashboard)
+	mux.HandleFunc("POST /admin/subscriptions", s.registerSubscription)
+	mux.HandleFunc("GET /admin/subscriptions", s.listSubscriptions)
+	mux.HandleFunc("GET /admin/subscriptions/{id}", s.getSubscription)
+	mux.HandleFunc("DELETE /admin/subscriptions/{id}", s.subscriptionAction(domain.ActionRemove))
+	mux.HandleFunc("POST /admin/subscriptions/{id}/pause", s.subscriptionAction(domain.ActionPause))
+	mux.HandleFunc("POST /admin/subscriptions/{id}/resume", s.subscriptionAction(domain.ActionResume))
+	mux.HandleFunc("POST /admin/subscriptions/{id}/reset", s.resetSubscription)
 	m := s.newMetrics()
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)

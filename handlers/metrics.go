@@ -108,4 +108,5 @@ func (c *ledgerCollector) Collect(ch chan<- prometheus.Metric) {
 	if n, _, err := c.s.DB.DeliveryFailures(0); err == nil {
 		ch <- prometheus.MustNewConstMetric(descFailures, prometheus.GaugeValue, float64(n))
 	}
+	c.s.collectSubscriptions(ctx, ch)
 }

@@ -126,3 +126,10 @@ func (k *Keyring) Open(id, sealed string) ([]byte, error) {
 	}
 	return secret, nil
 }
+
+// SealSecret seals secret for subscription id and names the key: what the command layer asks
+// of a sealer.
+func (k *Keyring) SealSecret(id string, secret []byte) (sealed, keyID string, err error) {
+	sealed, err = k.Seal(id, secret)
+	return sealed, k.ID, err
+}

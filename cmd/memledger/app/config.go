@@ -15,6 +15,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
 // Version is memledger's version, reported by /health.
@@ -55,6 +56,12 @@ type Config struct {
 	AutoPromoteRefs       int
 	AutoPromoteConfidence float64
 	CandidateMaxAgeDays   float64
+	// SubscriptionKeyFile is the key file the subscriptions' secrets are sealed with (""
+	// for <Data>/subscription-secrets.key).
+	SubscriptionKeyFile string
+	// SubscriptionBackoff and SubscriptionMaxBackoff are the waits between a subscription's
+	// attempts (doubled after each); SubscriptionTimeout bounds one attempt.
+	SubscriptionBackoff, SubscriptionMaxBackoff, SubscriptionTimeout time.Duration
 	// NightlyAt is the UTC time ("03:00") the nightly pipeline runs at; "" disables it.
 	NightlyAt string
 }
@@ -65,7 +72,8 @@ func DefaultConfig() Config {
 	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
 		AlertWebhookAttempts: 5, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookTimeout: 10 * time.Second,
 		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
-		MaxContent: domain.DefaultMaxContentLength, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
+		MaxContent:          domain.DefaultMaxContentLength,
+		SubscriptionBackoff: subscriptions.DefaultBackoff, SubscriptionMaxBackoff: subscriptions.DefaultMaxBackoff, SubscriptionTimeout: 10 * time.Second, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
 		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24}
 }
 
@@ -85,6 +93,10 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.AutoPromoteConfidence, "auto-promote-confidence", envFloat("MEMLEDGER_AUTO_PROMOTE_CONFIDENCE", d.AutoPromoteConfidence), "auto-promote: and at least this confident (MEMLEDGER_AUTO_PROMOTE_CONFIDENCE)")
 	fs.Float64Var(&c.CandidateMaxAgeDays, "candidate-max-age-days", envFloat("MEMLEDGER_CANDIDATE_MAX_AGE_DAYS", d.CandidateMaxAgeDays), "expiry: candidates never reinforced and older than this many days (MEMLEDGER_CANDIDATE_MAX_AGE_DAYS)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
+	fs.StringVar(&c.SubscriptionKeyFile, "subscription-key-file", env("MEMLEDGER_SUBSCRIPTION_KEY_FILE", ""), "key file the subscriptions' secrets are sealed with, made on first use (default <data>/subscription-secrets.key) (MEMLEDGER_SUBSCRIPTION_KEY_FILE)")
+	fs.DurationVar(&c.SubscriptionBackoff, "subscription-backoff", envDuration("MEMLEDGER_SUBSCRIPTION_BACKOFF", d.SubscriptionBackoff), "wait after a subscription's first failed delivery, doubled after each (MEMLEDGER_SUBSCRIPTION_BACKOFF)")
+	fs.DurationVar(&c.SubscriptionMaxBackoff, "subscription-max-backoff", envDuration("MEMLEDGER_SUBSCRIPTION_MAX_BACKOFF", d.SubscriptionMaxBackoff), "longest wait between a subscription's attempts (MEMLEDGER_SUBSCRIPTION_MAX_BACKOFF)")
+	fs.DurationVar(&c.SubscriptionTimeout, "subscription-timeout", envDuration("MEMLEDGER_SUBSCRIPTION_TIMEOUT", d.SubscriptionTimeout), "timeout of one subscription delivery (MEMLEDGER_SUBSCRIPTION_TIMEOUT)")
 	fs.IntVar(&c.MaxCandidates, "max-candidates", envInt("MEMLEDGER_MAX_CANDIDATES", d.MaxCandidates), "pipeline rule: more candidates than this raise a warning (MEMLEDGER_MAX_CANDIDATES)")
 }
 
@@ -101,10 +113,22 @@ func (c Config) check() error {
 		return fmt.Errorf("candidate-max-age-days must be more than 0, got %v", c.CandidateMaxAgeDays)
 	case !(c.MinPassRate >= 0 && c.MinPassRate <= 1):
 		return fmt.Errorf("min-pass-rate must be between 0 and 1, got %v", c.MinPassRate)
+	case c.SubscriptionBackoff <= 0 || c.SubscriptionMaxBackoff < c.SubscriptionBackoff:
+		return fmt.Errorf("subscription-backoff must be more than 0 and at most subscription-max-backoff, got %s and %s", c.SubscriptionBackoff, c.SubscriptionMaxBackoff)
+	case c.SubscriptionTimeout <= 0:
+		return fmt.Errorf("subscription-timeout must be more than 0, got %s", c.SubscriptionTimeout)
 	case c.MaxCandidates < 0:
 		return fmt.Errorf("max-candidates must not be negative, got %d", c.MaxCandidates)
 	}
 	return nil
+}
+
+// SubscriptionKeyPath is the subscriptions' key file.
+func (c Config) SubscriptionKeyPath() string {
+	if c.SubscriptionKeyFile != "" {
+		return c.SubscriptionKeyFile
+	}
+	return filepath.Join(c.Data, subscriptions.KeyFileName)
 }
 
 // AlertLogPath is the alert log file.

@@ -138,6 +138,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startSinks(runCtx); err != nil {
 		return err
 	}
+	if err := m.startSubscriptions(runCtx); err != nil {
+		return err
+	}
 	m.Nightly = handlers.NewNightly(m.API)
 	m.API.Nightly = m.Nightly
 	if m.Config.NightlyAt != "" {

@@ -28,6 +28,7 @@ Usage:
   memledger alerts watch [flags]  print alerts live as the running service raises them
   memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
   memledger integrity [flags] record an integrity run in the running service and print it
+  memledger subscriptions COMMAND  add, list, show, pause, resume, reset or remove webhook subscriptions
   memledger version           print the version
 
 Run "memledger COMMAND -h" for the flags of a command.
@@ -59,6 +60,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = nightly(ctx, args[1:], stdout, stderr)
 	case "integrity":
 		err = integrity(ctx, args[1:], stdout, stderr)
+	case "subscriptions":
+		err = subscriptionsCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "memledger", Version)
 		return 0

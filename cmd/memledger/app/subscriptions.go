@@ -1,0 +1,30 @@
+package app
+
+import (
+	"context"
+	"net/http"
+
+	"github.com/memledger/memledger/handlers/subscriptions"
+)
+
+// startSubscriptions loads the subscriptions' key and starts the manager that delivers them.
+func (m *Main) startSubscriptions(ctx context.Context) error {
+	keys, err := subscriptions.LoadKeyring(m.Config.SubscriptionKeyPath())
+	if err != nil {
+		return err
+	}
+	stream, err := m.Store.JetStream().Stream(ctx, m.Store.Stream)
+	if err != nil {
+		return err
+	}
+	mgr := &subscriptions.Manager{Stream: stream, List: m.DB, Keyring: keys,
+		Client:  &http.Client{Timeout: m.Config.SubscriptionTimeout, Transport: m.WebhookTransport},
+		Backoff: m.Config.SubscriptionBackoff, MaxBackoff: m.Config.SubscriptionMaxBackoff, Logger: m.Logger}
+	m.API.Subscriptions, m.API.Keyring = mgr, keys
+	m.sinksDone.Add(1)
+	go func() {
+		defer m.sinksDone.Done()
+		mgr.Run(ctx)
+	}()
+	return nil
+}
