@@ -74,7 +74,10 @@ type Feed struct {
 	// RetryFor, when not zero, bounds how long an event is retried: after it, GiveUp is called
 	// and the feed moves on. Zero retries until delivered.
 	RetryFor time.Duration
-	// GiveUp is told of an event the feed gave up on (RetryFor passed, or a PermanentError).
+	// MaxAttempts, when not zero, bounds how often an event is tried before GiveUp.
+	MaxAttempts int
+	// GiveUp is told of an event the feed gave up on (RetryFor passed, MaxAttempts made, or a
+	// PermanentError).
 	GiveUp  func(ctx context.Context, m Message, attempts int, err error)
 	AckWait time.Duration
 	Logger  *slog.Logger
@@ -277,7 +280,8 @@ func (f *Feed) handle(ctx context.Context, msg jetstream.Msg) {
 		f.lastErr, f.lastErrAt, f.failing = fmt.Sprintf("event %d: %v", seq, err), time.Now().UTC(), true
 		f.mu.Unlock()
 		var perm PermanentError
-		if errors.As(err, &perm) || (f.RetryFor > 0 && time.Since(began)+wait > f.RetryFor) {
+		if errors.As(err, &perm) || (f.RetryFor > 0 && time.Since(began)+wait > f.RetryFor) ||
+			(f.MaxAttempts > 0 && attempt >= f.MaxAttempts) {
 			f.Logger.Error("feed: giving up on an event", "feed", f.Name, "seq", seq, "event", m.ID,
 				"attempts", attempt, "retried_for", time.Since(began).Round(time.Millisecond), "err", err)
 			if f.GiveUp != nil {

@@ -423,3 +423,40 @@ func TestFeedGivesUpAfterRetryForAndKeepsOrder(t *testing.T) {
 	require.Contains(t, status.LastError, fmt.Sprintf("event %d: refused", poison))
 	require.False(t, status.Failing)
 }
+
+func TestFeedGivesUpAfterMaxAttemptsOrAPermanentError(t *testing.T) {
+	s, st := openLog(t)
+	var mu sync.Mutex
+	tries := map[uint64]int{}
+	given := map[uint64]int{}
+	var seqs []uint64
+	for i := 0; i < 3; i++ {
+		_, seq := publishMemory(t, s)
+		seqs = append(seqs, seq)
+	}
+	f := &subscriptions.Feed{Stream: st, Name: "attempts", Start: subscriptions.Start{Seq: 1},
+		Backoff: time.Millisecond, MaxAttempts: 4,
+		Deliver: func(ctx context.Context, m subscriptions.Message) error {
+			mu.Lock()
+			defer mu.Unlock()
+			tries[m.Seq]++
+			switch m.Seq {
+			case seqs[0]:
+				return errors.New("always failing")
+			case seqs[1]:
+				return subscriptions.PermanentError{Err: errors.New("refused for good")}
+			}
+			return nil
+		},
+		GiveUp: func(ctx context.Context, m subscriptions.Message, attempts int, err error) {
+			mu.Lock()
+			given[m.Seq] = attempts
+			mu.Unlock()
+		}}
+	runFeed(t, f)
+	require.Eventually(t, func() bool { mu.Lock(); defer mu.Unlock(); return tries[seqs[2]] == 1 }, 30*time.Second, 10*time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Equal(t, map[uint64]int{seqs[0]: 4, seqs[1]: 1}, given)
+	require.Equal(t, 4, tries[seqs[0]])
+}
