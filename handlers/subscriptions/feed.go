@@ -182,7 +182,8 @@ func (f *Feed) Delete(ctx context.Context) error {
 	return nil
 }
 
-// Run delivers events until ctx is done, and then returns ctx's error. A delivery under way
+// Run delivers events until ctx is done, and then returns ctx's error, or until its consumer
+// is deleted (by a reset or removal in another process), and then returns that error. A delivery under way
 // when ctx ends gets a moment to finish; an event it did not deliver is handed back and is the
 // first delivered by the next Run.
 func (f *Feed) Run(ctx context.Context) error {
@@ -204,6 +205,10 @@ func (f *Feed) Run(ctx context.Context) error {
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
+			}
+			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+				// Deleted under it (a reset or removal elsewhere): the owner opens it again.
+				return fmt.Errorf("feed %s: %w", f.Name, err)
 			}
 			f.Logger.Warn("feed: reading the log failed", "feed", f.Name, "err", err)
 			select {

@@ -23,6 +23,9 @@ type Lister interface {
 // sub-<id>-<generation>.
 const consumerPrefix = "sub-"
 
+// restartPause is how long a feed whose consumer went away waits before it is started again.
+const restartPause = 5 * time.Second
+
 // ConsumerName is the durable consumer of subscription s at its current generation.
 func ConsumerName(s domain.Subscription) string {
 	return consumerPrefix + s.ID + "-" + strconv.FormatUint(s.Generation, 10)
@@ -197,7 +200,23 @@ func (m *Manager) reconcileOne(ctx context.Context, s domain.Subscription) {
 	m.Logger.Info("subscription delivering", "subscription", s.ID, "url", s.URL, "consumer", f.Name)
 	go func() {
 		defer close(r.done)
-		f.Run(rctx)
+		if err := f.Run(rctx); rctx.Err() == nil {
+			// The consumer went away under it (a reset or removal by another process, which this
+			// one's projection will show in a moment): the feed is started again as the
+			// subscriptions then say, after a pause long enough for them to say it.
+			m.Logger.Warn("subscription's consumer went away; starting it again shortly", "subscription", s.ID, "err", err)
+			select {
+			case <-rctx.Done():
+				return
+			case <-time.After(restartPause):
+			}
+			m.mu.Lock()
+			if m.running[s.ID] == r {
+				delete(m.running, s.ID)
+				delete(m.seen, s.ID)
+			}
+			m.mu.Unlock()
+		}
 	}()
 }
 
