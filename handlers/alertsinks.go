@@ -236,10 +236,11 @@ func (FileSink) Name() string { return "file" }
 
 // Deliver implements Sink.
 func (s FileSink) Deliver(_ context.Context, a domain.Alert) error {
-	if err := os.MkdirAll(filepath.Dir(s.Path), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(s.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	// Alerts may quote what memories hold: the file is the owner's alone, like the data directory.
+	f, err := os.OpenFile(s.Path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 	if err != nil {
 		return err
 	}

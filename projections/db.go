@@ -53,7 +53,7 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(marker, []byte(boot+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(marker, []byte(boot+"\n"), 0o600); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("projections marker: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"time"
@@ -84,6 +85,11 @@ func OpenSearch(path string, logger *slog.Logger) (*Search, error) {
 	switch {
 	case errors.Is(err, bleve.ErrorIndexPathDoesNotExist):
 		idx, err = bleve.New(path, searchMapping())
+		if err == nil {
+			// bleve writes its meta file for everyone to read; the data directory's files
+			// are the owner's alone.
+			err = os.Chmod(filepath.Join(path, "index_meta.json"), 0o600)
+		}
 		if err == nil {
 			err = idx.SetInternal(internalVersion, encodeSeq(SearchVersion))
 		}

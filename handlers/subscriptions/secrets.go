@@ -46,7 +46,7 @@ func LoadKeyring(path string) (*Keyring, error) {
 		if _, err := rand.Read(key); err != nil {
 			return nil, fmt.Errorf("subscription key: %w", err)
 		}
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("subscription key: %w", err)
 		}
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)

@@ -40,7 +40,8 @@ func exportLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var w io.Writer = stdout
 	var f *os.File
 	if out != "-" {
-		if f, err = os.Create(out); err != nil {
+		// The export holds every memory: it gets the data directory's file mode.
+		if f, err = os.OpenFile(out, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, dataFileMode); err != nil {
 			return err
 		}
 		defer f.Close()
@@ -123,7 +124,7 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	fmt.Fprintf(stdout, "import: %s holds %d events (positions %d to %d) of stream %s, exported %s; its trailer matches\n",
 		path, t.Count, h.FirstSeq, h.LastSeq, h.Stream, h.ExportedAt.Format(time.RFC3339))
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+	if err := prepareDataDir(cfg.Data, logger); err != nil {
 		return err
 	}
 	// Holding the projection file locks out a running service for the whole import.

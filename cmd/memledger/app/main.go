@@ -80,8 +80,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Config.check(); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(m.Config.Data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := prepareDataDir(m.Config.Data, m.Logger); err != nil {
+		return err
 	}
 	if m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger); err != nil {
 		return err
@@ -159,7 +159,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
 	m.http.RegisterOnShutdown(m.API.EndStreams)
 	m.serveErr = make(chan error, 1)
-	go func() { m.serveErr <- m.http.Serve(m.listener) }()
+	// The goroutine holds its own copies: Close may clear the fields before it runs.
+	srv, ln := m.http, m.listener
+	go func() { m.serveErr <- srv.Serve(ln) }()
 	m.Logger.Info("memledger serving", "addr", m.Addr(), "data", m.Config.Data,
 		"nats", natsDescription(m.Config, m.Store), "fsync", m.Config.Fsync)
 	return nil

@@ -173,7 +173,7 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+	if err := prepareDataDir(cfg.Data, logger); err != nil {
 		return err
 	}
 	// Holding the live file locks out a running service for the whole rebuild.
