@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )
@@ -137,7 +138,7 @@ type healthResponse struct {
 	LastSeq     uint64            `json:"last_seq"`
 	Projections map[string]uint64 `json:"projections"`
 	// AlertSinks is each sink's state since the process started.
-	AlertSinks map[string]SinkStatus `json:"alert_sinks"`
+	AlertSinks map[string]sinks.Status `json:"alert_sinks"`
 	// AlertDeliveryFailures counts the alerts a sink recorded it gave up on.
 	AlertDeliveryFailures int `json:"alert_delivery_failures"`
 	// Subscriptions is the delivery of each webhook subscription not removed, by id.
@@ -169,7 +170,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if err := s.Search.Err(); err != nil {
 		errs = append(errs, fmt.Errorf("search index: %w", err))
 	}
-	h.AlertSinks = map[string]SinkStatus{}
+	h.AlertSinks = map[string]sinks.Status{}
 	for _, sink := range s.Sinks {
 		h.AlertSinks[sink.Sink.Name()] = sink.Status()
 	}

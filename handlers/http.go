@@ -22,6 +22,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/ledger"
+	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )
@@ -53,7 +54,7 @@ type Server struct {
 	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
 	Nightly *Nightly
 	// Sinks are the alert sinks whose state /health reports.
-	Sinks []*SinkRunner
+	Sinks []*sinks.Runner
 	// Subscriptions runs the webhook subscriptions; Keyring seals their secrets.
 	Subscriptions *subscriptions.Manager
 	Keyring       *subscriptions.Keyring

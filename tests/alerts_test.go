@@ -19,6 +19,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers"
 	commands "github.com/memledger/memledger/handlers/ledger"
+	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
@@ -38,9 +39,9 @@ type alertsView struct {
 
 // alertHealth is the alert part of GET /health.
 type alertHealth struct {
-	Status                string                         `json:"status"`
-	AlertSinks            map[string]handlers.SinkStatus `json:"alert_sinks"`
-	AlertDeliveryFailures int                            `json:"alert_delivery_failures"`
+	Status                string                  `json:"status"`
+	AlertSinks            map[string]sinks.Status `json:"alert_sinks"`
+	AlertDeliveryFailures int                     `json:"alert_delivery_failures"`
 }
 
 // alertRaise raises an alert over HTTP, requires 201 and returns the alert.
@@ -343,14 +344,14 @@ func TestAlertsWatchCLI(t *testing.T) {
 	go func() {
 		done <- app.Run(ctx, []string{"alerts", "watch", "--since", "1h", "--addr", l.Main.Addr()}, &out, &errOut)
 	}()
-	oldLine := handlers.AlertLine(old)
+	oldLine := sinks.AlertLine(old)
 	require.Equal(t, fmt.Sprintf("[%s] [WARNING] Older: raised before watching", alertStamp(old)), oldLine)
 	eventually(t, func() bool { return strings.Contains(out.String(), oldLine) }, "watch should replay the older alert")
 
 	fresh := alertRaise(t, l, map[string]any{"severity": "critical", "title": "Newer", "message": "raised while watching",
 		"context": map[string]any{"n": 1}})
 	eventually(t, func() bool { return strings.Contains(out.String(), "Newer") }, "watch should print the new alert")
-	require.Equal(t, oldLine+"\n"+handlers.AlertLine(fresh)+"\n", out.String())
+	require.Equal(t, oldLine+"\n"+sinks.AlertLine(fresh)+"\n", out.String())
 
 	cancel()
 	select {

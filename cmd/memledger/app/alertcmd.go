@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/sinks"
 )
 
 // contextFlag collects repeated --context key=value flags.
@@ -79,7 +79,7 @@ func raiseAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := json.Unmarshal(data, &a); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, handlers.AlertLine(a))
+	fmt.Fprintln(stdout, sinks.AlertLine(a))
 	return nil
 }
 
@@ -134,7 +134,7 @@ func watchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			return fmt.Errorf("unreadable alert: %w", err)
 		}
-		fmt.Fprintln(stdout, handlers.AlertLine(a))
+		fmt.Fprintln(stdout, sinks.AlertLine(a))
 	}
 	if ctx.Err() != nil {
 		return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/ledger"
+	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -222,20 +223,20 @@ func (m *Main) startSinks(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	sinks := []*handlers.SinkRunner{
-		{Sink: handlers.LogSink{Logger: m.Logger}},
-		{Sink: handlers.FileSink{Path: m.Config.AlertLogPath()}},
+	runners := []*sinks.Runner{
+		{Sink: sinks.LogSink{Logger: m.Logger}},
+		{Sink: sinks.FileSink{Path: m.Config.AlertLogPath()}},
 	}
 	if m.Config.AlertWebhook != "" {
 		if err := checkWebhookURL(m.Config.AlertWebhook); err != nil {
 			return err
 		}
-		sinks = append(sinks, &handlers.SinkRunner{
-			Sink:     handlers.WebhookSink{URL: m.Config.AlertWebhook, Client: &http.Client{Timeout: m.Config.AlertWebhookTimeout, Transport: m.WebhookTransport}},
+		runners = append(runners, &sinks.Runner{
+			Sink:     sinks.WebhookSink{URL: m.Config.AlertWebhook, Client: &http.Client{Timeout: m.Config.AlertWebhookTimeout, Transport: m.WebhookTransport}},
 			Attempts: m.Config.AlertWebhookAttempts, Backoff: m.Config.AlertWebhookBackoff,
 		})
 	}
-	for _, sr := range sinks {
+	for _, sr := range runners {
 		sr.Stream, sr.Logger, sr.GiveUp = stream, m.Logger, m.recordDeliveryFailure(sr.Sink.Name())
 		cons, err := sr.Start(ctx)
 		if err != nil {
@@ -247,7 +248,7 @@ func (m *Main) startSinks(ctx context.Context) error {
 			sr.Run(ctx, cons)
 		}()
 	}
-	m.API.Sinks = sinks
+	m.API.Sinks = runners
 	return nil
 }
 
