@@ -84,6 +84,7 @@ func newCodec() *codec {
 	register[domain.SubscriptionResumed](c, 1)
 	register[domain.SubscriptionReset](c, 1)
 	register[domain.SubscriptionRemoved](c, 1)
+	register[domain.LogLossAccepted](c, 1)
 	return c
 }
 

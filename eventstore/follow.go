@@ -4,11 +4,24 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go/jetstream"
 )
+
+// lost says whether every position from from to to is in Lost.
+func (s *Store) lost(from, to uint64) bool {
+	for seq := from; seq <= to; {
+		i := slices.IndexFunc(s.Lost, func(r domain.SeqRange) bool { return r.From <= seq && seq <= r.To })
+		if i < 0 {
+			return false
+		}
+		seq = s.Lost[i].To + 1
+	}
+	return true
+}
 
 // Follow sends the log's events to out in order, starting at position from, and goes on with
 // new events as they are appended, until ctx is done (it then returns ctx's error) or an event
@@ -34,6 +47,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	next := from
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -49,6 +63,10 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 		if err != nil {
 			return fmt.Errorf("follow log: %w", err)
 		}
+		if seq := meta.Sequence.Stream; seq > next && !s.lost(next, seq-1) {
+			return fmt.Errorf("follow log: %w: positions %d-%d are not delivered (damaged or lost)", domain.ErrLogGap, next, seq-1)
+		}
+		next = meta.Sequence.Stream + 1
 		ev, err := Decode(msg.Data(), meta.Sequence.Stream)
 		if errors.Is(err, ErrMalformed) {
 			// Not an event: nobody can read it, and it must not stop every projection. It is

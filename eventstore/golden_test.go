@@ -143,6 +143,10 @@ var goldenEvents = map[string]domain.Event{
 			},
 		},
 	}),
+	domain.EventLogLossAccepted: domain.NewEvent("log", goldenMeta(21, true), domain.LogLossAccepted{
+		Missing: []domain.SeqRange{{From: 1, To: 9754}, {From: 29263, To: 30000}}, LogLastSeq: 30000,
+		ProjectionsAt: 30000, SetAsideAt: "data/projections.db.log-loss-1764590400",
+	}),
 	domain.EventNightlyRan: domain.NewEvent("nightly", goldenMeta(20, false), domain.NightlyRan{
 		Night: "2026-03-14",
 		Steps: []domain.StepResult{

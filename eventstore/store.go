@@ -16,6 +16,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -55,7 +56,10 @@ type Store struct {
 	Stream string
 	// DuplicateWindow is how long the server remembers event ids to drop duplicates.
 	DuplicateWindow time.Duration
-	Logger          *slog.Logger
+	// Lost are positions an operator accepted as lost from the log: Follow passes over them
+	// instead of stopping with ErrGap.
+	Lost   []domain.SeqRange
+	Logger *slog.Logger
 
 	srv    *server.Server
 	nc     *nats.Conn

@@ -167,7 +167,7 @@ func migrate(tx *bolt.Tx, versions *bolt.Bucket, v Versioned, logger *slog.Logge
 }
 
 // Run follows the log from the lowest checkpoint and applies it until ctx is done or, with
-// Until set, until that position is applied. A failed read of the log is retried; a failed
+// Until set, until that position is applied. A failed read of the log is retried; a gap in it (domain.ErrLogGap) or a failed
 // transaction stops the runner with its error.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.Until > 0 && r.Applied() >= r.Until {
@@ -182,7 +182,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		var applyErr applyError
-		if errors.As(err, &applyErr) {
+		if errors.As(err, &applyErr) || errors.Is(err, domain.ErrLogGap) {
 			r.setErr(err)
 			return err
 		}

@@ -381,29 +381,6 @@ func TestCrashRecovery(t *testing.T) {
 	require.Contains(t, string(out), "verify: ok")
 }
 
-// Projections that hold events the log does not (a log restored from an older backup) are set
-// aside and built again from the log, instead of answering from the future.
-func TestProjectionsAheadOfTheLogAreRebuilt(t *testing.T) {
-	l := startLedger(t)
-	for i := range 3 {
-		l.create(map[string]any{"memory_type": "knowledge", "content": fmt.Sprintf("fact %d", i)})
-	}
-	l.stop()
-	require.NoError(t, os.RemoveAll(filepath.Join(l.cfg.Data, "nats"))) // the log is gone
-	l.start()
-	h := l.do("GET", "/health", nil).JSON(t)
-	require.Equal(t, "ok", h["status"])
-	require.EqualValues(t, 0, h["last_seq"])
-	for name, cp := range h["projections"].(map[string]any) {
-		require.EqualValues(t, 0, cp, name)
-	}
-	m := l.create(map[string]any{"memory_type": "knowledge", "content": "after the restore"})
-	require.Equal(t, 200, l.do("GET", "/memory/"+m["id"].(string), nil).Status)
-	require.Len(t, l.do("GET", "/memory", nil).JSON(t)["memories"], 1)
-	aside, _ := filepath.Glob(filepath.Join(l.cfg.Data, "projections.db.ahead-*"))
-	require.Len(t, aside, 1, "the old projections are kept aside")
-}
-
 // A message in the log that is no event (written there by something other than memledger)
 // neither stops the projections nor blocks the memory it sits among.
 func TestMalformedMessageInTheLogIsSkipped(t *testing.T) {

@@ -39,6 +39,12 @@ type Config struct {
 	// ProjectionsSync fsyncs every projection batch (the projections are rebuilt from the log
 	// after a crash that damaged them, so by default they are not).
 	ProjectionsSync bool
+	// AcceptLogLoss makes serve start on a log that lost acknowledged events: the decision is
+	// recorded in the log, raises a critical alert, and the projections are built again from
+	// what the log holds (see LogLoss).
+	AcceptLogLoss bool
+	// Force makes rebuild swap in a rebuild that holds fewer events than the file it replaces.
+	Force bool
 
 	// AlertLog is the alert log file ("" for <Data>/alerts.log).
 	AlertLog string
@@ -82,6 +88,7 @@ func DefaultConfig() Config {
 func (c *Config) serveFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.BoolVar(&c.ProjectionsSync, "projections-sync", envBool("MEMLEDGER_PROJECTIONS_SYNC", false), "fsync every projection batch; by default a crash-damaged projection file is rebuilt from the log instead (MEMLEDGER_PROJECTIONS_SYNC)")
+	fs.BoolVar(&c.AcceptLogLoss, "accept-log-loss", false, "start even though the log lost acknowledged events: record the decision in the log, raise a critical alert, build the projections again from what the log holds (no variable: decide each time)")
 	fs.StringVar(&c.AlertLog, "alert-log", env("MEMLEDGER_ALERT_LOG", ""), "alert log file, one line per alert (default <data>/alerts.log) (MEMLEDGER_ALERT_LOG)")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", env("MEMLEDGER_ALERT_WEBHOOK", ""), "URL alerts are posted to; a Discord webhook URL gets an embed (MEMLEDGER_ALERT_WEBHOOK)")
 	fs.IntVar(&c.AlertWebhookAttempts, "alert-webhook-attempts", envInt("MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS", d.AlertWebhookAttempts), "attempts per alert before the webhook gives up and records a delivery failure (MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS)")

@@ -127,7 +127,11 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := prepareDataDir(cfg.Data, logger); err != nil {
 		return err
 	}
-	// Holding the projection file locks out a running service for the whole import.
+	lock, err := lockData(cfg.Data, "import")
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
 	live, err := projections.Open(cfg.ProjectionsPath(), false)
 	if err != nil {
 		return err
@@ -161,7 +165,7 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	loaded := time.Since(start)
 	fmt.Fprintf(stdout, "import: %d events written in %s (%.0f events/s)\n", t.Count, loaded.Round(time.Millisecond),
 		float64(t.Count)/max(loaded.Seconds(), 1e-9))
-	if err := buildProjections(ctx, cfg, store, stdout, "import: projections"); err != nil {
+	if err := buildProjections(ctx, cfg, store, stdout, "import: projections", ""); err != nil {
 		return err
 	}
 	if embedded {

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"sync"
 	"time"
 
@@ -52,6 +51,7 @@ type Main struct {
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *handlers.Nightly
 
+	lock     *dataLock
 	http     *http.Server
 	listener net.Listener
 	cancel   context.CancelFunc
@@ -84,6 +84,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := prepareDataDir(m.Config.Data, m.Logger); err != nil {
 		return err
 	}
+	if m.lock, err = lockData(m.Config.Data, "serve"); err != nil {
+		return err
+	}
 	if m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger); err != nil {
 		return err
 	}
@@ -96,7 +99,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Search, err = projections.OpenSearch(m.Config.SearchPath(), m.Logger); err != nil {
 		return err
 	}
-	if err := m.checkAhead(ctx); err != nil {
+	loss, err := checkLog(ctx, m.Store, m.DB)
+	if err != nil {
+		return err
+	}
+	if loss != nil {
+		if !m.Config.AcceptLogLoss {
+			return loss
+		}
+		if err := m.acceptLogLoss(ctx, loss); err != nil {
+			return err
+		}
+	}
+	if err := m.checkSearchAhead(ctx); err != nil {
 		return err
 	}
 	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: Projections(), Logger: m.Logger}
@@ -178,9 +193,9 @@ func natsDescription(c Config, s *eventstore.Store) string {
 	return "embedded"
 }
 
-// checkAhead sets the projections aside when they hold events the log does not (a log
-// restored from an older backup, or another log): they are then built again from this log.
-func (m *Main) checkAhead(ctx context.Context) error {
+// checkSearchAhead builds the search index again when it holds events the log does not (the
+// log check found the projections whole, or the loss was accepted).
+func (m *Main) checkSearchAhead(ctx context.Context) error {
 	last, err := m.Store.LastSeq(ctx)
 	if err != nil {
 		return err
@@ -188,31 +203,7 @@ func (m *Main) checkAhead(ctx context.Context) error {
 	if cp := m.Search.Applied(); cp > last {
 		m.Logger.Warn("the search index is ahead of the log; building it again from the log",
 			"checkpoint", cp, "log_last_seq", last)
-		if err := m.Search.Reset(); err != nil {
-			return err
-		}
-	}
-	cps, err := m.DB.Checkpoints()
-	if err != nil {
-		return err
-	}
-	for name, cp := range cps {
-		if cp <= last {
-			continue
-		}
-		path := m.DB.Path
-		aside := fmt.Sprintf("%s.ahead-%d", path, time.Now().Unix())
-		m.Logger.Warn("the projections are ahead of the log; setting them aside and rebuilding them from the log",
-			"projection", name, "checkpoint", cp, "log_last_seq", last, "moved_to", aside)
-		if err := m.DB.Close(); err != nil {
-			return err
-		}
-		m.DB = nil
-		if err := os.Rename(path, aside); err != nil {
-			return fmt.Errorf("set the projections aside: %w", err)
-		}
-		m.DB, err = projections.OpenLive(path, m.Config.ProjectionsSync, m.Logger)
-		return err
+		return m.Search.Reset()
 	}
 	return nil
 }
@@ -327,5 +318,7 @@ func (m *Main) Close() error {
 		errs = append(errs, m.DB.Close())
 		m.DB = nil
 	}
+	errs = append(errs, m.lock.unlock())
+	m.lock = nil
 	return errors.Join(errs...)
 }

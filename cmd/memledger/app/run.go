@@ -104,8 +104,11 @@ func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config,
 	fs := flag.NewFlagSet("memledger "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.flags(fs, withAddr)
-	if name == "serve" {
+	switch name {
+	case "serve":
 		cfg.serveFlags(fs)
+	case "rebuild":
+		fs.BoolVar(&cfg.Force, "force", false, "swap in the rebuild even when it holds fewer events than the projections it replaces (a log that lost events); the replaced file is kept beside it")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, flagError(err)
@@ -176,7 +179,11 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := prepareDataDir(cfg.Data, logger); err != nil {
 		return err
 	}
-	// Holding the live file locks out a running service for the whole rebuild.
+	lock, err := lockData(cfg.Data, "rebuild")
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
 	live, err := projections.Open(cfg.ProjectionsPath(), false)
 	if err != nil {
 		return err
@@ -190,12 +197,24 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer store.Close()
-	return buildProjections(ctx, cfg, store, stdout, "rebuild")
+	loss, err := checkLog(ctx, store, live)
+	if err != nil {
+		return err
+	}
+	if loss != nil && loss.Held() && !cfg.Force {
+		return fmt.Errorf("refusing to rebuild: a rebuild of this log would hold fewer events than the projections it replaces. %w."+
+			" To build the projections from what the log holds anyway, run memledger rebuild --force: the current file is kept beside it", loss)
+	}
+	kept := cfg.ProjectionsPath() + ".previous"
+	if loss != nil && loss.Held() {
+		kept = fmt.Sprintf("%s.before-loss-%d", cfg.ProjectionsPath(), time.Now().Unix())
+	}
+	return buildProjections(ctx, cfg, store, stdout, "rebuild", kept)
 }
 
 // buildProjections replays store's log into a fresh projection file and swaps it in for the
-// live one, which the caller holds open (and with it the data directory's lock).
-func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, stdout io.Writer, label string) error {
+// live one, which the caller holds open, keeping that one as kept ("" to drop it).
+func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, stdout io.Writer, label, kept string) error {
 	last, err := store.LastSeq(ctx)
 	if err != nil {
 		return err
@@ -212,13 +231,20 @@ func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, 
 	if err := db.Close(); err != nil {
 		return err
 	}
+	keptNote := ""
+	if kept != "" {
+		if err := os.Rename(cfg.ProjectionsPath(), kept); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("keep the replaced projections: %w", err)
+		}
+		keptNote = ", the replaced file kept as " + kept
+	}
 	if err := os.Rename(tmp, cfg.ProjectionsPath()); err != nil {
 		return fmt.Errorf("swap in the rebuilt projections: %w", err)
 	}
 	// A crash may have left the marker of an open file: the new file is whole and synced.
 	os.Remove(cfg.ProjectionsPath() + ".open")
-	fmt.Fprintf(stdout, "%s: done, %d events in %s; projections swapped in at %s\n",
-		label, last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath())
+	fmt.Fprintf(stdout, "%s: done, %d events in %s; projections swapped in at %s%s\n",
+		label, last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath(), keptNote)
 
 	tmpSearch := cfg.SearchPath() + ".rebuild"
 	ps := newProgress(stdout, label+" search index", last)
@@ -247,11 +273,32 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return err
 	}
+	lock, err := lockData(cfg.Data, "verify")
+	if err != nil {
+		return err
+	}
+	defer lock.unlock()
 	live, err := projections.Open(cfg.ProjectionsPath(), false)
 	if err != nil {
 		return err
 	}
 	defer live.Close()
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
+	if err := store.Open(ctx); err != nil {
+		return err
+	}
+	defer store.Close()
+	loss, err := checkLog(ctx, store, live)
+	if err != nil {
+		return err
+	}
+	if loss != nil {
+		fmt.Fprintf(stdout, "verify: LOG DAMAGED, %v\n", loss)
+		return exitError(1)
+	}
 	cps, err := live.Checkpoints()
 	if err != nil {
 		return err
@@ -278,14 +325,6 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		upTo = cp
 	}
-	store, err := cfg.store(logger)
-	if err != nil {
-		return err
-	}
-	if err := store.Open(ctx); err != nil {
-		return err
-	}
-	defer store.Close()
 	defer debug.SetGCPercent(debug.SetGCPercent(rebuildGCPercent))
 	dir, err := os.MkdirTemp("", "memledger-verify-")
 	if err != nil {

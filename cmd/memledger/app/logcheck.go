@@ -1,0 +1,182 @@
+package app
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/projections"
+)
+
+// LogLoss is what the log check finds when the log no longer holds events it acknowledged:
+// positions missing inside the stream, before its first event, or after its last event up to
+// what the projections applied. The stream denies delete and purge, so every one of them is
+// an event lost from the disk.
+type LogLoss struct {
+	// Missing are the lost positions, in order.
+	Missing []domain.SeqRange
+	// State is what the stream holds.
+	State eventstore.State
+	// ProjectionsAt is the highest position a projection applied.
+	ProjectionsAt uint64
+	// Projection is the projection that applied it.
+	Projection string
+}
+
+// Count is how many positions are missing.
+func (l *LogLoss) Count() uint64 {
+	var n uint64
+	for _, r := range l.Missing {
+		n += r.Len()
+	}
+	return n
+}
+
+// Held says whether the projections applied some of the missing events (and so still hold
+// their effects).
+func (l *LogLoss) Held() bool {
+	return len(l.Missing) > 0 && l.Missing[0].From <= l.ProjectionsAt
+}
+
+func (l *LogLoss) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "the log has lost %d acknowledged events: positions %s are missing", l.Count(), domain.FormatRanges(l.Missing))
+	if l.State.Msgs == 0 {
+		b.WriteString(" (the stream holds no event at all)")
+	} else {
+		fmt.Fprintf(&b, " (the stream holds %d events between %d and %d)", l.State.Msgs, l.State.FirstSeq, l.State.LastSeq)
+	}
+	if l.Held() {
+		fmt.Fprintf(&b, "; the projections have applied the log up to %d and still hold the lost events' effects", l.ProjectionsAt)
+	}
+	b.WriteString(". memledger does not serve a log that lost events. Either restore the data directory from a backup" +
+		" (memledger restore --from BACKUP --data NEWDIR, then serve --data NEWDIR), or accept the loss: memledger serve" +
+		" --accept-log-loss records the decision in the log, raises a critical alert")
+	if l.Held() {
+		b.WriteString(", sets the projections aside beside their file and builds them again from what the log holds")
+	}
+	return b.String()
+}
+
+// checkLog compares the stream's positions with what they must be (no gap, nothing deleted:
+// the stream denies both) and with the highest position the projections applied. Gaps that an
+// operator accepted earlier (recorded as LogLossAccepted events) are not reported again, and
+// the store's Follow passes over them. It returns nil when the log is whole.
+func checkLog(ctx context.Context, store *eventstore.Store, db *projections.DB) (*LogLoss, error) {
+	st, err := store.State(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("check the log: %w", err)
+	}
+	loss := &LogLoss{State: st}
+	if db != nil {
+		cps, err := db.Checkpoints()
+		if err != nil {
+			return nil, fmt.Errorf("check the log: %w", err)
+		}
+		for name, cp := range cps {
+			if cp > loss.ProjectionsAt {
+				loss.ProjectionsAt, loss.Projection = cp, name
+			}
+		}
+	}
+	var missing []domain.SeqRange
+	add := func(from, to uint64) {
+		if from <= to {
+			missing = append(missing, domain.SeqRange{From: from, To: to})
+		}
+	}
+	if st.Msgs == 0 {
+		add(1, st.LastSeq)
+	} else {
+		add(1, st.FirstSeq-1)
+		for _, seq := range st.Deleted {
+			add(seq, seq)
+		}
+		// Damaged messages the stream's counts do not show are found by reading every one.
+		unreadable, err := store.Unreadable(ctx, st.LastSeq)
+		if err != nil {
+			return nil, fmt.Errorf("check the log: %w", err)
+		}
+		for _, seq := range unreadable {
+			add(seq, seq)
+		}
+	}
+	add(st.LastSeq+1, loss.ProjectionsAt)
+	missing = mergeRanges(missing)
+	if len(missing) > 0 {
+		accepted, err := acceptedLoss(ctx, store)
+		if err != nil {
+			return nil, err
+		}
+		missing = subtractRanges(missing, accepted)
+		store.Lost = accepted
+	}
+	if len(missing) == 0 {
+		return nil, nil
+	}
+	loss.Missing = missing
+	return loss, nil
+}
+
+// logAggregate is the aggregate id of the log's own events (ledger.system.log).
+const logAggregate = "log"
+
+// acceptedLoss is every range of positions an operator accepted as lost.
+func acceptedLoss(ctx context.Context, store *eventstore.Store) ([]domain.SeqRange, error) {
+	evs, _, err := store.Load(ctx, "system", logAggregate)
+	if err != nil {
+		return nil, fmt.Errorf("check the log: read accepted losses: %w", err)
+	}
+	var out []domain.SeqRange
+	for _, ev := range evs {
+		if p, ok := ev.Data.(domain.LogLossAccepted); ok {
+			for _, r := range p.Missing {
+				// Positions after the log's end at the decision are written again by later
+				// events: only those the log then held around are gaps for good.
+				if r.From <= p.LogLastSeq {
+					out = append(out, domain.SeqRange{From: r.From, To: min(r.To, p.LogLastSeq)})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// mergeRanges sorts rs and joins the ranges that overlap or touch.
+func mergeRanges(rs []domain.SeqRange) []domain.SeqRange {
+	slices.SortFunc(rs, func(a, b domain.SeqRange) int { return cmp.Compare(a.From, b.From) })
+	var out []domain.SeqRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && out[n-1].To+1 >= r.From {
+			out[n-1].To = max(out[n-1].To, r.To)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// subtractRanges removes the positions of cut from rs (both in order, cut in any order).
+func subtractRanges(rs, cut []domain.SeqRange) []domain.SeqRange {
+	for _, c := range cut {
+		var next []domain.SeqRange
+		for _, r := range rs {
+			if c.To < r.From || c.From > r.To {
+				next = append(next, r)
+				continue
+			}
+			if r.From < c.From {
+				next = append(next, domain.SeqRange{From: r.From, To: c.From - 1})
+			}
+			if r.To > c.To {
+				next = append(next, domain.SeqRange{From: c.To + 1, To: r.To})
+			}
+		}
+		rs = next
+	}
+	return rs
+}

@@ -1,0 +1,222 @@
+package tests
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/stretchr/testify/require"
+)
+
+// fillLedger creates n memories through the API with a few clients and returns their ids.
+func fillLedger(t *testing.T, l *ledger, n int) []string {
+	t.Helper()
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for w := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < n; i += 8 {
+				res, err := l.send("POST", "/memory", map[string]any{"memory_type": "knowledge",
+					"content": fmt.Sprintf("fact %d: the log is the truth and every projection is derived from it", i)})
+				if err != nil || res.Status != http.StatusCreated {
+					errs <- fmt.Errorf("create %d: %v %d %s", i, err, res.Status, res.Body)
+					return
+				}
+				var m struct{ ID string }
+				if err := json.Unmarshal(res.Body, &m); err != nil {
+					errs <- err
+					return
+				}
+				ids[i] = m.ID
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		require.NoError(t, err)
+	}
+	return ids
+}
+
+// streamDir is the directory of the embedded server's files of the log.
+func streamDir(data string) string {
+	return filepath.Join(data, "nats", "jetstream", "$G", "streams", "LEDGER", "msgs")
+}
+
+// lastBlock is the path of the log's last message block.
+func lastBlock(t *testing.T, data string) string {
+	t.Helper()
+	blks, err := filepath.Glob(filepath.Join(streamDir(data), "*.blk"))
+	require.NoError(t, err)
+	require.NotEmpty(t, blks)
+	return blks[len(blks)-1]
+}
+
+// openErr starts the service on cfg and returns why it refused, failing if it started.
+func openErr(t *testing.T, cfg app.Config) error {
+	t.Helper()
+	m := app.NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err := m.Open(context.Background())
+	if err == nil {
+		m.Close()
+		t.Fatal("serve started on a damaged log")
+	}
+	return err
+}
+
+// Each kind of damage to the stored log that loses acknowledged events is found at start, by
+// verify and by rebuild: serve refuses naming the missing positions and what to do, verify
+// exits 1 promptly, rebuild refuses to shrink the projections; serve --accept-log-loss records
+// the decision, raises a critical alert and serves a rebuild of what the log holds.
+func TestLogDamageIsRefused(t *testing.T) {
+	damages := map[string]func(t *testing.T, data string){
+		"truncated block": func(t *testing.T, data string) {
+			blk := lastBlock(t, data)
+			st, err := os.Stat(blk)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(blk, st.Size()/2))
+		},
+		"flipped byte": func(t *testing.T, data string) {
+			blk := lastBlock(t, data)
+			f, err := os.OpenFile(blk, os.O_RDWR, 0)
+			require.NoError(t, err)
+			st, err := f.Stat()
+			require.NoError(t, err)
+			b := make([]byte, 1)
+			_, err = f.ReadAt(b, st.Size()/3)
+			require.NoError(t, err)
+			b[0] ^= 0xff
+			_, err = f.WriteAt(b, st.Size()/3)
+			require.NoError(t, err)
+			require.NoError(t, f.Close())
+		},
+		"deleted block": func(t *testing.T, data string) {
+			require.NoError(t, os.Remove(lastBlock(t, data)))
+		},
+		"truncated block, index.db missing": func(t *testing.T, data string) {
+			blk := lastBlock(t, data)
+			st, err := os.Stat(blk)
+			require.NoError(t, err)
+			require.NoError(t, os.Truncate(blk, st.Size()*2/3))
+			require.NoError(t, os.Remove(filepath.Join(streamDir(data), "index.db")))
+		},
+	}
+	for name, damage := range damages {
+		t.Run(name, func(t *testing.T) {
+			l := startLedger(t)
+			ids := fillLedger(t, l, 300)
+			before := l.lastSeq()
+			l.stop()
+			damage(t, l.cfg.Data)
+			cpsBefore := fileCheckpoints(t, l.cfg.Data)
+
+			err := openErr(t, l.cfg)
+			require.ErrorContains(t, err, "acknowledged events")
+			require.ErrorContains(t, err, "positions ")
+			require.ErrorContains(t, err, fmt.Sprint(before), "the last position the projections applied is named")
+			require.ErrorContains(t, err, "still hold the lost events' effects")
+			require.ErrorContains(t, err, "restore")
+			require.ErrorContains(t, err, "--accept-log-loss")
+
+			code, out, _ := runApp(t, "verify", "--data", l.cfg.Data, "--log-format", "json")
+			require.Equal(t, 1, code, out)
+			require.Contains(t, out, "LOG DAMAGED")
+
+			code, _, errOut := runApp(t, "rebuild", "--data", l.cfg.Data, "--log-format", "json")
+			require.NotEqual(t, 0, code)
+			require.Contains(t, errOut, "refusing to rebuild")
+			require.Equal(t, cpsBefore, fileCheckpoints(t, l.cfg.Data), "neither the refused start nor the refused rebuild touched the projections")
+			kept, _ := filepath.Glob(l.cfg.ProjectionsPath() + ".*")
+			require.Empty(t, kept, "nothing set aside or swapped")
+
+			l.cfg.AcceptLogLoss = true
+			l.start()
+			var alerts []any
+			eventually(t, func() bool {
+				alerts = l.expect(http.StatusOK, "GET", "/admin/alerts?severity=critical", nil).JSON(t)["alerts"].([]any)
+				return len(alerts) == 1
+			}, "the critical alert is raised")
+			require.Contains(t, alerts[0].(map[string]any)["title"], "acknowledged events were lost from the log")
+			lost := 0
+			for _, id := range ids {
+				if l.do("GET", "/memory/"+id, nil).Status == http.StatusNotFound {
+					lost++
+				}
+			}
+			require.Greater(t, lost, 0, "the service serves what the log holds")
+			aside, _ := filepath.Glob(l.cfg.ProjectionsPath() + ".log-loss-*")
+			require.Len(t, aside, 1, "the projections that held the lost events are kept aside")
+			l.create(map[string]any{"memory_type": "knowledge", "content": "after the accepted loss"})
+			l.stop()
+
+			l.cfg.AcceptLogLoss = false
+			l.start() // the accepted loss is not reported again
+			l.stop()
+			code, out, _ = runApp(t, "verify", "--data", l.cfg.Data, "--log-format", "json")
+			require.Equal(t, 0, code, out)
+			require.Contains(t, out, "verify: ok")
+		})
+	}
+}
+
+// Projections that hold events the log does not (the log gone, or another one put in its
+// place) are not thrown away: serve refuses until told to accept the loss.
+func TestProjectionsAheadOfTheLogAreRefused(t *testing.T) {
+	l := startLedger(t)
+	for i := range 3 {
+		l.create(map[string]any{"memory_type": "knowledge", "content": fmt.Sprintf("fact %d", i)})
+	}
+	l.stop()
+	require.NoError(t, os.RemoveAll(filepath.Join(l.cfg.Data, "nats"))) // the log is gone
+	err := openErr(t, l.cfg)
+	require.ErrorContains(t, err, "positions 1-3 are missing")
+	require.ErrorContains(t, err, "the stream holds no event at all")
+	aside, _ := filepath.Glob(filepath.Join(l.cfg.Data, "projections.db.*-*"))
+	require.Empty(t, aside, "nothing set aside without the operator's decision")
+
+	l.cfg.AcceptLogLoss = true
+	l.start()
+	require.Len(t, l.do("GET", "/memory", nil).JSON(t)["memories"], 0)
+	m := l.create(map[string]any{"memory_type": "knowledge", "content": "after the loss"})
+	require.Equal(t, 200, l.do("GET", "/memory/"+m["id"].(string), nil).Status)
+	aside, _ = filepath.Glob(filepath.Join(l.cfg.Data, "projections.db.log-loss-*"))
+	require.Len(t, aside, 1, "the old projections are kept aside")
+}
+
+// A second process on a data directory in use is refused before it touches anything, whatever
+// the projections' marker says.
+func TestSecondServeIsRefused(t *testing.T) {
+	l := startLedger(t)
+	m := l.create(map[string]any{"memory_type": "knowledge", "content": "held by the first"})
+	// A marker the second start cannot match with this boot: without the lock, it would set
+	// the running service's projections aside.
+	require.NoError(t, os.WriteFile(l.cfg.ProjectionsPath()+".open", []byte("not a boot id\n"), 0o644))
+	cfg := l.cfg
+	cfg.Addr = "127.0.0.1:0"
+	second := app.NewMain(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	err := second.Open(context.Background())
+	require.ErrorContains(t, err, "in use by another memledger process")
+	for _, cmd := range []string{"rebuild", "verify"} {
+		code, _, errOut := runApp(t, cmd, "--data", l.cfg.Data, "--log-format", "json")
+		require.Equal(t, 1, code)
+		require.Contains(t, errOut, "in use by another memledger process", cmd)
+	}
+	_, err = os.Stat(l.cfg.ProjectionsPath())
+	require.NoError(t, err, "the running service's projections are in place")
+	aside, _ := filepath.Glob(l.cfg.ProjectionsPath() + ".*-*")
+	require.Empty(t, aside)
+	l.get(m["id"].(string))
+	l.create(map[string]any{"memory_type": "knowledge", "content": "the first still writes"})
+}
