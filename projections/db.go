@@ -50,6 +50,12 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 		}
 	}
 	db, err := Open(path, !sync)
+	if errors.Is(err, ErrDamaged) {
+		if _, err := SetAside(path, err, logger); err != nil {
+			return nil, err
+		}
+		db, err = Open(path, !sync)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -71,9 +77,13 @@ func bootID() string {
 }
 
 // Open opens (or creates) the projection file at path. noSync skips the fsync of each commit:
-// for a rebuild into a fresh file, which is synced once at the end.
+// for a rebuild into a fresh file, which is synced once at the end. A damaged file (see
+// checkFile; a panic of bbolt's) is ErrDamaged.
 func Open(path string, noSync bool) (*DB, error) {
-	b, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, NoFreelistSync: true})
+	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, NoFreelistSync: true})
+	if errors.Is(err, ErrDamaged) {
+		return nil, err
+	}
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("open projections %s: the file is locked by another process (is memledger serve running on this data directory?)", path)
 	}

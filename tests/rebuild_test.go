@@ -115,8 +115,8 @@ func TestRebuildEqualsLive(t *testing.T) {
 			start := time.Now()
 			code, out, errOut := runApp(t, cmd, "--data", dir)
 			require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out, errOut)
-			require.Contains(t, errOut, "locked", "%s says why", cmd)
-			require.Contains(t, errOut, "memledger serve running")
+			require.Contains(t, errOut, "in use by another memledger process", "%s says why", cmd)
+			require.Contains(t, errOut, "memledger serve, pid")
 			require.Less(t, time.Since(start), 15*time.Second, "%s gives up rather than hanging", cmd)
 		}
 		// The running ledger is not disturbed.

@@ -134,16 +134,22 @@ func acceptedLoss(ctx context.Context, store *eventstore.Store) ([]domain.SeqRan
 	var out []domain.SeqRange
 	for _, ev := range evs {
 		if p, ok := ev.Data.(domain.LogLossAccepted); ok {
-			for _, r := range p.Missing {
-				// Positions after the log's end at the decision are written again by later
-				// events: only those the log then held around are gaps for good.
-				if r.From <= p.LogLastSeq {
-					out = append(out, domain.SeqRange{From: r.From, To: min(r.To, p.LogLastSeq)})
-				}
-			}
+			out = append(out, lostFor(p.Missing, p.LogLastSeq)...)
 		}
 	}
 	return out, nil
+}
+
+// lostFor is what stays lost for good of the positions missing from a log that ended at last:
+// those it held around. Positions after its end are written again by the events that come next.
+func lostFor(missing []domain.SeqRange, last uint64) []domain.SeqRange {
+	var out []domain.SeqRange
+	for _, r := range missing {
+		if r.From <= last {
+			out = append(out, domain.SeqRange{From: r.From, To: min(r.To, last)})
+		}
+	}
+	return out
 }
 
 // mergeRanges sorts rs and joins the ranges that overlap or touch.

@@ -37,6 +37,11 @@ func (m *Main) acceptLogLoss(ctx context.Context, loss *LogLoss) error {
 		if m.DB, err = projections.OpenLive(path, m.Config.ProjectionsSync, m.Logger); err != nil {
 			return err
 		}
+		if m.Search != nil {
+			if err := m.Search.Reset(); err != nil {
+				return err
+			}
+		}
 	}
 	now := time.Now().UTC()
 	if m.Now != nil {
@@ -48,6 +53,7 @@ func (m *Main) acceptLogLoss(ctx context.Context, loss *LogLoss) error {
 	if _, err := m.Store.Append(ctx, eventstore.Unchecked, accepted); err != nil {
 		return fmt.Errorf("record the accepted log loss: %w", err)
 	}
+	m.Store.Lost = append(m.Store.Lost, lostFor(loss.Missing, loss.State.LastSeq)...)
 	alertContext := map[string]any{"missing": domain.FormatRanges(loss.Missing), "log_last_seq": loss.State.LastSeq,
 		"projections_at": loss.ProjectionsAt}
 	if aside != "" {

@@ -1,0 +1,67 @@
+package tests
+
+import (
+	"bytes"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// projectionDamages are the ways a projection file is found damaged.
+var projectionDamages = map[string]func(t *testing.T, path string){
+	"half truncated": func(t *testing.T, path string) {
+		st, err := os.Stat(path)
+		require.NoError(t, err)
+		require.NoError(t, os.Truncate(path, st.Size()/2))
+	},
+	"garbage in the middle": func(t *testing.T, path string) {
+		st, err := os.Stat(path)
+		require.NoError(t, err)
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		require.NoError(t, err)
+		_, err = f.WriteAt(bytes.Repeat([]byte{0xAB}, int(st.Size()/3)), st.Size()/3)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+	},
+}
+
+// A damaged projection file is set aside and built again from the log, by serve and by
+// rebuild; verify reports it and exits 1. Nobody dies of it.
+func TestDamagedProjectionsAreRebuilt(t *testing.T) {
+	for name, damage := range projectionDamages {
+		t.Run(name, func(t *testing.T) {
+			l := startLedger(t)
+			ids := fillLedger(t, l, 300)
+			last := l.lastSeq()
+			l.stop()
+
+			damage(t, l.cfg.ProjectionsPath())
+			code, out, _ := runApp(t, "verify", "--data", l.cfg.Data, "--log-format", "json")
+			require.Equal(t, 1, code, out)
+			require.Contains(t, out, "PROJECTIONS DAMAGED")
+
+			l.start()
+			eventually(t, func() bool { return l.health().Projections["memories"] == last }, "serve rebuilds the projections")
+			for _, id := range ids {
+				l.get(id)
+			}
+			aside, _ := filepath.Glob(l.cfg.ProjectionsPath() + ".damaged-*")
+			require.Len(t, aside, 1, "serve set the damaged file aside")
+			l.stop()
+
+			damage(t, l.cfg.ProjectionsPath())
+			code, out, errOut := runApp(t, "rebuild", "--data", l.cfg.Data, "--log-format", "json")
+			require.Equal(t, 0, code, "%s\n%s", out, errOut)
+			require.Contains(t, errOut, "the projection file is damaged; set aside")
+			aside, _ = filepath.Glob(l.cfg.ProjectionsPath() + ".damaged-*")
+			require.NotEmpty(t, aside)
+			code, out, _ = runApp(t, "verify", "--data", l.cfg.Data, "--log-format", "json")
+			require.Equal(t, 0, code, out)
+			l.start()
+			require.Equal(t, http.StatusOK, l.do("GET", "/memory/"+ids[0], nil).Status)
+		})
+	}
+}
