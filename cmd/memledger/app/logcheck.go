@@ -9,6 +9,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -122,12 +123,9 @@ func checkLog(ctx context.Context, store *eventstore.Store, db *projections.DB) 
 	return loss, nil
 }
 
-// logAggregate is the aggregate id of the log's own events (ledger.system.log).
-const logAggregate = "log"
-
 // acceptedLoss is every range of positions an operator accepted as lost.
 func acceptedLoss(ctx context.Context, store *eventstore.Store) ([]domain.SeqRange, error) {
-	evs, _, err := store.Load(ctx, "system", logAggregate)
+	evs, _, err := store.Load(ctx, "system", ledger.LogAggregate)
 	if err != nil {
 		return nil, fmt.Errorf("check the log: read accepted losses: %w", err)
 	}

@@ -7,8 +7,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/eventstore"
-	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -43,33 +42,12 @@ func (m *Main) acceptLogLoss(ctx context.Context, loss *LogLoss) error {
 			}
 		}
 	}
-	now := time.Now().UTC()
-	if m.Now != nil {
-		now = m.Now().UTC()
-	}
-	accepted := domain.NewEvent(logAggregate, domain.Meta{EventID: handlers.NewID(), Actor: actorLogCheck, Time: now,
-		Note: "the operator started serve with --accept-log-loss"},
-		domain.LogLossAccepted{Missing: loss.Missing, LogLastSeq: loss.State.LastSeq, ProjectionsAt: loss.ProjectionsAt, SetAsideAt: aside})
-	if _, err := m.Store.Append(ctx, eventstore.Unchecked, accepted); err != nil {
-		return fmt.Errorf("record the accepted log loss: %w", err)
-	}
-	m.Store.Lost = append(m.Store.Lost, lostFor(loss.Missing, loss.State.LastSeq)...)
-	alertContext := map[string]any{"missing": domain.FormatRanges(loss.Missing), "log_last_seq": loss.State.LastSeq,
-		"projections_at": loss.ProjectionsAt}
-	if aside != "" {
-		alertContext["projections_set_aside_at"] = aside
-	}
-	alert, err := domain.DecideAlert(domain.RaiseAlert{Severity: string(domain.SeverityCritical),
-		Title: fmt.Sprintf("%d acknowledged events were lost from the log", loss.Count()),
-		Message: fmt.Sprintf("positions %s are missing from the log; the operator accepted the loss and the service serves what the log holds",
-			domain.FormatRanges(loss.Missing)),
-		Context: alertContext},
-		domain.Meta{EventID: handlers.NewID(), Actor: actorLogCheck, Time: now})
-	if err != nil {
+	// The projections do not follow the log yet: the ledger records without waiting for them.
+	l := &ledger.Ledger{Store: m.Store, Rules: domain.DefaultRules(), Now: m.Now, Logger: m.Logger}
+	if _, err := l.AcceptLogLoss(ctx, ledger.Caller{Actor: actorLogCheck}, domain.LogLossAccepted{Missing: loss.Missing,
+		LogLastSeq: loss.State.LastSeq, ProjectionsAt: loss.ProjectionsAt, SetAsideAt: aside}); err != nil {
 		return err
 	}
-	if _, err := m.Store.Append(ctx, eventstore.Unchecked, alert); err != nil {
-		return fmt.Errorf("raise the log loss alert: %w", err)
-	}
+	m.Store.Lost = append(m.Store.Lost, lostFor(loss.Missing, loss.State.LastSeq)...)
 	return nil
 }
