@@ -110,6 +110,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/alerts", s.postAlert)
 	mux.HandleFunc("GET /admin/alerts", s.listAlerts)
 	mux.HandleFunc("GET /admin/alerts/watch", s.watchAlerts)
+	mux.HandleFunc("POST /admin/alerts/redeliver", s.redeliverAlerts)
 	mux.HandleFunc("POST /admin/harness", s.postHarness)
 	mux.HandleFunc("POST /admin/pipeline/check", s.postPipelineCheck)
 	mux.HandleFunc("POST /projects", s.registerProject)

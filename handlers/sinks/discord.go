@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"maps"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -12,19 +13,31 @@ import (
 	"github.com/memledger/memledger/domain"
 )
 
-// IsDiscordWebhook reports whether u is a Discord webhook URL.
+// discordHosts are the hosts Discord serves webhooks on.
+var discordHosts = []string{"discord.com", "discordapp.com", "ptb.discord.com", "canary.discord.com",
+	"ptb.discordapp.com", "canary.discordapp.com", "www.discord.com", "www.discordapp.com"}
+
+// discordWebhookPath is a webhook's path: /api/webhooks/<id>/<token>, optionally with an API
+// version (/api/v10/webhooks/...), and a trailing slash. Paths ending in /slack or /github
+// take those services' payloads, not an embed, and are not matched.
+var discordWebhookPath = regexp.MustCompile(`^/api(/v[0-9]+)?/webhooks/[0-9]+/[A-Za-z0-9_.-]+/?$`)
+
+// IsDiscordWebhook reports whether u is a Discord webhook URL, in any of its forms:
+// discord.com, discordapp.com, ptb. and canary., with or without an API version.
 func IsDiscordWebhook(u string) bool {
 	p, err := url.Parse(u)
-	if err != nil {
+	if err != nil || (p.Scheme != "https" && p.Scheme != "http") {
 		return false
 	}
-	host := strings.ToLower(p.Hostname())
-	for _, d := range []string{"discord.com", "discordapp.com"} {
-		if host == d || strings.HasSuffix(host, "."+d) {
-			return strings.HasPrefix(p.Path, "/api/webhooks/")
-		}
+	return slices.Contains(discordHosts, strings.ToLower(p.Hostname())) && discordWebhookPath.MatchString(p.Path)
+}
+
+// discordText is s for an embed's name or value: Discord refuses empty (or blank) ones.
+func discordText(s string, n int) string {
+	if strings.TrimSpace(s) == "" {
+		return "(empty)"
 	}
-	return false
+	return truncate(s, n)
 }
 
 // Discord embed colours by severity.
@@ -42,7 +55,7 @@ type discordField struct {
 
 type discordEmbed struct {
 	Title       string         `json:"title"`
-	Description string         `json:"description"`
+	Description string         `json:"description,omitempty"`
 	Color       int            `json:"color"`
 	Fields      []discordField `json:"fields,omitempty"`
 	Timestamp   string         `json:"timestamp"`
@@ -65,7 +78,8 @@ func DiscordPayload(a domain.Alert) map[string]any {
 			data, _ := json.Marshal(a.Context[k])
 			v = string(data)
 		}
-		e.Fields = append(e.Fields, discordField{Name: truncate(k, 256), Value: truncate(v, 1024), Inline: true})
+		// Discord refuses a field whose name or value is empty (or blank) with a 400.
+		e.Fields = append(e.Fields, discordField{Name: discordText(k, 256), Value: discordText(v, 1024), Inline: true})
 	}
 	// Discord refuses an embed whose texts add up to more than 6,000 characters.
 	size := func() int {

@@ -98,7 +98,7 @@ func TestIsDiscordWebhook(t *testing.T) {
 		"https://ptb.discordapp.com/api/webhooks/1/abc":     true,
 		"https://DISCORD.com/api/webhooks/1/abc":            true,
 		"https://discord.com:443/api/webhooks/1/abc?wait=1": true,
-		"https://discord.com/api/v10/webhooks/1/abc":        false,
+		"https://discord.com/api/v10/webhooks/1/abc":        true,
 		"https://discord.com/channels/1/2":                  false,
 		"https://notdiscord.com/api/webhooks/1/abc":         false,
 		"https://discord.com.example.org/api/webhooks/1/a":  false,

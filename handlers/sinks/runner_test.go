@@ -75,19 +75,27 @@ func (s *recordingSink) got() []string {
 	return append([]string(nil), s.titles...)
 }
 
-// sinkTestRun starts r and returns a function that stops it and waits for it.
+// sinkTestConsumer is the durable consumer of the sink named name.
+func sinkTestConsumer(t *testing.T, stream jetstream.Stream, name string) jetstream.Consumer {
+	t.Helper()
+	cons, err := stream.Consumer(context.Background(), "alert-sink-"+name)
+	require.NoError(t, err)
+	return cons
+}
+
+// sinkTestRun starts r and returns its consumer and a function that stops it and waits for it.
 func sinkTestRun(t *testing.T, r *Runner) (jetstream.Consumer, func()) {
 	t.Helper()
 	if r.Logger == nil {
 		r.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cons, err := r.Start(ctx)
-	require.NoError(t, err)
+	require.NoError(t, r.Start(ctx))
+	cons := sinkTestConsumer(t, r.Stream, r.Sink.Name())
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Run(ctx, cons)
+		r.Run(ctx)
 	}()
 	stop := func() {
 		cancel()
@@ -150,7 +158,7 @@ func TestSinkRunnerRetriesGivesUpAndGoesOn(t *testing.T) {
 		case strings.HasPrefix(a.Title, "always"):
 			return errors.New("down")
 		case strings.HasPrefix(a.Title, "permanent"):
-			return PermanentError{errors.New("refused")}
+			return PermanentError{Err: errors.New("refused")}
 		case a.Title == "twice" && tries[a.Title] <= 2:
 			return errors.New("not yet")
 		}
@@ -229,13 +237,13 @@ func TestSinkRunnerAcksADeliveryThatRacesShutdown(t *testing.T) {
 		return nil
 	}}
 	r := &Runner{Sink: sink, Stream: stream, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
-	cons, err := r.Start(ctx)
-	require.NoError(t, err)
+	require.NoError(t, r.Start(ctx))
+	cons := sinkTestConsumer(t, stream, "racy")
 	a := sinkTestRaise(t, store, "delivered once")
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		r.Run(ctx, cons)
+		r.Run(ctx)
 	}()
 	select {
 	case <-done:

@@ -8,6 +8,7 @@ import (
 	"context"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
 // Sink delivers alerts to one destination.
@@ -18,11 +19,6 @@ type Sink interface {
 	Deliver(ctx context.Context, a domain.Alert) error
 }
 
-// PermanentError is a delivery failure that retrying cannot mend.
-type PermanentError struct{ Err error }
-
-// Error implements error.
-func (e PermanentError) Error() string { return e.Err.Error() }
-
-// Unwrap returns the underlying error.
-func (e PermanentError) Unwrap() error { return e.Err }
+// PermanentError is a delivery failure that retrying cannot mend: the sink gives up on the
+// alert at once. It is the delivery engine's (package subscriptions).
+type PermanentError = subscriptions.PermanentError

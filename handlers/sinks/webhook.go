@@ -31,11 +31,11 @@ func (s WebhookSink) Deliver(ctx context.Context, a domain.Alert) error {
 	}
 	data, err := json.Marshal(body)
 	if err != nil {
-		return PermanentError{err}
+		return PermanentError{Err: err}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.URL, bytes.NewReader(data))
 	if err != nil {
-		return PermanentError{err}
+		return PermanentError{Err: err}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "memledger/"+"alerts")
@@ -50,7 +50,7 @@ func (s WebhookSink) Deliver(ctx context.Context, a domain.Alert) error {
 	}
 	err = fmt.Errorf("webhook answered %s", res.Status)
 	if res.StatusCode >= 400 && res.StatusCode < 500 && res.StatusCode != http.StatusTooManyRequests && res.StatusCode != http.StatusRequestTimeout {
-		return PermanentError{err}
+		return PermanentError{Err: err}
 	}
 	if after, _ := strconv.Atoi(res.Header.Get("Retry-After")); after > 0 && after <= 60 {
 		select {

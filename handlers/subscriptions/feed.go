@@ -82,14 +82,15 @@ type Feed struct {
 	AckWait time.Duration
 	Logger  *slog.Logger
 
-	mu        sync.Mutex
-	cons      jetstream.Consumer
-	delivered uint64
-	skipped   uint64
-	lastSeq   uint64
-	lastErr   string
-	lastErrAt time.Time
-	failing   bool
+	mu         sync.Mutex
+	cons       jetstream.Consumer
+	delivered  uint64
+	skipped    uint64
+	lastSeq    uint64
+	lastErr    string
+	lastErrSeq uint64
+	lastErrAt  time.Time
+	failing    bool
 }
 
 // PermanentError is a delivery failure that retrying cannot mend: the feed gives up on the
@@ -282,7 +283,7 @@ func (f *Feed) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		f.mu.Lock()
-		f.lastErr, f.lastErrAt, f.failing = fmt.Sprintf("event %d: %v", seq, err), time.Now().UTC(), true
+		f.lastErr, f.lastErrSeq, f.lastErrAt, f.failing = err.Error(), seq, time.Now().UTC(), true
 		f.mu.Unlock()
 		var perm PermanentError
 		if errors.As(err, &perm) || (f.RetryFor > 0 && time.Since(began)+wait > f.RetryFor) ||
@@ -360,10 +361,12 @@ type Status struct {
 	Position uint64 `json:"position"`
 	// Lag counts the events matching the subjects that are not acknowledged yet.
 	Lag uint64 `json:"lag"`
-	// Failing is true while the event at Position+1... is being retried.
-	Failing   bool       `json:"failing"`
-	LastError string     `json:"last_error,omitempty"`
-	LastErrAt *time.Time `json:"last_error_at,omitempty"`
+	// Failing is true while an event is being retried.
+	Failing   bool   `json:"failing"`
+	LastError string `json:"last_error,omitempty"`
+	// LastErrorSeq is the log position of the event LastError is about.
+	LastErrorSeq uint64     `json:"last_error_seq,omitempty"`
+	LastErrAt    *time.Time `json:"last_error_at,omitempty"`
 	// Error says why the consumer could not be read, when it could not.
 	Error string `json:"error,omitempty"`
 }
@@ -371,7 +374,7 @@ type Status struct {
 // Status returns the feed's counters and asks the server for its position and lag.
 func (f *Feed) Status(ctx context.Context) Status {
 	f.mu.Lock()
-	st := Status{Delivered: f.delivered, Skipped: f.skipped, Failing: f.failing, LastError: f.lastErr}
+	st := Status{Delivered: f.delivered, Skipped: f.skipped, Failing: f.failing, LastError: f.lastErr, LastErrorSeq: f.lastErrSeq}
 	if !f.lastErrAt.IsZero() {
 		t := f.lastErrAt
 		st.LastErrAt = &t

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -420,7 +419,8 @@ func TestFeedGivesUpAfterRetryForAndKeepsOrder(t *testing.T) {
 	require.Equal(t, poison, given[0].seq)
 	require.Greater(t, given[0].attempts, 3, "retried for the whole budget")
 	status := f.Status(t.Context())
-	require.Contains(t, status.LastError, fmt.Sprintf("event %d: refused", poison))
+	require.Equal(t, "refused", status.LastError)
+	require.Equal(t, poison, status.LastErrorSeq)
 	require.False(t, status.Failing)
 }
 

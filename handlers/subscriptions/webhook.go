@@ -56,7 +56,7 @@ func (w *Webhook) Deliver(ctx context.Context, m Message) error {
 	body := w.Body(m)
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL, bytes.NewReader(body))
 	if err != nil {
-		return PermanentError{fmt.Errorf("webhook request: %w", err)}
+		return PermanentError{Err: fmt.Errorf("webhook request: %w", err)}
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "memledger-subscriptions")

@@ -85,8 +85,11 @@ func raiseAlert(ctx context.Context, args []string, stdout, stderr io.Writer) er
 
 // watchAlerts is `memledger alerts watch`: it prints alerts as the running service raises them.
 func watchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "redeliver" {
+		return redeliverAlerts(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || args[0] != "watch" {
-		fmt.Fprintln(stderr, "usage: memledger alerts watch [--severity S] [--since 1h|RFC3339] [--json]")
+		fmt.Fprintln(stderr, "usage: memledger alerts watch [--severity S] [--since 1h|RFC3339] [--json]\n       memledger alerts redeliver --since SEQ|RFC3339|1h [--sink webhook]")
 		return exitError(2)
 	}
 	fs := flag.NewFlagSet("memledger alerts watch", flag.ContinueOnError)

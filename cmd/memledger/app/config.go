@@ -49,12 +49,16 @@ type Config struct {
 	// AlertLog is the alert log file ("" for <Data>/alerts.log).
 	AlertLog string
 	// AlertWebhook is the URL alerts are posted to ("" for none).
-	AlertWebhook         string
+	AlertWebhook string
+	// AlertWebhookAttempts bounds the attempts per alert (0: none but AlertWebhookRetryFor).
 	AlertWebhookAttempts int
-	AlertWebhookBackoff  time.Duration
-	AlertWebhookTimeout  time.Duration
-	MinPassRate          float64
-	MaxCandidates        int
+	// AlertWebhookRetryFor bounds how long one alert is retried before the webhook gives up.
+	AlertWebhookRetryFor   time.Duration
+	AlertWebhookBackoff    time.Duration
+	AlertWebhookMaxBackoff time.Duration
+	AlertWebhookTimeout    time.Duration
+	MinPassRate            float64
+	MaxCandidates          int
 	// MaxContent is the longest a memory's content may be, in characters.
 	MaxContent int
 	// AutoPromoteRefs, AutoPromoteConfidence and CandidateMaxAgeDays are the default
@@ -76,8 +80,9 @@ type Config struct {
 func DefaultConfig() Config {
 	rules := handlers.DefaultPipelineRules()
 	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
-		AlertWebhookAttempts: 5, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookTimeout: 10 * time.Second,
-		MinPassRate: rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
+		AlertWebhookRetryFor: 24 * time.Hour, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookMaxBackoff: 5 * time.Minute,
+		AlertWebhookTimeout: 10 * time.Second,
+		MinPassRate:         rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
 		MaxContent:          domain.DefaultMaxContentLength,
 		SubscriptionBackoff: subscriptions.DefaultBackoff, SubscriptionMaxBackoff: subscriptions.DefaultMaxBackoff, SubscriptionTimeout: 10 * time.Second, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
 		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24}
@@ -91,7 +96,9 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.AcceptLogLoss, "accept-log-loss", false, "start even though the log lost acknowledged events: record the decision in the log, raise a critical alert, build the projections again from what the log holds (no variable: decide each time)")
 	fs.StringVar(&c.AlertLog, "alert-log", env("MEMLEDGER_ALERT_LOG", ""), "alert log file, one line per alert (default <data>/alerts.log) (MEMLEDGER_ALERT_LOG)")
 	fs.StringVar(&c.AlertWebhook, "alert-webhook", env("MEMLEDGER_ALERT_WEBHOOK", ""), "URL alerts are posted to; a Discord webhook URL gets an embed (MEMLEDGER_ALERT_WEBHOOK)")
-	fs.IntVar(&c.AlertWebhookAttempts, "alert-webhook-attempts", envInt("MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS", d.AlertWebhookAttempts), "attempts per alert before the webhook gives up and records a delivery failure (MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS)")
+	fs.IntVar(&c.AlertWebhookAttempts, "alert-webhook-attempts", envInt("MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS", d.AlertWebhookAttempts), "attempts per alert before the webhook gives up and records a delivery failure; 0 bounds them by --alert-webhook-retry-for alone (MEMLEDGER_ALERT_WEBHOOK_ATTEMPTS)")
+	fs.DurationVar(&c.AlertWebhookRetryFor, "alert-webhook-retry-for", envDuration("MEMLEDGER_ALERT_WEBHOOK_RETRY_FOR", d.AlertWebhookRetryFor), "how long one alert is retried before the webhook gives up and records a delivery failure; the alerts behind it wait, in order (MEMLEDGER_ALERT_WEBHOOK_RETRY_FOR)")
+	fs.DurationVar(&c.AlertWebhookMaxBackoff, "alert-webhook-max-backoff", envDuration("MEMLEDGER_ALERT_WEBHOOK_MAX_BACKOFF", d.AlertWebhookMaxBackoff), "longest wait between two webhook attempts (MEMLEDGER_ALERT_WEBHOOK_MAX_BACKOFF)")
 	fs.DurationVar(&c.AlertWebhookBackoff, "alert-webhook-backoff", envDuration("MEMLEDGER_ALERT_WEBHOOK_BACKOFF", d.AlertWebhookBackoff), "wait after the first failed webhook attempt, doubled after each (MEMLEDGER_ALERT_WEBHOOK_BACKOFF)")
 	fs.DurationVar(&c.AlertWebhookTimeout, "alert-webhook-timeout", envDuration("MEMLEDGER_ALERT_WEBHOOK_TIMEOUT", d.AlertWebhookTimeout), "timeout of one webhook request (MEMLEDGER_ALERT_WEBHOOK_TIMEOUT)")
 	fs.Float64Var(&c.MinPassRate, "min-pass-rate", envFloat("MEMLEDGER_MIN_PASS_RATE", d.MinPassRate), "pipeline rule: a harness pass rate below this raises a warning (MEMLEDGER_MIN_PASS_RATE)")
@@ -122,6 +129,10 @@ func (c Config) check() error {
 		return fmt.Errorf("min-pass-rate must be between 0 and 1, got %v", c.MinPassRate)
 	case c.SubscriptionBackoff <= 0 || c.SubscriptionMaxBackoff < c.SubscriptionBackoff:
 		return fmt.Errorf("subscription-backoff must be more than 0 and at most subscription-max-backoff, got %s and %s", c.SubscriptionBackoff, c.SubscriptionMaxBackoff)
+	case c.AlertWebhookAttempts < 0 || c.AlertWebhookRetryFor <= 0:
+		return fmt.Errorf("alert-webhook-attempts must not be negative and alert-webhook-retry-for must be more than 0, got %d and %s", c.AlertWebhookAttempts, c.AlertWebhookRetryFor)
+	case c.AlertWebhookBackoff <= 0 || c.AlertWebhookMaxBackoff < c.AlertWebhookBackoff:
+		return fmt.Errorf("alert-webhook-backoff must be more than 0 and at most alert-webhook-max-backoff, got %s and %s", c.AlertWebhookBackoff, c.AlertWebhookMaxBackoff)
 	case c.SubscriptionTimeout <= 0:
 		return fmt.Errorf("subscription-timeout must be more than 0, got %s", c.SubscriptionTimeout)
 	case c.MaxCandidates < 0:

@@ -225,18 +225,18 @@ func (m *Main) startSinks(ctx context.Context) error {
 		runners = append(runners, &sinks.Runner{
 			Sink:     sinks.WebhookSink{URL: m.Config.AlertWebhook, Client: &http.Client{Timeout: m.Config.AlertWebhookTimeout, Transport: m.WebhookTransport}},
 			Attempts: m.Config.AlertWebhookAttempts, Backoff: m.Config.AlertWebhookBackoff,
+			MaxBackoff: m.Config.AlertWebhookMaxBackoff, RetryFor: m.Config.AlertWebhookRetryFor,
 		})
 	}
 	for _, sr := range runners {
 		sr.Stream, sr.Logger, sr.GiveUp = stream, m.Logger, m.recordDeliveryFailure(sr.Sink.Name())
-		cons, err := sr.Start(ctx)
-		if err != nil {
+		if err := sr.Start(ctx); err != nil {
 			return err
 		}
 		m.sinksDone.Add(1)
 		go func() {
 			defer m.sinksDone.Done()
-			sr.Run(ctx, cons)
+			sr.Run(ctx)
 		}()
 	}
 	m.API.Sinks = runners

@@ -26,6 +26,7 @@ Usage:
   memledger import  [flags] FILE  load an export file into an empty data directory
   memledger alert   [flags]   raise an alert through the running service
   memledger alerts watch [flags]  print alerts live as the running service raises them
+  memledger alerts redeliver --since SEQ|TIME|1h [--sink webhook]  deliver the alerts from there on again
   memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
   memledger integrity [flags] record an integrity run in the running service and print it
   memledger subscriptions COMMAND  add, list, show, pause, resume, reset or remove webhook subscriptions
