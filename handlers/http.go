@@ -141,6 +141,7 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)
 	mux.HandleFunc("GET /health", s.health)
+	mux.HandleFunc("GET /openapi.json", s.openAPI)
 	// Browsers' cross-site writes are refused, so that a page elsewhere cannot post a decision
 	// in the operator's name; clients that are not browsers are not affected.
 	cop := http.NewCrossOriginProtection()

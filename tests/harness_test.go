@@ -68,6 +68,7 @@ func (l *ledger) start() {
 	m.SearchIdle = l.searchIdle
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
+	apiChecked(m.Addr())
 }
 
 func (l *ledger) stop() {
