@@ -156,3 +156,13 @@ func serverFilters(filters []string) []string {
 	}
 	return out
 }
+
+// EventTypes are the event types this program stores and reads, sorted.
+func EventTypes() []string {
+	out := make([]string, 0, len(events.types))
+	for name := range events.types {
+		out = append(out, name)
+	}
+	slices.Sort(out)
+	return out
+}

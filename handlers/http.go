@@ -21,6 +21,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
@@ -62,6 +63,9 @@ type Server struct {
 	// Now is the clock commands are stamped with.
 	Now    func() time.Time
 	Logger *slog.Logger
+
+	// Feed serves the change feed (GET /events); Handler sets what is not set.
+	Feed *feed.Server
 
 	streamsOnce sync.Once
 	streamsCtx  context.Context
@@ -137,6 +141,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/subscriptions/{id}/pause", s.subscriptionAction(domain.ActionPause))
 	mux.HandleFunc("POST /admin/subscriptions/{id}/resume", s.subscriptionAction(domain.ActionResume))
 	mux.HandleFunc("POST /admin/subscriptions/{id}/reset", s.resetSubscription)
+	mux.Handle("GET /events", s.changeFeed())
 	m := s.newMetrics()
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)
@@ -156,6 +161,19 @@ func (s *Server) Handler() http.Handler {
 		}
 		m.observe(pattern, w, r, mux)
 	}))
+}
+
+// changeFeed returns the change feed's handler, with the API's log, projections and errors.
+func (s *Server) changeFeed() *feed.Server {
+	if s.Feed == nil {
+		s.Feed = &feed.Server{}
+	}
+	f := s.Feed
+	f.Store, f.DB, f.WaitApplied, f.Fail, f.Done = s.Store, s.DB, s.waitRead, s.fail, s.streams()
+	if f.Logger == nil {
+		f.Logger = s.Logger
+	}
+	return f
 }
 
 // noRoute answers a request no route takes as a problem: 405 with Allow when the path exists
@@ -214,7 +232,7 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ledger.ErrNotVisible):
+	case errors.Is(err, ledger.ErrNotVisible), feed.IsUnavailable(err):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

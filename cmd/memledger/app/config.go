@@ -16,6 +16,7 @@ import (
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/subscriptions"
+	"github.com/memledger/memledger/handlers/feed"
 )
 
 // Version is memledger's version, reported by /health.
@@ -72,6 +73,10 @@ type Config struct {
 	// SubscriptionBackoff and SubscriptionMaxBackoff are the waits between a subscription's
 	// attempts (doubled after each); SubscriptionTimeout bounds one attempt.
 	SubscriptionBackoff, SubscriptionMaxBackoff, SubscriptionTimeout time.Duration
+	// FeedStallTimeout is how long the change feed waits for a reader that does not keep up
+	// before it cuts it; FeedBufferBytes bounds what one feed holds for its reader.
+	FeedStallTimeout time.Duration
+	FeedBufferBytes  int
 	// NightlyAt is the UTC time ("03:00") the nightly pipeline runs at; "" disables it.
 	NightlyAt string
 }
@@ -85,7 +90,8 @@ func DefaultConfig() Config {
 		MinPassRate:         rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
 		MaxContent:          domain.DefaultMaxContentLength,
 		SubscriptionBackoff: subscriptions.DefaultBackoff, SubscriptionMaxBackoff: subscriptions.DefaultMaxBackoff, SubscriptionTimeout: 10 * time.Second, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
-		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24}
+		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24,
+		FeedStallTimeout: feed.DefaultStallTimeout, FeedBufferBytes: feed.DefaultBufferBytes}
 }
 
 // serveFlags registers the flags only serve has: the projections' sync, the alert sinks and
@@ -106,6 +112,8 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.AutoPromoteRefs, "auto-promote-refs", envInt("MEMLEDGER_AUTO_PROMOTE_REFS", d.AutoPromoteRefs), "auto-promote: candidates reinforced at least this often (MEMLEDGER_AUTO_PROMOTE_REFS)")
 	fs.Float64Var(&c.AutoPromoteConfidence, "auto-promote-confidence", envFloat("MEMLEDGER_AUTO_PROMOTE_CONFIDENCE", d.AutoPromoteConfidence), "auto-promote: and at least this confident (MEMLEDGER_AUTO_PROMOTE_CONFIDENCE)")
 	fs.Float64Var(&c.CandidateMaxAgeDays, "candidate-max-age-days", envFloat("MEMLEDGER_CANDIDATE_MAX_AGE_DAYS", d.CandidateMaxAgeDays), "expiry: candidates never reinforced and older than this many days (MEMLEDGER_CANDIDATE_MAX_AGE_DAYS)")
+	fs.DurationVar(&c.FeedStallTimeout, "feed-stall-timeout", envDuration("MEMLEDGER_FEED_STALL_TIMEOUT", d.FeedStallTimeout), "change feed: cut a reader whose buffer stays full this long (MEMLEDGER_FEED_STALL_TIMEOUT)")
+	fs.IntVar(&c.FeedBufferBytes, "feed-buffer", envInt("MEMLEDGER_FEED_BUFFER", d.FeedBufferBytes), "change feed: bytes of events one feed holds for its reader (MEMLEDGER_FEED_BUFFER)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.StringVar(&c.SubscriptionKeyFile, "subscription-key-file", env("MEMLEDGER_SUBSCRIPTION_KEY_FILE", ""), "key file the subscriptions' secrets are sealed with, made on first use (default <data>/subscription-secrets.key) (MEMLEDGER_SUBSCRIPTION_KEY_FILE)")
 	fs.DurationVar(&c.SubscriptionBackoff, "subscription-backoff", envDuration("MEMLEDGER_SUBSCRIPTION_BACKOFF", d.SubscriptionBackoff), "wait after a subscription's first failed delivery, doubled after each (MEMLEDGER_SUBSCRIPTION_BACKOFF)")
@@ -135,6 +143,10 @@ func (c Config) check() error {
 		return fmt.Errorf("alert-webhook-backoff must be more than 0 and at most alert-webhook-max-backoff, got %s and %s", c.AlertWebhookBackoff, c.AlertWebhookMaxBackoff)
 	case c.SubscriptionTimeout <= 0:
 		return fmt.Errorf("subscription-timeout must be more than 0, got %s", c.SubscriptionTimeout)
+	case c.FeedStallTimeout <= 0:
+		return fmt.Errorf("feed-stall-timeout must be more than 0, got %s", c.FeedStallTimeout)
+	case c.FeedBufferBytes < 4096:
+		return fmt.Errorf("feed-buffer must be at least 4096 bytes, got %d", c.FeedBufferBytes)
 	case c.MaxCandidates < 0:
 		return fmt.Errorf("max-candidates must not be negative, got %d", c.MaxCandidates)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/projections"
@@ -24,7 +25,7 @@ import (
 // Projections are the views the runner keeps, in the order it applies them.
 func Projections() []projections.Projection {
 	return []projections.Projection{projections.NewMemories(), projections.Alerts{}, projections.Projects{},
-		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}, projections.Subscriptions{}}
+		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}, projections.Subscriptions{}, projections.Timeline{}}
 }
 
 // Main is the running service: the log, the projections, their runner and the HTTP server.
@@ -148,7 +149,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Jobs: handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 			CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))},
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
-		Version:  Version, Logger: m.Logger, Now: m.Now}
+		Version:  Version, Logger: m.Logger, Now: m.Now,
+		Feed: &feed.Server{StallTimeout: m.Config.FeedStallTimeout, BufferBytes: m.Config.FeedBufferBytes}}
 	// Handler settles the API's defaults, which the goroutines below read.
 	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {

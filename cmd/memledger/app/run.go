@@ -24,6 +24,7 @@ Usage:
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
   memledger export  [flags]   write the log (or --from/--to a range of it) as an export file
   memledger import  [flags] FILE  load an export file into an empty data directory
+  memledger tail    [flags]   print the running service's events as they are appended
   memledger alert   [flags]   raise an alert through the running service
   memledger alerts watch [flags]  print alerts live as the running service raises them
   memledger alerts redeliver --since SEQ|TIME|1h [--sink webhook]  deliver the alerts from there on again
@@ -53,6 +54,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = exportLog(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = importLog(ctx, args[1:], stdout, stderr)
+	case "tail":
+		err = tail(ctx, args[1:], stdout, stderr)
 	case "alert":
 		err = raiseAlert(ctx, args[1:], stdout, stderr)
 	case "alerts":
