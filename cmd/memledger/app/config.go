@@ -15,8 +15,8 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
-	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/handlers/feed"
+	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
 // Version is memledger's version, reported by /health.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -118,7 +119,7 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		defer os.Remove(path)
 	}
 	start := time.Now()
-	h, t, err := CheckExportFile(path, nil)
+	h, t, err := ledger.CheckExportFile(path, nil)
 	if err != nil {
 		return err
 	}
@@ -151,7 +152,8 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	defer store.Close()
 	var rep reporter
-	if _, err := ImportLog(ctx, store, path, func(seq, last uint64) {
+	imp := &ledger.Ledger{Store: store, Logger: logger}
+	if _, err := imp.ImportLog(ctx, path, func(seq, last uint64) {
 		if rep == nil {
 			rep = newReporter(stdout, "import", last)
 		}

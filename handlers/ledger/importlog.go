@@ -1,4 +1,4 @@
-package app
+package ledger
 
 import (
 	"context"
@@ -9,6 +9,9 @@ import (
 
 	"github.com/memledger/memledger/eventstore"
 )
+
+// Importing is an operator's command on a data directory (memledger import), not a request:
+// it keeps every event as it was, actor included, and records nothing of its own.
 
 // importBatch is how many messages one pipelined restore publishes.
 const importBatch = 1000
@@ -40,17 +43,17 @@ func CheckExportFile(path string, progress func(seq uint64)) (eventstore.ExportH
 	}
 }
 
-// ImportLog writes the messages of the export file at path into store's log, each at its
+// ImportLog writes the messages of the export file at path into the log, each at its
 // position with its subject, body and message id, after checking the whole file (see
 // CheckExportFile): a file that does not match its trailer writes nothing. The log must end
 // right before the file's first position: empty, for a file that starts at 1. progress, when
 // set, is called with each position written and the file's last.
-func ImportLog(ctx context.Context, store *eventstore.Store, path string, progress func(seq, last uint64)) (eventstore.ExportHeader, error) {
+func (l *Ledger) ImportLog(ctx context.Context, path string, progress func(seq, last uint64)) (eventstore.ExportHeader, error) {
 	h, _, err := CheckExportFile(path, nil)
 	if err != nil {
 		return h, err
 	}
-	last, err := store.LastSeq(ctx)
+	last, err := l.Store.LastSeq(ctx)
 	if err != nil {
 		return h, err
 	}
@@ -77,7 +80,7 @@ func ImportLog(ctx context.Context, store *eventstore.Store, path string, progre
 		if len(batch) == 0 {
 			return nil
 		}
-		if err := store.Restore(ctx, batch); err != nil {
+		if err := l.Store.Restore(ctx, batch); err != nil {
 			return err
 		}
 		if progress != nil {
