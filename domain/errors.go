@@ -66,3 +66,10 @@ func (e *TransitionError) Unwrap() error { return ErrConflict }
 // ErrPrecondition is returned when a conditional command names a version of the aggregate
 // that is no longer its current one.
 var ErrPrecondition = errors.New("precondition failed")
+
+// ErrTooLarge is returned when a command's event would be larger than the log stores.
+var ErrTooLarge = errors.New("too large")
+
+// ErrUnavailable is returned when the log did not answer a write in time: the write may or may
+// not be stored, and retrying it with the same idempotency key is safe.
+var ErrUnavailable = errors.New("unavailable")

@@ -215,9 +215,21 @@ func (r Rules) create(c CreateMemory) (MemoryCreated, error) {
 	}
 	if c.ValidUntil != nil {
 		t := c.ValidUntil.UTC()
+		if err := CheckValidUntil(t); err != nil {
+			return p, err
+		}
 		p.ValidUntil = &t
 	}
 	return p, nil
+}
+
+// CheckValidUntil refuses an expiry whose year in UTC is outside 0 to 9999: RFC 3339, the
+// form every time is stored and answered in, writes no other year.
+func CheckValidUntil(t time.Time) error {
+	if y := t.UTC().Year(); y < 0 || y > 9999 {
+		return Invalid("valid_until", "is in the year %d in UTC; it must be between the years 0 and 9999", y)
+	}
+	return nil
 }
 
 // update returns the MemoryUpdated that carries c out on m, or nil when c changes nothing.
@@ -266,6 +278,9 @@ func (r Rules) update(m Memory, c UpdateMemory) (*MemoryUpdated, error) {
 		var v *time.Time
 		if c.ValidUntil != nil {
 			t := c.ValidUntil.UTC()
+			if err := CheckValidUntil(t); err != nil {
+				return nil, err
+			}
 			v = &t
 		}
 		if !equalTime(v, m.ValidUntil) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -65,6 +66,10 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 		if err != nil {
 			return res, err
 		}
+		if max := s.nc.MaxPayload(); max > 0 && int64(len(data)) > max {
+			return res, fmt.Errorf("append %s to %s: %w: the event is %d bytes encoded; the log stores at most %d bytes per event",
+				ev.Type, subject, domain.ErrTooLarge, len(data), max)
+		}
 		ack, err := s.js.Publish(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID))...)
 		if err != nil {
 			return s.retried(ctx, res, subject, ev, err)
@@ -97,13 +102,25 @@ func (s *Store) retried(ctx context.Context, res Appended, subject string, ev do
 	return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, err)
 }
 
+// JetStream's answer to a message larger than the stream's or the server's maximum.
+const errCodeMessageTooLarge jetstream.ErrorCode = 10054
+
 // mapError is the one place where JetStream's errors become the domain's.
 func mapError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, jetstream.ErrNoStreamResponse) {
+		return fmt.Errorf("%w: the log did not acknowledge the append in time (%w); it may or may not be stored: retry with the same Idempotency-Key",
+			domain.ErrUnavailable, err)
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return fmt.Errorf("%w: %w", domain.ErrTooLarge, err)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
 		case errCodeWrongLastSequence, errCodeWrongLastSequenceReplicas:
 			return fmt.Errorf("%w: changed concurrently (%w)", domain.ErrConflict, err)
+		case errCodeMessageTooLarge:
+			return fmt.Errorf("%w: %w", domain.ErrTooLarge, err)
 		}
 	}
 	return err

@@ -228,8 +228,10 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, domain.ErrPrecondition):
 		return http.StatusPreconditionFailed
-	case errors.Is(err, errBodyTooLarge):
+	case errors.Is(err, errBodyTooLarge), errors.Is(err, domain.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, domain.ErrUnavailable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ledger.ErrNotVisible), feed.IsUnavailable(err):
@@ -255,7 +257,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		detail = "internal error; see the server log"
 	case http.StatusServiceUnavailable:
-		s.Logger.Warn("request answered before the projections caught up", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.Logger.Warn("request answered 503", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
 	}
 	s.problem(w, r, status, detail, field)
 }
