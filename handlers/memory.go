@@ -183,7 +183,21 @@ func (s *Server) writeMemory(w http.ResponseWriter, r *http.Request, res ledger.
 }
 
 func (s *Server) getMemory(w http.ResponseWriter, r *http.Request) {
-	data, err := s.DB.GetMemory(r.PathValue("id"))
+	if err := checkQuery(r.URL.Query(), "as_of"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	at, asOf, err := s.asOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var data []byte
+	if asOf {
+		data, err = s.DB.MemoryAsOf(r.PathValue("id"), at)
+	} else {
+		data, err = s.DB.GetMemory(r.PathValue("id"))
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -255,7 +269,21 @@ func (s *Server) memoryFilter(r *http.Request) (projections.MemoryFilter, error)
 
 func (s *Server) memoryAudit(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	data, err := s.DB.GetMemory(id)
+	if err := checkQuery(r.URL.Query(), "as_of"); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	at, asOf, err := s.asOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var data []byte
+	if asOf {
+		data, err = s.DB.MemoryAsOf(id, at)
+	} else {
+		data, err = s.DB.GetMemory(id)
+	}
 	if err == nil && data == nil {
 		err = fmt.Errorf("memory %s: %w", id, domain.ErrNotFound)
 	}
@@ -263,7 +291,12 @@ func (s *Server) memoryAudit(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	entries, err := s.DB.MemoryAudit(id)
+	var entries []json.RawMessage
+	if asOf {
+		entries, err = s.DB.MemoryAuditAsOf(id, at)
+	} else {
+		entries, err = s.DB.MemoryAudit(id)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

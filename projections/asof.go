@@ -1,0 +1,162 @@
+package projections
+
+import (
+	"bytes"
+	"encoding/json"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// As-of reads: the views as they were right after a log position, read from the histories
+// the projections keep (every memory's audit with its snapshots, every state entry's audit).
+
+// memoryAsOf returns memory id's snapshot right after position seq from the audit, or nil.
+func memoryAsOf(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
+	idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
+	if idx == nil {
+		return nil, nil
+	}
+	prefix := indexKey(indexAuditMemory, id, nil)
+	k, _ := seekBefore(idx.Cursor(), indexKey(indexAuditMemory, id, encodeSeq(seq+1)))
+	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
+		return nil, nil
+	}
+	var e struct {
+		After json.RawMessage `json:"after"`
+	}
+	if err := json.Unmarshal(audit.Get(k[len(prefix):]), &e); err != nil {
+		return nil, err
+	}
+	if string(e.After) == "null" {
+		return nil, nil
+	}
+	return bytes.Clone(e.After), nil
+}
+
+// MemoryAsOf returns the JSON of memory id as it was right after log position seq, or nil
+// when it did not exist yet.
+func (db *DB) MemoryAsOf(id string, seq uint64) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+		out, err = memoryAsOf(tx, id, seq)
+		return err
+	})
+	return out, err
+}
+
+// MemoryAuditAsOf returns the audit entries of memory id up to log position seq, oldest first.
+func (db *DB) MemoryAuditAsOf(id string, seq uint64) ([]json.RawMessage, error) {
+	entries, err := db.MemoryAudit(id)
+	if err != nil {
+		return nil, err
+	}
+	out := []json.RawMessage{}
+	for _, e := range entries {
+		var v struct {
+			Seq uint64 `json:"seq"`
+		}
+		if json.Unmarshal(e, &v) == nil && v.Seq <= seq {
+			out = append(out, e)
+		}
+	}
+	return out, nil
+}
+
+// ListMemoriesAsOf returns the memories matching f as they were right after log position seq,
+// newest first (by creation), and the cursor of the next page (0 when there is none). The
+// indexes by status, type and project hold the current state, so it walks the memories created
+// up to seq and filters their states at seq.
+func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, uint64, error) {
+	out := []json.RawMessage{}
+	var next uint64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx := tx.Bucket(bucketMemIndex)
+		if idx == nil {
+			return nil
+		}
+		prefix := indexKey(indexAll, "", nil)
+		from := seq + 1
+		if f.Before > 0 && f.Before < from {
+			from = f.Before
+		}
+		c := idx.Cursor()
+		for k, v := seekBefore(c, indexKey(indexAll, "", encodeSeq(from))); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
+			data, err := memoryAsOf(tx, string(v), seq)
+			if err != nil {
+				return err
+			}
+			if data == nil || !matches(data, f) {
+				continue
+			}
+			if len(out) == f.Limit {
+				next = decodeSeq(k[len(prefix):]) + 1
+				return nil
+			}
+			out = append(out, data)
+		}
+		return nil
+	})
+	return out, next, err
+}
+
+// ListStateAsOf returns the state entries matching f as they were right after log position
+// seq, by project, category and key.
+func (db *DB) ListStateAsOf(f StateFilter, seq uint64) ([]json.RawMessage, error) {
+	out := []json.RawMessage{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, audit := tx.Bucket(bucketStateIndex), tx.Bucket(bucketStateAudit)
+		if idx == nil {
+			return nil
+		}
+		var prefix []byte
+		if f.Project != "" {
+			prefix = []byte(f.Project + "\x00")
+			if f.Category != "" {
+				prefix = append(prefix, f.Category+"\x00"...)
+			}
+		}
+		// Keys are entry\x00seq: an entry's changes are together, in log order.
+		var entry, last []byte
+		flush := func() error {
+			if last == nil {
+				return nil
+			}
+			var e struct {
+				After json.RawMessage `json:"after"`
+			}
+			if err := json.Unmarshal(audit.Get(last), &e); err != nil {
+				return err
+			}
+			var st struct {
+				Category string `json:"category"`
+				Status   string `json:"status"`
+			}
+			if err := json.Unmarshal(e.After, &st); err != nil {
+				return err
+			}
+			if (f.Category == "" || st.Category == f.Category) && (f.All || st.Status == "active") {
+				out = append(out, bytes.Clone(e.After))
+			}
+			last = nil
+			return nil
+		}
+		c := idx.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			if len(k) < 9 {
+				continue
+			}
+			key, s := k[:len(k)-9], k[len(k)-8:]
+			if !bytes.Equal(key, entry) {
+				if err := flush(); err != nil {
+					return err
+				}
+				entry = bytes.Clone(key)
+			}
+			if decodeSeq(s) <= seq {
+				last = bytes.Clone(s)
+			}
+		}
+		return flush()
+	})
+	return out, err
+}
