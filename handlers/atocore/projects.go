@@ -83,14 +83,12 @@ func (b *builder) readProjects(rows []row, registry string) error {
 		if name == "" {
 			name = rid
 		}
+		// The name is the project's id everywhere else (memories, the registry); a name
+		// that is not an id becomes its kebab-case form.
 		id := name
 		if domain.CheckProjectID("id", id) != nil {
-			if domain.CheckProjectID("id", rid) == nil {
-				id = rid
-			} else {
-				id = kebab(name)
-				b.report.adjust("projects", rid, "name", name, id)
-			}
+			id = kebab(name)
+			b.report.adjust("projects", rid, "name", name, id)
 		}
 		if id == "" {
 			b.report.skip("projects", rid, "name %q gives no project id", name)

@@ -24,6 +24,7 @@ Usage:
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
   memledger export  [flags]   write the log (or --from/--to a range of it) as an export file
   memledger import  [flags] FILE  load an export file into an empty data directory
+  memledger import-atocore [flags] DB  move in from an AtoCore SQLite database, its history kept
   memledger tail    [flags]   print the running service's events as they are appended
   memledger alert   [flags]   raise an alert through the running service
   memledger alerts watch [flags]  print alerts live as the running service raises them
@@ -52,6 +53,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = verify(ctx, args[1:], stdout, stderr)
 	case "export":
 		err = exportLog(ctx, args[1:], stdout, stderr)
+	case "import-atocore":
+		err = importAtoCore(ctx, args[1:], stdout, stderr)
 	case "import":
 		err = importLog(ctx, args[1:], stdout, stderr)
 	case "tail":
