@@ -34,9 +34,9 @@ func atoReport(t *testing.T, args ...string) atocore.Report {
 // atoMemoryRow is a memories row of the fixture, read with SQL, not with the importer.
 type atoMemoryRow struct {
 	id, typ, content, project, status, created, updated, tags string
-	chunk, lastRef                                             sql.NullString
-	confidence                                                 float64
-	refs                                                       int
+	chunk, lastRef                                            sql.NullString
+	confidence                                                float64
+	refs                                                      int
 }
 
 func atoTime(t *testing.T, s string) time.Time {
