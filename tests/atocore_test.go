@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/atocore"
 	"github.com/memledger/memledger/handlers/atocore/atocoretest"
+	commands "github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
@@ -316,4 +318,48 @@ func TestImportAtoCoreRefusals(t *testing.T) {
 	require.Equal(t, "The laser runs at 633 nm", l.get(atocoretest.MemFull).Content)
 	recent := l.recent(url.Values{"limit": {"500"}})
 	require.Equal(t, own.ID, recent[len(recent)-1].MemoryID, fmt.Sprintf("with --merge the imported entries come after the ledger's own in log order: %v", recent[len(recent)-1]))
+}
+
+func TestLedgerImportChecksBeforeWriting(t *testing.T) {
+	l := startLedger(t)
+	own := l.mem(map[string]any{"memory_type": "preference", "content": "mine"})
+	ctx := context.Background()
+	caller := commands.Caller{Actor: atocore.Actor}
+	at := time.Date(2026, 2, 1, 9, 0, 0, 0, time.UTC)
+	ev := func(id, agg string, minutes int, p domain.Payload) domain.Event {
+		return domain.NewEvent(agg, domain.Meta{EventID: id, Actor: "human-triage", Note: "from the old service",
+			Time: at.Add(time.Duration(minutes) * time.Minute)}, p)
+	}
+	created := ev("e-1", "m-new", 0, domain.MemoryCreated{MemoryType: domain.TypeKnowledge, Content: "imported",
+		Status: domain.StatusActive, Confidence: 1, DomainTags: []string{}})
+	before := l.lastSeq()
+
+	// A promote of an active memory does not fold: nothing at all is written.
+	_, err := l.Main.Ledger.Import(ctx, caller, []domain.Event{created, ev("e-2", "m-new", 1, domain.MemoryPromoted{})}, commands.ImportOptions{})
+	require.ErrorIs(t, err, domain.ErrConflict)
+	require.Contains(t, err.Error(), "promote is allowed only from candidate")
+	require.Equal(t, before, l.lastSeq())
+
+	evs := []domain.Event{created, ev("e-3", "m-new", 2, domain.MemoryInvalidated{}),
+		ev("e-4", own.ID, 3, domain.MemoryCreated{MemoryType: domain.TypeKnowledge, Content: "not mine",
+			Status: domain.StatusActive, Confidence: 1, DomainTags: []string{}})}
+	res, err := l.Main.Ledger.Import(ctx, caller, evs, commands.ImportOptions{})
+	require.NoError(t, err)
+	require.Equal(t, 2, res.Written)
+	require.Equal(t, []commands.ImportConflict{{Kind: "memory", ID: own.ID,
+		Reason: "the ledger holds 1 events of it that this import did not write"}}, res.Conflicts)
+	m := l.get("m-new")
+	require.Equal(t, domain.StatusInvalid, m.Status)
+	require.Equal(t, at.Add(2*time.Minute), m.UpdatedAt.UTC(), "the event's own time")
+	audit := l.auditOf("m-new")
+	require.Equal(t, "human-triage", audit[1].Actor)
+	require.Equal(t, "from the old service", audit[1].Note)
+	require.Equal(t, "mine", l.get(own.ID).Content)
+
+	// Again: everything is present, nothing new.
+	seq := l.lastSeq()
+	res, err = l.Main.Ledger.Import(ctx, caller, evs[:2], commands.ImportOptions{})
+	require.NoError(t, err)
+	require.Equal(t, commands.ImportResult{Present: 2, LastSeq: seq}, res)
+	require.Equal(t, seq, l.lastSeq())
 }
