@@ -99,7 +99,10 @@ func writePlan(ctx context.Context, cfg Config, plan *atocore.Plan, merge bool, 
 		return err
 	}
 	defer db.Close()
-	store := cfg.store(logger)
+	store, err := cfg.store(logger)
+	if err != nil {
+		return err
+	}
 	embedded := cfg.NatsURL == ""
 	if embedded {
 		// Written without a sync per message, and synced once at the end (as memledger import
