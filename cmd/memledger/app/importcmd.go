@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -91,8 +90,8 @@ func writePlan(ctx context.Context, cfg Config, plan *atocore.Plan, merge bool, 
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return fmt.Errorf("data directory: %w", err)
+	if err := prepareDataDir(cfg.Data, logger); err != nil {
+		return err
 	}
 	db, err := projections.OpenLive(cfg.ProjectionsPath(), cfg.ProjectionsSync, logger)
 	if err != nil {
