@@ -18,8 +18,8 @@ func mayAppend(dir string) bool {
 	return dir == "eventstore" || strings.HasPrefix(dir, "eventstore/") || dir == "handlers/ledger"
 }
 
-// appendCalls lists, as file:line, the calls of a method named Append, AppendFor or Restore
-// (an import's writes) in src.
+// appendCalls lists, as file:line, the calls of a method named Append, AppendFor,
+// AppendPipelined or Restore (an import's writes) in src.
 func appendCalls(fset *token.FileSet, name string, src any) ([]string, error) {
 	f, err := parser.ParseFile(fset, name, src, parser.SkipObjectResolution)
 	if err != nil {
@@ -31,7 +31,7 @@ func appendCalls(fset *token.FileSet, name string, src any) ([]string, error) {
 		if !ok {
 			return true
 		}
-		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Append" || sel.Sel.Name == "AppendFor" || sel.Sel.Name == "Restore") {
+		if sel, ok := call.Fun.(*ast.SelectorExpr); ok && (sel.Sel.Name == "Append" || sel.Sel.Name == "AppendFor" || sel.Sel.Name == "AppendPipelined" || sel.Sel.Name == "Restore") {
 			out = append(out, fset.Position(call.Pos()).String())
 		}
 		return true
@@ -47,9 +47,9 @@ func TestOnlyTheLedgerAppends(t *testing.T) {
 	fset := token.NewFileSet()
 	// The check finds what it looks for.
 	found, err := appendCalls(fset, "probe.go", `package p
-func f() { s.Store.Append(ctx, eventstore.Unchecked, ev); st.AppendFor(ctx, f, 0, ev); st.Restore(ctx, msgs); _ = append(xs, 1) }`)
+func f() { s.Store.Append(ctx, eventstore.Unchecked, ev); st.AppendFor(ctx, f, 0, ev); st.Restore(ctx, msgs); st.AppendPipelined(ctx, ps, 0, nil); _ = append(xs, 1) }`)
 	require.NoError(t, err)
-	require.Len(t, found, 3)
+	require.Len(t, found, 4)
 
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)

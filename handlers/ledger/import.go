@@ -44,10 +44,11 @@ var importKinds = []string{domain.KindProject, domain.KindDocument, domain.KindS
 // whose history is another is left alone and reported, and every remaining event must fold
 // cleanly on the aggregate's state (domain.Rules.CheckImported for memories; for projects,
 // state and documents the checks of their commands). Any event that does not is an error and
-// nothing is written. Each event is then appended with the expected last position of its
-// aggregate (of every project, or every document, for those whose rules span them), so a
-// concurrent writer makes the import fail rather than interleave; and Import returns once
-// the projections have applied the last one.
+// nothing is written. The events are then appended pipelined (eventstore.AppendPipelined),
+// each with the expected position of its aggregate's previous event (of every project, or
+// every document, for those whose rules span them), so a concurrent writer makes the import
+// fail rather than interleave (run again, it finds what it wrote); and Import returns once the
+// projections have applied the last one.
 func (l *Ledger) Import(ctx context.Context, c Caller, evs []domain.Event, o ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if err := domain.CheckActor(c.Actor); err != nil {
@@ -114,39 +115,36 @@ func (l *Ledger) Import(ctx context.Context, c Caller, evs []domain.Event, o Imp
 			pending[i] = true
 		}
 	}
-	// Append in the given order.
+	// Append in the given order, pipelined: each event takes the log's next position, so the
+	// expectation of each is the position its aggregate's previous event takes (of the last
+	// project or document event, for those), and the server checks every one of them.
 	filterSeq := map[string]uint64{}
 	for _, filter := range []string{eventstore.ProjectSubjects, eventstore.DocumentSubjects} {
 		if filterSeq[filter], err = l.Store.LastSeqOf(ctx, filter); err != nil {
 			return res, err
 		}
 	}
-	done := 0
+	var items []eventstore.Prepared
+	next := last
 	for i := range evs {
-		done++
 		if !pending[i] {
 			continue
 		}
 		ev := evs[i]
 		a := aggs[[2]string{ev.Kind(), ev.AggregateID}]
-		var ap eventstore.Appended
+		next++
 		switch ev.Kind() {
 		case domain.KindProject, domain.KindDocument:
 			filter := eventstore.KindSubjects(ev.Kind())
-			ap, err = l.Store.AppendFor(ctx, filter, filterSeq[filter], ev)
-			if err == nil {
-				filterSeq[filter] = ap.Seq
-			}
+			items = append(items, eventstore.Prepared{Event: ev, Expected: filterSeq[filter], Filter: filter})
+			filterSeq[filter] = next
 		default:
-			ap, err = l.Store.Append(ctx, a.seq, ev)
+			items = append(items, eventstore.Prepared{Event: ev, Expected: a.seq})
 		}
-		if err != nil {
-			if errors.Is(err, domain.ErrConflict) {
-				err = fmt.Errorf("%w (another writer changed the ledger during the import; run it again: what was written is recognised)", err)
-			}
-			return res, fmt.Errorf("import %s of %s %s: %w", ev.Type, a.kind, a.id, err)
-		}
-		a.seq = ap.Seq
+		a.seq = next
+	}
+	skipped := len(evs) - len(items)
+	err = l.Store.AppendPipelined(ctx, items, 0, func(k int, ap eventstore.Appended) {
 		if ap.Duplicate {
 			res.Present++
 		} else {
@@ -154,8 +152,14 @@ func (l *Ledger) Import(ctx context.Context, c Caller, evs []domain.Event, o Imp
 		}
 		res.LastSeq = max(res.LastSeq, ap.Seq)
 		if o.Progress != nil {
-			o.Progress(done, len(evs))
+			o.Progress(skipped+k+1, len(evs))
 		}
+	})
+	if err != nil {
+		if errors.Is(err, domain.ErrConflict) {
+			err = fmt.Errorf("%w (another writer changed the ledger during the import, or it already held one of these events; run it again: what was written is recognised)", err)
+		}
+		return res, fmt.Errorf("import: %w", err)
 	}
 	if o.Progress != nil {
 		o.Progress(len(evs), len(evs))
