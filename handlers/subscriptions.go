@@ -86,9 +86,7 @@ func (s *Server) registerSubscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if s.Subscriptions != nil {
-		s.Subscriptions.Notify()
-	}
+	s.reconcileSubscriptions(r)
 	w.Header().Set("Location", "/admin/subscriptions/"+res.ID)
 	s.writeSubscription(w, r, res.ID, http.StatusCreated, made)
 }
@@ -147,9 +145,7 @@ func (s *Server) subscriptionAction(a domain.SubscriptionAction) http.HandlerFun
 			s.fail(w, r, err)
 			return
 		}
-		if s.Subscriptions != nil {
-			s.Subscriptions.Notify()
-		}
+		s.reconcileSubscriptions(r)
 		s.writeSubscription(w, r, res.ID, http.StatusOK, "")
 	}
 }
@@ -188,9 +184,7 @@ func (s *Server) resetSubscription(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if s.Subscriptions != nil {
-		s.Subscriptions.Notify()
-	}
+	s.reconcileSubscriptions(r)
 	s.writeSubscription(w, r, res.ID, http.StatusOK, "")
 }
 
@@ -232,5 +226,16 @@ func (s *Server) collectSubscriptions(ctx context.Context, ch chan<- prometheus.
 			ch <- prometheus.MustNewConstMetric(descSubLag, prometheus.GaugeValue, float64(st.Lag), id)
 			ch <- prometheus.MustNewConstMetric(descSubPosition, prometheus.GaugeValue, float64(st.Position), id)
 		}
+	}
+}
+
+// reconcileSubscriptions brings the deliveries to a subscription write just made, so that the
+// answer shows them; a failure is the manager's to retry, and the write stands.
+func (s *Server) reconcileSubscriptions(r *http.Request) {
+	if s.Subscriptions == nil {
+		return
+	}
+	if err := s.Subscriptions.Reconcile(r.Context()); err != nil {
+		s.Logger.Warn("subscriptions: reconcile after a write failed; the manager tries again", "err", err)
 	}
 }

@@ -204,6 +204,7 @@ func TestSubscriptionDeliversEveryMatchingEventInOrderSigned(t *testing.T) {
 	require.NotContains(t, string(res.Body), secret)
 	require.Equal(t, domain.StatusSubscriptionActive, sub.Status)
 	require.Equal(t, "ops-admin", sub.CreatedBy)
+	require.Empty(t, sub.Delivery.Error, "the answer shows the delivery already started")
 	require.Equal(t, []string{"ledger.memory.>"}, sub.Subjects)
 	requireSubDelivered(t, seqs, rec.waitFirsts(3))
 	require.Equal(t, sub.ID, rec.deliveries()[0].Subscription)

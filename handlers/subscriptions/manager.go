@@ -49,11 +49,13 @@ type Manager struct {
 	Now      func() time.Time
 	Logger   *slog.Logger
 
-	mu      sync.Mutex
-	running map[string]*running
-	errs    map[string]string
-	seen    map[string]string // by id: the generation (and removal) whose stale consumers were cleaned
-	wake    chan struct{}
+	// reconciling makes one Reconcile at a time (Run's, and a caller's after a write).
+	reconciling sync.Mutex
+	mu          sync.Mutex
+	running     map[string]*running
+	errs        map[string]string
+	seen        map[string]string // by id: the generation (and removal) whose stale consumers were cleaned
+	wake        chan struct{}
 }
 
 type running struct {
@@ -113,9 +115,12 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// Reconcile brings the feeds to what the subscriptions say, once.
+// Reconcile brings the feeds to what the subscriptions say, once. A caller that has just
+// changed a subscription calls it to have its answer show the new state.
 func (m *Manager) Reconcile(ctx context.Context) error {
 	m.init()
+	m.reconciling.Lock()
+	defer m.reconciling.Unlock()
 	subs, err := m.List.Subscriptions()
 	if err != nil {
 		return fmt.Errorf("read subscriptions: %w", err)
