@@ -54,6 +54,8 @@ type Server struct {
 	Jobs JobRules
 	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
 	Nightly *Nightly
+	// MCP, when set, serves the Model Context Protocol's streamable HTTP transport at /mcp.
+	MCP http.Handler
 	// Sinks are the alert sinks whose state /health reports.
 	Sinks []*sinks.Runner
 	// Subscriptions runs the webhook subscriptions; Keyring seals their secrets.
@@ -142,6 +144,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/subscriptions/{id}/resume", s.subscriptionAction(domain.ActionResume))
 	mux.HandleFunc("POST /admin/subscriptions/{id}/reset", s.resetSubscription)
 	mux.Handle("GET /events", s.changeFeed())
+	if s.MCP != nil {
+		mux.Handle("/mcp", s.MCP)
+	}
 	m := s.newMetrics()
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)

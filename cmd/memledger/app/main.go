@@ -19,6 +19,7 @@ import (
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/sinks"
+	"github.com/memledger/memledger/handlers/mcpserver"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -49,6 +50,8 @@ type Main struct {
 	// Ledger carries out every command: the API's, the pipeline's and the sinks'.
 	Ledger *ledger.Ledger
 	API    *handlers.Server
+	// MCP serves the Model Context Protocol tools and resources (/mcp, memledger mcp).
+	MCP *mcpserver.Service
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *handlers.Nightly
 
@@ -151,6 +154,16 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
 		Version:  Version, Logger: m.Logger, Now: m.Now,
 		Feed: &feed.Server{StallTimeout: m.Config.FeedStallTimeout, BufferBytes: m.Config.FeedBufferBytes}}
+	m.MCP = &mcpserver.Service{Ledger: m.Ledger, DB: m.DB, Search: m.Search, Store: m.Store, Runner: m.Runner, Rules: rules,
+		Now: m.Now, Version: Version, Logger: m.Logger}
+	m.API.MCP = m.MCP.Handler(mcpPrincipal, false)
+	m.sinksDone.Add(1)
+	go func() {
+		defer m.sinksDone.Done()
+		if err := m.MCP.Run(runCtx); err != nil && runCtx.Err() == nil {
+			m.Logger.Error("MCP resource updates stopped", "err", err)
+		}
+	}()
 	// Handler settles the API's defaults, which the goroutines below read.
 	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {

@@ -32,6 +32,7 @@ Usage:
   memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
   memledger integrity [flags] record an integrity run in the running service and print it
   memledger subscriptions COMMAND  add, list, show, pause, resume, reset or remove webhook subscriptions
+  memledger mcp     [flags]   serve the MCP tools over stdio (through the running service, or on the data directory)
   memledger version           print the version
 
 Run "memledger COMMAND -h" for the flags of a command.
@@ -69,6 +70,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = integrity(ctx, args[1:], stdout, stderr)
 	case "subscriptions":
 		err = subscriptionsCmd(ctx, args[1:], stdout, stderr)
+	case "mcp":
+		err = mcpStdio(ctx, args[1:], os.Stdin, stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintln(stdout, "memledger", Version)
 		return 0

@@ -1,0 +1,158 @@
+package mcpserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/projections"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// The resources' addresses.
+const (
+	// memoryScheme prefixes a memory's resource: memory://<id>.
+	memoryScheme = "memory://"
+	// QueueURI is the review queue's resource.
+	QueueURI = "memledger://review-queue"
+	// queueSize is how many candidates the review queue resource holds.
+	queueSize = 200
+)
+
+// MemoryURI is the resource of memory id.
+func MemoryURI(id string) string { return memoryScheme + id }
+
+func (s *Service) addResources(srv *mcp.Server, p Principal) {
+	srv.AddResourceTemplate(&mcp.ResourceTemplate{Name: "memory", URITemplate: memoryScheme + "{id}", MIMEType: "application/json",
+		Description: "One memory as it is now (subscribe to hear when it changes: an edit, a promotion, a rejection)."},
+		s.readMemory)
+	if p.Role.Allows(RoleReviewer) {
+		srv.AddResource(&mcp.Resource{Name: "review-queue", URI: QueueURI, MIMEType: "application/json",
+			Description: "The candidates waiting for review, newest first (subscribe to hear when one arrives or is decided)."},
+			s.readQueue)
+	}
+}
+
+func (s *Service) readMemory(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	id := strings.TrimPrefix(req.Params.URI, memoryScheme)
+	data, err := s.DB.GetMemory(id)
+	if err != nil {
+		return nil, err
+	}
+	if data == nil || !domain.IsToken(id) {
+		return nil, mcp.ResourceNotFoundError(req.Params.URI)
+	}
+	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/json", Text: string(data)}}}, nil
+}
+
+func (s *Service) readQueue(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	mems, _, err := s.DB.ListMemories(projections.MemoryFilter{Status: domain.StatusCandidate, Limit: queueSize})
+	if err != nil {
+		return nil, err
+	}
+	data, err := json.Marshal(struct {
+		Candidates []json.RawMessage `json:"candidates"`
+	}{mems})
+	if err != nil {
+		return nil, err
+	}
+	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: QueueURI, MIMEType: "application/json", Text: string(data)}}}, nil
+}
+
+// subscribe accepts a subscription to a resource this server has.
+func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error {
+	uri := req.Params.URI
+	if uri == QueueURI || (strings.HasPrefix(uri, memoryScheme) && domain.IsToken(strings.TrimPrefix(uri, memoryScheme))) {
+		return nil
+	}
+	return fmt.Errorf("no resource %q to subscribe to: use memory://<id> or %s", uri, QueueURI)
+}
+
+// Run sends resource updates until ctx ends: it follows the log from its end, waits until the
+// projections have applied each memory event (so that a read of the resource shows the
+// change) and tells the subscribers of that memory, and of the review queue when the memory
+// is a candidate or just stopped being one.
+func (s *Service) Run(ctx context.Context) error {
+	s.init()
+	last, err := s.Store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	queued := map[string]bool{}
+	for before := uint64(0); ; {
+		mems, next, err := s.DB.ListMemories(projections.MemoryFilter{Status: domain.StatusCandidate, Limit: 1000, Before: before})
+		if err != nil {
+			return err
+		}
+		for _, m := range mems {
+			var v struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(m, &v) == nil {
+				queued[v.ID] = true
+			}
+		}
+		if next == 0 {
+			break
+		}
+		before = next
+	}
+	evs := make(chan domain.Event, 256)
+	errc := make(chan error, 1)
+	go func() { errc <- s.Store.Follow(ctx, last+1, evs) }()
+	for {
+		var ev domain.Event
+		select {
+		case ev = <-evs:
+		case err := <-errc:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		if ev.Kind() != domain.KindMemory {
+			continue
+		}
+		if err := s.Runner.WaitFor(ctx, ev.Seq); err != nil {
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		candidate := false
+		if data, err := s.DB.GetMemory(ev.AggregateID); err == nil && data != nil {
+			var v struct {
+				Status domain.Status `json:"status"`
+			}
+			candidate = json.Unmarshal(data, &v) == nil && v.Status == domain.StatusCandidate
+		}
+		uris := []string{MemoryURI(ev.AggregateID)}
+		if candidate || queued[ev.AggregateID] {
+			uris = append(uris, QueueURI)
+		}
+		if candidate {
+			queued[ev.AggregateID] = true
+		} else {
+			delete(queued, ev.AggregateID)
+		}
+		s.notify(ctx, uris)
+	}
+}
+
+// notify tells every live server's subscribers of uris that they changed.
+func (s *Service) notify(ctx context.Context, uris []string) {
+	s.mu.Lock()
+	servers := make([]*mcp.Server, 0, len(s.servers))
+	for srv := range s.servers {
+		servers = append(servers, srv)
+	}
+	s.mu.Unlock()
+	for _, srv := range servers {
+		for _, uri := range uris {
+			srv.ResourceUpdated(ctx, &mcp.ResourceUpdatedNotificationParams{URI: uri})
+		}
+	}
+}
