@@ -347,7 +347,12 @@ func TestMCPResourceUpdates(t *testing.T) {
 	require.NoError(t, c.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))
 	require.NoError(t, c.Subscribe(ctx, &mcp.SubscribeParams{URI: "memledger://review-queue"}))
 
-	// A change made elsewhere (the HTTP API) is heard of, and the resource shows it.
+	// Once the client's event stream is up (a change is heard of), a change made elsewhere
+	// (the HTTP API) is heard of, and the resource shows it.
+	changeUntilHeard(t, c, "memory://"+id, func() { l.expect(http.StatusOK, "POST", "/memory/"+id+"/reinforce", map[string]any{}) })
+	c.mu.Lock()
+	c.updated = nil
+	c.mu.Unlock()
 	l.expect(http.StatusOK, "POST", "/memory/"+id+"/promote", nil)
 	eventually(t, func() bool { return c.heard("memory://" + id) }, "no update of memory://"+id)
 	eventually(t, func() bool { return c.heard("memledger://review-queue") }, "no update of the review queue")
@@ -369,6 +374,21 @@ func TestMCPResourceUpdatesOverStdio(t *testing.T) {
 	ctx := context.Background()
 	id := l.create(map[string]any{"content": "Watched over stdio", "memory_type": "knowledge"})["id"].(string)
 	require.NoError(t, c.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))
-	l.expect(http.StatusOK, "POST", "/memory/"+id+"/reinforce", map[string]any{})
-	require.Eventually(t, func() bool { return c.heard("memory://" + id) }, 20*time.Second, 20*time.Millisecond, "no update over stdio")
+	// The notification rides the bridge's event stream from the service, which the bridge opens
+	// on its own after the handshake: a change made before that stream is up is not heard of,
+	// so the test changes the memory until a notification arrives.
+	changeUntilHeard(t, c, "memory://"+id, func() { l.expect(http.StatusOK, "POST", "/memory/"+id+"/reinforce", map[string]any{}) })
+}
+
+// changeUntilHeard makes a change every half second until c hears that uri was updated.
+func changeUntilHeard(t *testing.T, c *mcpClient, uri string, change func()) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !c.heard(uri) {
+		require.True(t, time.Now().Before(deadline), "no update of %s", uri)
+		change()
+		for i := 0; i < 25 && !c.heard(uri); i++ {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 }
