@@ -18,8 +18,8 @@ import (
 	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/ledger"
-	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/mcpserver"
+	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/projections"
 )
 
