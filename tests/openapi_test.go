@@ -113,7 +113,7 @@ func (c *apiCheck) checked() int {
 }
 
 // streamTypes are answers that do not end while the test reads them: their body is not read.
-var streamTypes = []string{"application/x-ndjson"}
+var streamTypes = []string{"application/x-ndjson", "text/event-stream"}
 
 func (c *apiCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.mu.Lock()
