@@ -26,12 +26,10 @@ func BenchmarkMCPToolCall(b *testing.B) {
 	}
 	b.Run("http", func(b *testing.B) { run(b, mcpHTTP(b, l, nil)) })
 	b.Run("stdio-via-service", func(b *testing.B) {
-		var stderr strings.Builder
-		run(b, mcpStdio(b, &stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", b.TempDir()))
+		run(b, mcpStdio(b, &lockedWriter{b: new(strings.Builder)}, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", b.TempDir()))
 	})
 	b.Run("stdio-on-data-dir", func(b *testing.B) {
-		var stderr strings.Builder
-		c := mcpStdio(b, &stderr, "--addr", "127.0.0.1:1", "--data", b.TempDir())
+		c := mcpStdio(b, &lockedWriter{b: new(strings.Builder)}, "--addr", "127.0.0.1:1", "--data", b.TempDir())
 		out, err := c.CallTool(context.Background(), &mcp.CallToolParams{Name: "remember",
 			Arguments: map[string]any{"content": "benchmarked memory", "memory_type": "knowledge"}})
 		require.NoError(b, err)

@@ -98,10 +98,10 @@ func memledgerBinary(t testing.TB) string {
 
 // mcpStdio runs `memledger mcp` with args and connects an MCP client to it over its stdin and
 // stdout; stderr collects what the command says.
-func mcpStdio(t testing.TB, stderr *strings.Builder, args ...string) *mcpClient {
+func mcpStdio(t testing.TB, stderr *lockedWriter, args ...string) *mcpClient {
 	t.Helper()
 	cmd := exec.Command(memledgerBinary(t), append([]string{"mcp"}, args...)...)
-	cmd.Stderr = &lockedWriter{b: stderr}
+	cmd.Stderr = stderr
 	client, c := newMCPClient()
 	cs, err := client.Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
 	require.NoError(t, err)
@@ -119,6 +119,13 @@ func (w *lockedWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.Write(p)
+}
+
+// String is what was written so far; the command may still be writing.
+func (w *lockedWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.String()
 }
 
 // call calls a tool and returns its structured result, failing the test on a tool error.
@@ -292,8 +299,8 @@ func TestMCPOverHTTP(t *testing.T) {
 
 func TestMCPOverStdioOnTheDataDirectory(t *testing.T) {
 	dir := t.TempDir()
-	var stderr strings.Builder
-	c := mcpStdio(t, &stderr, "--data", dir, "--addr", "127.0.0.1:1", "--nats-listen", "")
+	stderr := &lockedWriter{b: new(strings.Builder)}
+	c := mcpStdio(t, stderr, "--data", dir, "--addr", "127.0.0.1:1", "--nats-listen", "")
 	require.Contains(t, stderr.String(), "opening the data directory "+dir)
 	// The suite checks the audit over HTTP: the command serves it on its own listener, which
 	// a test cannot reach, so it reads the audit through the tools only.
@@ -314,8 +321,8 @@ func TestMCPOverStdioOnTheDataDirectory(t *testing.T) {
 
 func TestMCPOverStdioThroughTheService(t *testing.T) {
 	l := startLedger(t)
-	var stderr strings.Builder
-	c := mcpStdio(t, &stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
+	stderr := &lockedWriter{b: new(strings.Builder)}
+	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
 	require.Contains(t, stderr.String(), "talking to the running service at "+l.URL)
 	mcpToolSuite(t, l, c, "mcp-stdio")
 }
@@ -373,8 +380,8 @@ func TestMCPResourceUpdates(t *testing.T) {
 
 func TestMCPResourceUpdatesOverStdio(t *testing.T) {
 	l := startLedger(t)
-	var stderr strings.Builder
-	c := mcpStdio(t, &stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
+	stderr := &lockedWriter{b: new(strings.Builder)}
+	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
 	ctx := context.Background()
 	id := l.create(map[string]any{"content": "Watched over stdio", "memory_type": "knowledge"})["id"].(string)
 	require.NoError(t, c.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))
