@@ -18,6 +18,8 @@ const (
 	KindSystem = "system"
 )
 
+// KindSubscription (subscription.go) is the kind of the webhook subscriptions.
+
 // IsToken reports whether id can name an aggregate: one token of a subject of the log, not
 // empty, without dots, * or >, spaces or control characters. It is the one check of an
 // aggregate id's form.

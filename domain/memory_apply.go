@@ -9,7 +9,7 @@ import (
 // ApplyMemory folds one event into m and returns the new state. It never fails: an event of
 // another aggregate kind, or one it does not know, leaves m unchanged.
 func ApplyMemory(m Memory, ev Event) Memory {
-	if ev.Kind() != "memory" || ev.Data == nil {
+	if ev.Kind() != KindMemory || ev.Data == nil {
 		return m
 	}
 	m.DomainTags = slices.Clone(m.DomainTags)

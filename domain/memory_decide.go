@@ -15,7 +15,7 @@ type Rules struct {
 	MaxNoteLength    int
 }
 
-// DefaultRules returns the limits of DOMAIN.md.
+// DefaultRules returns the limits the README gives (The memory model).
 func DefaultRules() Rules {
 	return Rules{
 		MaxContentLength: DefaultMaxContentLength,

@@ -94,7 +94,7 @@ func (r Rules) CheckImported(m Memory, ev Event) error {
 	if ev.ID == "" || ev.Time.IsZero() {
 		return Invalid("event", "an imported event needs an id and a time")
 	}
-	if ev.Kind() != "memory" || ev.Data == nil || ev.Data.EventType() != ev.Type {
+	if ev.Kind() != KindMemory || ev.Data == nil || ev.Data.EventType() != ev.Type {
 		return Invalid("type", "%q is not a memory event", ev.Type)
 	}
 	if c, ok := ev.Data.(MemoryCreated); ok {

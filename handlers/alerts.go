@@ -178,7 +178,8 @@ type PipelineRules struct {
 	MaxCandidates int
 }
 
-// DefaultPipelineRules are the thresholds of DOMAIN.md.
+// DefaultPipelineRules are the thresholds the README gives (Pipeline rules): a pass rate of
+// 0.85, 200 candidates.
 func DefaultPipelineRules() PipelineRules {
 	return PipelineRules{MinPassRate: 0.85, MaxCandidates: 200}
 }

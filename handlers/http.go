@@ -37,7 +37,7 @@ const (
 	problemJSON  = "application/problem+json"
 )
 
-// Server serves the HTTP API. Set its fields, then use Handler. It writes only through
+// Server serves the HTTP API. Make it with NewServer, change its fields, then use Handler. It writes only through
 // Ledger; Store, DB and Runner serve the reads.
 type Server struct {
 	// Ledger carries out every command.
@@ -86,17 +86,16 @@ func (s *Server) EndStreams() {
 	s.endStreams()
 }
 
-// Handler returns the API's routes.
+// NewServer returns a Server that writes through l and reads from l's store and views and
+// from runner, with the defaults: the clock time.Now, slog's default logger, l's rules and
+// the default job and pipeline thresholds. Change its fields before Handler.
+func NewServer(l *ledger.Ledger, runner *projections.Runner) *Server {
+	return &Server{Ledger: l, Store: l.Store, DB: l.DB, Runner: runner, Rules: l.Rules,
+		Jobs: DefaultJobRules(), Pipeline: DefaultPipelineRules(), Now: time.Now, Logger: slog.Default()}
+}
+
+// Handler returns the API's routes. It changes nothing in s.
 func (s *Server) Handler() http.Handler {
-	if s.Now == nil {
-		s.Now = time.Now
-	}
-	if s.Logger == nil {
-		s.Logger = slog.Default()
-	}
-	if s.Jobs == (JobRules{}) {
-		s.Jobs = DefaultJobRules()
-	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /memory", s.createMemory)
 	mux.HandleFunc("GET /memory", s.listMemories)
@@ -210,7 +209,7 @@ type JobRules struct {
 	CandidateMaxAge time.Duration
 }
 
-// DefaultJobRules are the thresholds of DOMAIN.md: 3 references and 0.7, 14 days.
+// DefaultJobRules are the thresholds the README gives (Jobs): 3 references and 0.7, 14 days.
 func DefaultJobRules() JobRules {
 	return JobRules{AutoPromoteRefs: domain.DefaultAutoPromoteRefs, AutoPromoteConfidence: domain.DefaultAutoPromoteConf,
 		CandidateMaxAge: domain.DefaultCandidateMaxAge}

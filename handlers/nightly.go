@@ -42,7 +42,7 @@ type Nightly struct {
 	mu     sync.Mutex
 }
 
-// NewNightly returns the pipeline of DOMAIN.md on s: auto-promote reinforced candidates,
+// NewNightly returns the pipeline the README describes (Nightly pipeline) on s: auto-promote reinforced candidates,
 // expire stale candidates, the pipeline alert rules, the integrity run.
 func NewNightly(s *Server) *Nightly {
 	n := &Nightly{Server: s, Logger: s.Logger}

@@ -49,12 +49,12 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 			}
 		}
 	}
-	db, err := Open(path, !sync)
+	db, err := Open(path, sync)
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
 		}
-		db, err = Open(path, !sync)
+		db, err = Open(path, sync)
 	}
 	if err != nil {
 		return nil, err
@@ -76,11 +76,12 @@ func bootID() string {
 	return strings.TrimSpace(string(b))
 }
 
-// Open opens (or creates) the projection file at path. noSync skips the fsync of each commit:
-// for a rebuild into a fresh file, which is synced once at the end. A damaged file (see
-// checkFile; a panic of bbolt's) is ErrDamaged.
-func Open(path string, noSync bool) (*DB, error) {
-	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: noSync, NoFreelistSync: true})
+// Open opens (or creates) the projection file at path. With sync, each commit is fsynced;
+// without, none is: for a rebuild into a fresh file, which is synced once at the end (the
+// option means the same as OpenLive's). A damaged file (see checkFile; a panic of bbolt's) is
+// ErrDamaged.
+func Open(path string, sync bool) (*DB, error) {
+	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true})
 	if errors.Is(err, ErrDamaged) {
 		return nil, err
 	}

@@ -150,7 +150,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		mems = p.held.mems
 	}
 	for _, ev := range evs {
-		if ev.Kind() == "memory" && ev.Data != nil {
+		if ev.Kind() == domain.KindMemory && ev.Data != nil {
 			if err := p.applyMemory(tx, mems, ev); err != nil {
 				return err
 			}

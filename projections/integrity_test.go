@@ -55,7 +55,7 @@ func newIntegLog(t *testing.T) *integLog {
 // integRunner opens a projection file at path with a runner of the integrity projection.
 func integRunner(t *testing.T, src projections.Source, path string) (*projections.DB, *projections.Runner) {
 	t.Helper()
-	db, err := projections.Open(path, false)
+	db, err := projections.Open(path, true)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	r := &projections.Runner{DB: db, Source: src, Projections: []projections.Projection{projections.Integrity{}},
@@ -294,7 +294,7 @@ func TestIntegrityProjectionApplyInTransactions(t *testing.T) {
 
 	p := projections.Integrity{}
 	for _, perTx := range []bool{true, false} {
-		db, err := projections.Open(filepath.Join(t.TempDir(), "p.db"), false)
+		db, err := projections.Open(filepath.Join(t.TempDir(), "p.db"), true)
 		require.NoError(t, err)
 		require.NoError(t, db.Bolt().Update(p.Init))
 		if perTx {

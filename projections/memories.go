@@ -184,7 +184,7 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		states = p.held.states
 	}
 	for _, ev := range evs {
-		if ev.Kind() != "memory" || ev.Data == nil {
+		if ev.Kind() != domain.KindMemory || ev.Data == nil {
 			continue
 		}
 		if err := p.applyEvent(tx, states, ev); err != nil {

@@ -33,7 +33,7 @@ func (Projects) Buckets() [][]byte {
 
 // Apply implements Projection.
 func (Projects) Apply(tx *bolt.Tx, ev domain.Event) error {
-	if ev.Kind() != "project" || ev.Data == nil {
+	if ev.Kind() != domain.KindProject || ev.Data == nil {
 		return nil
 	}
 	projects, aliases := tx.Bucket(bucketProjects), tx.Bucket(bucketAliases)

@@ -28,7 +28,7 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	db, err := Open(path, true)
+	db, err := Open(path, false)
 	if err != nil {
 		return nil, err
 	}

@@ -47,7 +47,7 @@ func openStore(tb testing.TB, dir, fsync string) *eventstore.Store {
 // on the file and closes it, unless the test closed it already.
 func openDB(tb testing.TB, path string) *projections.DB {
 	tb.Helper()
-	db, err := projections.Open(path, false)
+	db, err := projections.Open(path, true)
 	require.NoError(tb, err)
 	cleanupDB(tb, db)
 	return db

@@ -257,7 +257,7 @@ func (s *Search) apply(evs []domain.Event) error {
 	projects := false
 	for _, ev := range evs {
 		switch ev.Kind() {
-		case "memory":
+		case domain.KindMemory:
 			before, ok := changed[ev.AggregateID]
 			if !ok {
 				var err error
@@ -267,7 +267,7 @@ func (s *Search) apply(evs []domain.Event) error {
 				order = append(order, ev.AggregateID)
 			}
 			changed[ev.AggregateID] = domain.ApplyMemory(before, ev)
-		case "project":
+		case domain.KindProject:
 			domain.ApplyProject(s.projects, ev)
 			projects = true
 		}

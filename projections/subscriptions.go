@@ -38,7 +38,7 @@ func (Subscriptions) Buckets() [][]byte { return [][]byte{bucketSubscriptions} }
 
 // Apply implements Projection.
 func (Subscriptions) Apply(tx *bolt.Tx, ev domain.Event) error {
-	if ev.Kind() != "subscription" || ev.Data == nil {
+	if ev.Kind() != domain.KindSubscription || ev.Data == nil {
 		return nil
 	}
 	b := tx.Bucket(bucketSubscriptions)

@@ -21,7 +21,7 @@ func TestSubscriptionsProjection(t *testing.T) {
 	store.Logger = slog.New(slog.DiscardHandler)
 	require.NoError(t, store.Open(t.Context()))
 	t.Cleanup(func() { store.Close() })
-	db, err := projections.Open(filepath.Join(dir, "live.db"), false)
+	db, err := projections.Open(filepath.Join(dir, "live.db"), true)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	ps := []projections.Projection{projections.Subscriptions{}}

@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// The limits and thresholds DOMAIN.md calls defaults are settings.
+// The limits and thresholds the README calls defaults are settings.
 func TestConfiguredLimitsAndThresholds(t *testing.T) {
 	l := startLedger(t, withConfig(func(c *app.Config) {
 		c.MaxContent = 10

@@ -33,7 +33,7 @@ func fold(t *testing.T, evs []domain.Event) map[string]domain.Memory {
 	out := map[string]domain.Memory{}
 	rules := domain.DefaultRules()
 	for i, ev := range evs {
-		if ev.Kind() != "memory" {
+		if ev.Kind() != domain.KindMemory {
 			continue
 		}
 		ev.Seq = uint64(i + 1)
@@ -94,7 +94,7 @@ func TestBuildMapsTheFixture(t *testing.T) {
 	// Times are the original ones, the memory events in time order, their ids stable.
 	var last time.Time
 	for _, ev := range plan.Events {
-		if ev.Kind() == "memory" {
+		if ev.Kind() == domain.KindMemory {
 			require.False(t, ev.Time.Before(last), "%s at %s after %s", ev.Type, ev.Time, last)
 			last = ev.Time
 		}

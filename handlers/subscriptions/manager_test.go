@@ -30,7 +30,7 @@ type managed struct {
 func newManaged(t *testing.T) *managed {
 	store, st := openLog(t)
 	dir := t.TempDir()
-	db, err := projections.Open(filepath.Join(dir, "p.db"), false)
+	db, err := projections.Open(filepath.Join(dir, "p.db"), true)
 	require.NoError(t, err)
 	t.Cleanup(func() { db.Close() })
 	r := &projections.Runner{DB: db, Source: store, Projections: []projections.Projection{projections.Subscriptions{}},

@@ -133,7 +133,7 @@ func importLog(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer lock.unlock()
-	live, err := projections.Open(cfg.ProjectionsPath(), false)
+	live, err := projections.Open(cfg.ProjectionsPath(), true)
 	if err != nil {
 		return err
 	}

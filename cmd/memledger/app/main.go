@@ -148,12 +148,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	rules := domain.DefaultRules()
 	rules.MaxContentLength = m.Config.MaxContent
 	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger}
-	m.API = &handlers.Server{Ledger: m.Ledger, Store: m.Store, DB: m.DB, Runner: m.Runner, Search: m.Search, Rules: rules,
-		Jobs: handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
-			CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))},
-		Pipeline: handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates},
-		Version:  Version, Logger: m.Logger, Now: m.Now,
-		Feed: &feed.Server{StallTimeout: m.Config.FeedStallTimeout, BufferBytes: m.Config.FeedBufferBytes}}
+	m.API = handlers.NewServer(m.Ledger, m.Runner)
+	m.API.Search, m.API.Version, m.API.Logger = m.Search, Version, m.Logger
+	m.API.Jobs = handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
+		CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))}
+	m.API.Pipeline = handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates}
+	m.API.Feed = &feed.Server{StallTimeout: m.Config.FeedStallTimeout, BufferBytes: m.Config.FeedBufferBytes}
+	if m.Now != nil {
+		m.API.Now = m.Now
+	}
 	m.MCP = &mcpserver.Service{Ledger: m.Ledger, DB: m.DB, Search: m.Search, Store: m.Store, Runner: m.Runner, Rules: rules,
 		Now: m.Now, Version: Version, Logger: m.Logger}
 	m.API.MCP = m.MCP.Handler(mcpPrincipal, false)
@@ -164,7 +167,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Logger.Error("MCP resource updates stopped", "err", err)
 		}
 	}()
-	// Handler settles the API's defaults, which the goroutines below read.
 	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {
 		return err

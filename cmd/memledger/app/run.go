@@ -194,12 +194,12 @@ func rebuild(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	defer lock.unlock()
-	live, err := projections.Open(cfg.ProjectionsPath(), false)
+	live, err := projections.Open(cfg.ProjectionsPath(), true)
 	if errors.Is(err, projections.ErrDamaged) {
 		if _, err := projections.SetAside(cfg.ProjectionsPath(), err, logger); err != nil {
 			return err
 		}
-		live, err = projections.Open(cfg.ProjectionsPath(), false)
+		live, err = projections.Open(cfg.ProjectionsPath(), true)
 	}
 	if err != nil {
 		return err
@@ -294,7 +294,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer lock.unlock()
-	live, err := projections.Open(cfg.ProjectionsPath(), false)
+	live, err := projections.Open(cfg.ProjectionsPath(), true)
 	if errors.Is(err, projections.ErrDamaged) {
 		fmt.Fprintf(stdout, "verify: PROJECTIONS DAMAGED, %v; serve or rebuild sets the file aside and builds it again from the log\n", err)
 		return exitError(1)
