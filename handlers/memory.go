@@ -220,7 +220,18 @@ func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	mems, next, err := s.DB.ListMemories(f)
+	at, asOf, err := s.asOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	var mems []json.RawMessage
+	var next uint64
+	if asOf {
+		mems, next, err = s.DB.ListMemoriesAsOf(f, at)
+	} else {
+		mems, next, err = s.DB.ListMemories(f)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -238,7 +249,7 @@ func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
 	q := r.URL.Query()
-	if err := checkQuery(q, "status", "memory_type", "project", "limit", "cursor"); err != nil {
+	if err := checkQuery(q, "status", "memory_type", "project", "limit", "cursor", "as_of"); err != nil {
 		return projections.MemoryFilter{}, err
 	}
 	var f projections.MemoryFilter

@@ -84,7 +84,7 @@ func (s *Server) writeState(w http.ResponseWriter, r *http.Request, res ledger.R
 
 func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkQuery(q, "project", "category", "include_invalid"); err != nil {
+	if err := checkQuery(q, "project", "category", "include_invalid", "as_of"); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -97,7 +97,26 @@ func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, domain.Invalid("category", "needs a project"))
 		return
 	}
-	entries, err := s.DB.ListState(projections.StateFilter{Project: project, Category: q.Get("category"), All: q.Get("include_invalid") == "true"})
+	at, asOf, err := s.asOf(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	f := projections.StateFilter{Project: project, Category: q.Get("category")}
+	switch v := q.Get("include_invalid"); v {
+	case "", "false":
+	case "true":
+		f.All = true
+	default:
+		s.fail(w, r, domain.Invalid("include_invalid", "must be true or false, got %q", v))
+		return
+	}
+	var entries []json.RawMessage
+	if asOf {
+		entries, err = s.DB.ListStateAsOf(f, at)
+	} else {
+		entries, err = s.DB.ListState(f)
+	}
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -313,16 +313,27 @@ func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
 		}
 		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp,
 			Changes: changes(e.Before, e.After), Selected: e.Seq == p.AsOf}
-		if p.AsOf != 0 && e.Seq <= p.AsOf {
-			p.Shown = domain.Memory{}
-			json.Unmarshal(e.After, &p.Shown)
-			found = found || e.Seq == p.AsOf
-		}
+		found = found || e.Seq == p.AsOf
 		p.Entries = append(p.Entries, te)
 	}
 	if !found {
 		s.uiFail(w, r, fmt.Errorf("memory %s has no history entry %d: %w", id, p.AsOf, domain.ErrNotFound))
 		return
+	}
+	if p.AsOf != 0 {
+		// The same as-of read as GET /memory/{id}?as_of=.
+		shown, err := s.DB.MemoryAsOf(id, p.AsOf)
+		if err == nil && shown == nil {
+			err = fmt.Errorf("memory %s as of %d: %w", id, p.AsOf, domain.ErrNotFound)
+		}
+		if err == nil {
+			p.Shown = domain.Memory{}
+			err = json.Unmarshal(shown, &p.Shown)
+		}
+		if err != nil {
+			s.uiFail(w, r, err)
+			return
+		}
 	}
 	if p.AsOf == 0 && len(p.Entries) > 0 {
 		p.Entries[len(p.Entries)-1].Selected = true

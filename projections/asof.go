@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 
+	"github.com/memledger/memledger/domain"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -63,9 +64,11 @@ func (db *DB) MemoryAuditAsOf(id string, seq uint64) ([]json.RawMessage, error) 
 }
 
 // ListMemoriesAsOf returns the memories matching f as they were right after log position seq,
-// newest first (by creation), and the cursor of the next page (0 when there is none). The
-// indexes by status, type and project hold the current state, so it walks the memories created
-// up to seq and filters their states at seq.
+// newest first (by creation), and the cursor of the next page (0 when there is none), as
+// ListMemories pages. The indexes by status, type and project hold the current state (a
+// reconciliation may change even a memory's project), so it walks the memories created up to
+// seq and filters their states at seq, one seek in the audit each: a page costs what it reads
+// until it holds limit matches.
 func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, uint64, error) {
 	out := []json.RawMessage{}
 	var next uint64
@@ -100,7 +103,9 @@ func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, u
 }
 
 // ListStateAsOf returns the state entries matching f as they were right after log position
-// seq, by project, category and key.
+// seq, by project, category and key. For each entry it seeks its last change at or before seq
+// and then skips to the next entry, so the cost grows with the entries, not their changes (the
+// system entries change with every alert).
 func (db *DB) ListStateAsOf(f StateFilter, seq uint64) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -115,48 +120,50 @@ func (db *DB) ListStateAsOf(f StateFilter, seq uint64) ([]json.RawMessage, error
 				prefix = append(prefix, f.Category+"\x00"...)
 			}
 		}
-		// Keys are entry\x00seq: an entry's changes are together, in log order.
-		var entry, last []byte
-		flush := func() error {
-			if last == nil {
-				return nil
-			}
-			var e struct {
-				After json.RawMessage `json:"after"`
-			}
-			if err := json.Unmarshal(audit.Get(last), &e); err != nil {
-				return err
-			}
-			var st struct {
-				Category string `json:"category"`
-				Status   string `json:"status"`
-			}
-			if err := json.Unmarshal(e.After, &st); err != nil {
-				return err
-			}
-			if (f.Category == "" || st.Category == f.Category) && (f.All || st.Status == "active") {
-				out = append(out, bytes.Clone(e.After))
-			}
-			last = nil
-			return nil
-		}
+		// Keys are project\x00category\x00key\x00seq, and no part holds a NUL: an entry's
+		// changes are together, in log order, and entry\x01 sorts after all of them.
 		c := idx.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if len(k) < 9 {
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); {
+			if len(k) < 9 || k[len(k)-9] != 0 {
+				k, _ = c.Next()
 				continue
 			}
-			key, s := k[:len(k)-9], k[len(k)-8:]
-			if !bytes.Equal(key, entry) {
-				if err := flush(); err != nil {
+			entry := bytes.Clone(k[:len(k)-8]) // with its NUL
+			at, _ := seekBefore(c, append(bytes.Clone(entry), encodeSeq(seq+1)...))
+			if at != nil && len(at) == len(entry)+8 && bytes.HasPrefix(at, entry) {
+				e, err := stateAsOf(audit.Get(at[len(entry):]), f)
+				if err != nil {
 					return err
 				}
-				entry = bytes.Clone(key)
+				if e != nil {
+					out = append(out, e)
+				}
 			}
-			if decodeSeq(s) <= seq {
-				last = bytes.Clone(s)
-			}
+			entry[len(entry)-1] = 1
+			k, _ = c.Seek(entry)
 		}
-		return flush()
+		return nil
 	})
 	return out, err
+}
+
+// stateAsOf returns the entry a state audit entry left, when f selects it.
+func stateAsOf(data []byte, f StateFilter) (json.RawMessage, error) {
+	var e struct {
+		After json.RawMessage `json:"after"`
+	}
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	var st struct {
+		Category string `json:"category"`
+		Status   string `json:"status"`
+	}
+	if err := json.Unmarshal(e.After, &st); err != nil {
+		return nil, err
+	}
+	if (f.Category != "" && st.Category != f.Category) || (!f.All && st.Status != domain.StateActive) {
+		return nil, nil
+	}
+	return bytes.Clone(e.After), nil
 }
