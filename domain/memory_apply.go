@@ -51,12 +51,10 @@ func ApplyMemory(m Memory, ev Event) Memory {
 				m.Status = p.Status
 			}
 		}
-	case MemoryPromoted:
-		m.Status = StatusActive
-	case MemoryRejected, MemoryInvalidated, MemoryExpired:
-		m.Status = StatusInvalid
+	case MemoryPromoted, MemoryRejected, MemoryInvalidated, MemoryExpired:
+		m.Status = statusAfter(ev.Type, m.Status)
 	case MemorySuperseded:
-		m.Status = StatusSuperseded
+		m.Status = statusAfter(ev.Type, m.Status)
 		m.SupersededBy = p.SupersededBy
 	case MemoryReinforced:
 		// Rounded to 1e-9 so that 0.9 + 0.05 reads 0.95, not 0.9500000000000001.
@@ -95,18 +93,8 @@ func AuditAction(before Memory, ev Event) Action {
 			}
 		}
 		return ActionUpdated
-	case MemoryPromoted:
-		return ActionPromoted
-	case MemoryRejected:
-		return ActionRejected
-	case MemoryInvalidated:
-		return ActionInvalidated
-	case MemorySuperseded:
-		return ActionSuperseded
-	case MemoryReinforced:
-		return ActionReinforced
-	case MemoryExpired:
-		return ActionExpired
+	case MemoryPromoted, MemoryRejected, MemoryInvalidated, MemorySuperseded, MemoryReinforced, MemoryExpired:
+		return actionOf(ev.Type)
 	case MemoryReconciled:
 		return ActionReconciled
 	}

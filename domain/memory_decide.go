@@ -120,7 +120,8 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 	if !m.Exists() {
 		return nil, fmt.Errorf("memory %s: %w", id, ErrNotFound)
 	}
-	if _, err := Transition(id, m.Status, cmd.action()); err != nil {
+	to, err := Transition(id, m.Status, cmd.action())
+	if err != nil {
 		return nil, err
 	}
 	var p Payload
@@ -174,6 +175,10 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 		p = MemoryExpired{}
 	default:
 		return nil, fmt.Errorf("unknown command %T: %w", cmd, ErrInvalid)
+	}
+	if _, isUpdate := p.(MemoryUpdated); !isUpdate && statusAfter(p.EventType(), m.Status) != to {
+		// The command's case and its row of the state machine disagree.
+		return nil, fmt.Errorf("%T leads memory %s to %s, its event %s to %s", cmd, id, to, p.EventType(), statusAfter(p.EventType(), m.Status))
 	}
 	return []Event{NewEvent(id, meta, p)}, nil
 }

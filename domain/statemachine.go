@@ -30,22 +30,69 @@ var verbs = map[Action]string{
 // Verb is the imperative of the action ("promote" for promoted), for messages.
 func (a Action) Verb() string { return verbs[a] }
 
-// transition is one row of the state machine: the statuses a mutation is allowed from and the
-// status it leads to ("" for unchanged).
+// transition is one row of the state machine: the statuses a mutation is allowed from, the
+// status it leads to ("" for unchanged) and the type of the event that records it.
 type transition struct {
-	from []Status
-	to   Status
+	from  []Status
+	to    Status
+	event string
 }
 
-// stateMachine is the one place where the life cycle of a memory is defined.
+// stateMachine is the one place where the life cycle of a memory is defined: Decide checks a
+// command against it (Transition), ApplyMemory takes the status an event leads to from it
+// (statusAfter) and AuditAction the event's verb (actionOf). Adding a mutation is a payload
+// type, its case in Decide, its row here and its golden fixture; TestMutationCoupling checks
+// that they agree.
 var stateMachine = map[Action]transition{
-	ActionUpdated:     {from: []Status{StatusCandidate, StatusActive}},
-	ActionPromoted:    {from: []Status{StatusCandidate}, to: StatusActive},
-	ActionRejected:    {from: []Status{StatusCandidate}, to: StatusInvalid},
-	ActionInvalidated: {from: []Status{StatusActive}, to: StatusInvalid},
-	ActionSuperseded:  {from: []Status{StatusActive}, to: StatusSuperseded},
-	ActionReinforced:  {from: []Status{StatusCandidate, StatusActive}},
-	ActionExpired:     {from: []Status{StatusCandidate}, to: StatusInvalid},
+	ActionUpdated:     {from: []Status{StatusCandidate, StatusActive}, event: EventMemoryUpdated},
+	ActionPromoted:    {from: []Status{StatusCandidate}, to: StatusActive, event: EventMemoryPromoted},
+	ActionRejected:    {from: []Status{StatusCandidate}, to: StatusInvalid, event: EventMemoryRejected},
+	ActionInvalidated: {from: []Status{StatusActive}, to: StatusInvalid, event: EventMemoryInvalidated},
+	ActionSuperseded:  {from: []Status{StatusActive}, to: StatusSuperseded, event: EventMemorySuperseded},
+	ActionReinforced:  {from: []Status{StatusCandidate, StatusActive}, event: EventMemoryReinforced},
+	ActionExpired:     {from: []Status{StatusCandidate}, to: StatusInvalid, event: EventMemoryExpired},
+}
+
+// byEvent is the state machine's action for each event type that records one of its rows.
+var byEvent = func() map[string]Action {
+	out := make(map[string]Action, len(stateMachine))
+	for a, t := range stateMachine {
+		out[t.event] = a
+	}
+	return out
+}()
+
+// actionOf is the state machine's action an event of type eventType records ("" for none).
+func actionOf(eventType string) Action { return byEvent[eventType] }
+
+// statusAfter is the status a memory in status from has once an event of type eventType is
+// applied, as the state machine says: its row's target, or from for a row that keeps it.
+func statusAfter(eventType string, from Status) Status {
+	if t := stateMachine[byEvent[eventType]]; t.to != "" {
+		return t.to
+	}
+	return from
+}
+
+// Mutation is one row of the state machine, as the coupling tests read it.
+type Mutation struct {
+	Action Action
+	From   []Status
+	// To is the status the mutation leads to ("" for unchanged).
+	To Status
+	// Event is the type of the event that records it.
+	Event string
+}
+
+// Mutations lists the rows of the state machine, in the order of Actions.
+func Mutations() []Mutation {
+	var out []Mutation
+	for _, a := range Actions {
+		if t, ok := stateMachine[a]; ok {
+			out = append(out, Mutation{Action: a, From: slices.Clone(t.from), To: t.to, Event: t.event})
+		}
+	}
+	return out
 }
 
 // statusVerbs are the transitions a status change through an update may take, in the order

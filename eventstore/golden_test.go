@@ -232,6 +232,20 @@ func TestEveryRegisteredTypeHasAFixture(t *testing.T) {
 	}
 }
 
+// TestEveryMutationHasAFixture: each row of the state machine records an event type the codec
+// knows, with its golden fixture (the last of a mutation's coupled parts; domain's
+// TestMutationCoupling checks the others).
+func TestEveryMutationHasAFixture(t *testing.T) {
+	registered := eventstore.RegisteredTypes()
+	require.NotEmpty(t, domain.Mutations())
+	for _, m := range domain.Mutations() {
+		version, ok := registered[m.Event]
+		require.True(t, ok, "the event %s of mutation %s is registered", m.Event, m.Action)
+		require.FileExists(t, fixturePath(m.Event, version))
+		require.Contains(t, goldenEvents, m.Event)
+	}
+}
+
 var fixtureName = regexp.MustCompile(`^([a-z_]+\.[a-z_]+)\.v([0-9]+)\.json$`)
 
 // TestEveryFixtureDecodes reads every fixture, also those of older versions, which must still
