@@ -9,15 +9,10 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
-)
-
-// Actors of the automatic jobs.
-const (
-	ActorAutoPromote = "phase10-auto-promote"
-	ActorExpiry      = "candidate-expiry"
 )
 
 type autoPromoteRequest struct {
@@ -55,7 +50,7 @@ func (s *Server) autoPromote(w http.ResponseWriter, r *http.Request) {
 	if q.Note == "" {
 		q.Note = fmt.Sprintf("auto-promote: reference_count >= %d and confidence >= %v", cmd.MinReferenceCount, cmd.MinConfidence)
 	}
-	c, err := plainCaller(r, ActorAutoPromote)
+	c, err := plainCaller(r, jobs.ActorAutoPromote)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -85,7 +80,7 @@ func (s *Server) expireCandidates(w http.ResponseWriter, r *http.Request) {
 	if q.Note == "" {
 		q.Note = fmt.Sprintf("expire: candidate never reinforced, older than %v days", maxAge.Hours()/24)
 	}
-	c, err := plainCaller(r, ActorExpiry)
+	c, err := plainCaller(r, jobs.ActorExpiry)
 	if err != nil {
 		s.fail(w, r, err)
 		return

@@ -22,6 +22,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/feed"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
@@ -49,11 +50,11 @@ type Server struct {
 	Search *projections.Search
 	Rules  domain.Rules
 	// Pipeline holds the thresholds of the pipeline alert rules.
-	Pipeline PipelineRules
+	Pipeline jobs.PipelineRules
 	// Jobs holds the default thresholds of auto-promotion and candidate expiry.
-	Jobs JobRules
+	Jobs jobs.Rules
 	// Nightly is the nightly pipeline that POST /admin/nightly/run runs.
-	Nightly *Nightly
+	Nightly *jobs.Nightly
 	// MCP, when set, serves the Model Context Protocol's streamable HTTP transport at /mcp.
 	MCP http.Handler
 	// Sinks are the alert sinks whose state /health reports.
@@ -91,7 +92,7 @@ func (s *Server) EndStreams() {
 // the default job and pipeline thresholds. Change its fields before Handler.
 func NewServer(l *ledger.Ledger, runner *projections.Runner) *Server {
 	return &Server{Ledger: l, Store: l.Store, DB: l.DB, Runner: runner, Rules: l.Rules,
-		Jobs: DefaultJobRules(), Pipeline: DefaultPipelineRules(), Now: time.Now, Logger: slog.Default()}
+		Jobs: jobs.DefaultRules(), Pipeline: jobs.DefaultPipelineRules(), Now: time.Now, Logger: slog.Default()}
 }
 
 // Handler returns the API's routes. It changes nothing in s.
@@ -197,22 +198,6 @@ func (s *Server) noRoute(w http.ResponseWriter, r *http.Request, mux *http.Serve
 	}
 	w.Header().Set("Allow", strings.Join(allowed, ", "))
 	s.problem(w, r, http.StatusMethodNotAllowed, fmt.Sprintf("%s %s is not supported; use %s", r.Method, r.URL.Path, strings.Join(allowed, ", ")), "")
-}
-
-// JobRules are the default thresholds of the automatic jobs (a request may name others).
-type JobRules struct {
-	// AutoPromoteRefs and AutoPromoteConfidence: a candidate reinforced at least this often
-	// and this confident is promoted.
-	AutoPromoteRefs       int
-	AutoPromoteConfidence float64
-	// CandidateMaxAge: a candidate never reinforced and older than this expires.
-	CandidateMaxAge time.Duration
-}
-
-// DefaultJobRules are the thresholds the README gives (Jobs): 3 references and 0.7, 14 days.
-func DefaultJobRules() JobRules {
-	return JobRules{AutoPromoteRefs: domain.DefaultAutoPromoteRefs, AutoPromoteConfidence: domain.DefaultAutoPromoteConf,
-		CandidateMaxAge: domain.DefaultCandidateMaxAge}
 }
 
 // Errors of the HTTP layer, mapped to statuses by statusOf with the domain's.

@@ -3,11 +3,9 @@ package handlers
 import (
 	"net/http"
 
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"
 )
-
-// ActorIntegrity is the actor of recorded integrity runs and of their alerts.
-const ActorIntegrity = "integrity-check"
 
 func (s *Server) getIntegrity(w http.ResponseWriter, r *http.Request) {
 	report, err := s.DB.IntegrityReport()
@@ -22,7 +20,7 @@ func (s *Server) getIntegrity(w http.ResponseWriter, r *http.Request) {
 type IntegrityRun = ledger.IntegrityRun
 
 func (s *Server) postIntegrityRun(w http.ResponseWriter, r *http.Request) {
-	run, err := s.Ledger.RunIntegrity(r.Context(), caller(r, ActorIntegrity))
+	run, err := s.Ledger.RunIntegrity(r.Context(), caller(r, jobs.ActorIntegrity))
 	if err != nil {
 		s.fail(w, r, err)
 		return

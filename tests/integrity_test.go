@@ -13,6 +13,7 @@ import (
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/stretchr/testify/require"
 )
 
@@ -233,7 +234,7 @@ func TestIntegrityRecordedRun(t *testing.T) {
 	w := warnings[0]
 	require.Equal(t, run.Alert.ID, w.ID)
 	require.Equal(t, domain.SeverityWarning, w.Severity)
-	require.Equal(t, handlers.ActorIntegrity, w.Actor)
+	require.Equal(t, jobs.ActorIntegrity, w.Actor)
 	require.Contains(t, w.Message, "4 integrity findings")
 	require.EqualValues(t, 4, w.Context["total"])
 	require.EqualValues(t, before, w.Context["at_seq"])

@@ -12,7 +12,7 @@ import (
 
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
@@ -22,7 +22,7 @@ const pfNight = "2026-06-15"
 
 var pfNightAt = time.Date(2026, 6, 15, 3, 0, 0, 0, time.UTC)
 
-var pfStepNames = []string{handlers.StepAutoPromote, handlers.StepExpire, handlers.StepPipeline, handlers.StepIntegrity}
+var pfStepNames = []string{jobs.StepAutoPromote, jobs.StepExpire, jobs.StepPipeline, jobs.StepIntegrity}
 
 // pfRunNightly runs the pipeline over HTTP and returns the run.
 func pfRunNightly(t *testing.T, l *ledger, body map[string]any) domain.NightlyRan {
@@ -125,7 +125,7 @@ func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
 	run := pfRunNightly(t, l, map[string]any{"night": pfNight})
 	require.Equal(t, pfNight, run.Night)
 	require.Equal(t, pfAllSteps(domain.StepOK), pfStepStatuses(run.Steps))
-	actors := []string{handlers.ActorAutoPromote, handlers.ActorExpiry, handlers.ActorPipelineRules, handlers.ActorIntegrity}
+	actors := []string{jobs.ActorAutoPromote, jobs.ActorExpiry, jobs.ActorPipelineRules, jobs.ActorIntegrity}
 	for i, s := range run.Steps {
 		require.Equal(t, actors[i], s.Actor)
 		require.Empty(t, s.Error)
@@ -159,7 +159,7 @@ func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
 		audit := pfMemoryAudit(t, l, id)
 		last := audit[len(audit)-1]
 		require.Equal(t, domain.ActionPromoted, last.Action)
-		require.Equal(t, handlers.ActorAutoPromote, last.Actor)
+		require.Equal(t, jobs.ActorAutoPromote, last.Actor)
 		require.Contains(t, last.Note, "nightly "+pfNight)
 		require.Equal(t, pfNightAt, last.Timestamp.UTC())
 		require.Equal(t, domain.StatusCandidate, pfMemoryFrom(t, last.Before).Status)
@@ -170,23 +170,23 @@ func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
 		require.Len(t, audit, 2)
 		last := audit[1]
 		require.Equal(t, domain.ActionExpired, last.Action)
-		require.Equal(t, handlers.ActorExpiry, last.Actor)
+		require.Equal(t, jobs.ActorExpiry, last.Actor)
 		require.Contains(t, last.Note, "nightly "+pfNight)
 		require.Equal(t, domain.StatusInvalid, pfMemoryFrom(t, last.After).Status)
 	}
-	promoted := pfRecentByActor(t, l, handlers.ActorAutoPromote)
-	expired := pfRecentByActor(t, l, handlers.ActorExpiry)
+	promoted := pfRecentByActor(t, l, jobs.ActorAutoPromote)
+	expired := pfRecentByActor(t, l, jobs.ActorExpiry)
 	require.Len(t, promoted, 2)
 	require.Len(t, expired, 2)
 	for _, id := range []string{lowConf.ID, once.ID, almost.ID, recent.ID, oldActive.ID, rejected.ID} {
 		for _, e := range pfMemoryAudit(t, l, id) {
-			require.NotContains(t, []string{handlers.ActorAutoPromote, handlers.ActorExpiry}, e.Actor, "memory %s", id)
+			require.NotContains(t, []string{jobs.ActorAutoPromote, jobs.ActorExpiry}, e.Actor, "memory %s", id)
 		}
 	}
 	alerts := pfAlerts(t, l, "")
 	require.Len(t, alerts, 1, "the integrity finding's warning, nothing else")
 	require.Equal(t, domain.SeverityWarning, alerts[0].Severity)
-	require.Equal(t, handlers.ActorIntegrity, alerts[0].Actor)
+	require.Equal(t, jobs.ActorIntegrity, alerts[0].Actor)
 
 	// The same night again changes nothing: every step is skipped, and the log only grows by
 	// the run's own summary.
@@ -195,8 +195,8 @@ func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
 	require.Equal(t, pfAllSteps(domain.StepSkipped), pfStepStatuses(again.Steps))
 	require.Equal(t, before+1, pfLastSeq(t, l))
 	requireStatuses()
-	require.Equal(t, promoted, pfRecentByActor(t, l, handlers.ActorAutoPromote))
-	require.Equal(t, expired, pfRecentByActor(t, l, handlers.ActorExpiry))
+	require.Equal(t, promoted, pfRecentByActor(t, l, jobs.ActorAutoPromote))
+	require.Equal(t, expired, pfRecentByActor(t, l, jobs.ActorExpiry))
 	require.Equal(t, alerts, pfAlerts(t, l, ""), "nothing alerted again")
 
 	// GET /admin/nightly shows both runs, newest first, with their steps and durations.
@@ -208,7 +208,7 @@ func TestNightlyPromotesAndExpiresThenChangesNothing(t *testing.T) {
 	require.Equal(t, before+1, runs[0].Seq)
 	for _, r := range runs {
 		require.Equal(t, pfNight, r.Night)
-		require.Equal(t, handlers.ActorNightly, r.Actor)
+		require.Equal(t, jobs.ActorNightly, r.Actor)
 		require.Equal(t, pfNightAt, r.Timestamp.UTC())
 	}
 
@@ -251,7 +251,7 @@ func TestNightlyFailingStepDoesNotStopTheOthers(t *testing.T) {
 
 	n := l.Main.Nightly
 	require.Equal(t, pfStepNames, n.StepNames())
-	saved := make([]handlers.NightlyStep, len(n.Steps))
+	saved := make([]jobs.Step, len(n.Steps))
 	copy(saved, n.Steps)
 	n.Steps[1].Run = func(ctx context.Context, night string) (map[string]any, error) {
 		time.Sleep(30 * time.Millisecond)
@@ -267,8 +267,8 @@ func TestNightlyFailingStepDoesNotStopTheOthers(t *testing.T) {
 	require.NoError(t, err)
 	run = pfAsServed(t, run)
 	require.Equal(t, []string{
-		handlers.StepAutoPromote + ":ok", handlers.StepExpire + ":failed",
-		handlers.StepPipeline + ":failed", handlers.StepIntegrity + ":ok",
+		jobs.StepAutoPromote + ":ok", jobs.StepExpire + ":failed",
+		jobs.StepPipeline + ":failed", jobs.StepIntegrity + ":ok",
 	}, pfStepStatuses(run.Steps), "a failing step never stops the next")
 	require.Equal(t, "candidate store unreachable", run.Steps[1].Error)
 	require.GreaterOrEqual(t, run.Steps[1].DurationMS, int64(30), "the duration of the failed step is measured")
@@ -282,15 +282,15 @@ func TestNightlyFailingStepDoesNotStopTheOthers(t *testing.T) {
 	for _, a := range warnings {
 		titles = append(titles, a.Title)
 	}
-	require.ElementsMatch(t, []string{"Nightly step failed: " + handlers.StepExpire, "Nightly step failed: " + handlers.StepPipeline,
+	require.ElementsMatch(t, []string{"Nightly step failed: " + jobs.StepExpire, "Nightly step failed: " + jobs.StepPipeline,
 		"Integrity check found problems"}, titles)
 	for _, a := range warnings {
 		if strings.HasPrefix(a.Title, "Nightly step failed: ") {
-			require.Equal(t, handlers.ActorNightly, a.Actor)
+			require.Equal(t, jobs.ActorNightly, a.Actor)
 			require.Equal(t, pfNight, a.Context["night"])
 			require.Equal(t, strings.TrimPrefix(a.Title, "Nightly step failed: "), a.Context["step"])
 		}
-		if a.Title == "Nightly step failed: "+handlers.StepExpire {
+		if a.Title == "Nightly step failed: "+jobs.StepExpire {
 			require.Equal(t, "candidate store unreachable", a.Message)
 		}
 	}
@@ -303,8 +303,8 @@ func TestNightlyFailingStepDoesNotStopTheOthers(t *testing.T) {
 	again, err := n.Run(ctx, pfNight, "", false)
 	require.NoError(t, err)
 	require.Equal(t, []string{
-		handlers.StepAutoPromote + ":skipped", handlers.StepExpire + ":ok",
-		handlers.StepPipeline + ":ok", handlers.StepIntegrity + ":skipped",
+		jobs.StepAutoPromote + ":skipped", jobs.StepExpire + ":ok",
+		jobs.StepPipeline + ":ok", jobs.StepIntegrity + ":skipped",
 	}, pfStepStatuses(again.Steps))
 	require.Len(t, pfAlerts(t, l, "severity=warning"), 3, "nothing failed, nothing alerted")
 }
@@ -325,18 +325,18 @@ func TestNightlyOneStepAndRefusals(t *testing.T) {
 	require.Empty(t, pfNightlyRuns(t, l))
 
 	// One step only.
-	run := pfRunNightly(t, l, map[string]any{"night": pfNight, "step": handlers.StepIntegrity})
-	require.Equal(t, []string{handlers.StepIntegrity + ":ok"}, pfStepStatuses(run.Steps))
+	run := pfRunNightly(t, l, map[string]any{"night": pfNight, "step": jobs.StepIntegrity})
+	require.Equal(t, []string{jobs.StepIntegrity + ":ok"}, pfStepStatuses(run.Steps))
 	require.Len(t, pfAlerts(t, l, "severity=warning"), 1)
 	runs := pfNightlyRuns(t, l)
 	require.Len(t, runs, 1)
-	require.Equal(t, []string{handlers.StepIntegrity + ":ok"}, pfStepStatuses(runs[0].Steps), "the record holds the one step")
+	require.Equal(t, []string{jobs.StepIntegrity + ":ok"}, pfStepStatuses(runs[0].Steps), "the record holds the one step")
 
 	// The full run of that night then skips it.
 	run = pfRunNightly(t, l, map[string]any{"night": pfNight})
 	require.Equal(t, []string{
-		handlers.StepAutoPromote + ":ok", handlers.StepExpire + ":ok",
-		handlers.StepPipeline + ":ok", handlers.StepIntegrity + ":skipped",
+		jobs.StepAutoPromote + ":ok", jobs.StepExpire + ":ok",
+		jobs.StepPipeline + ":ok", jobs.StepIntegrity + ":skipped",
 	}, pfStepStatuses(run.Steps))
 	require.Len(t, pfAlerts(t, l, "severity=warning"), 1)
 
@@ -360,14 +360,14 @@ func TestNightlyCLI(t *testing.T) {
 		return code, out.String(), errOut.String()
 	}
 
-	code, out, errOut := cli("--step", handlers.StepPipeline, "--night", pfNight, "--addr", l.Main.Addr())
+	code, out, errOut := cli("--step", jobs.StepPipeline, "--night", pfNight, "--addr", l.Main.Addr())
 	require.Equal(t, 0, code, "stderr: %s", errOut)
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	require.Len(t, lines, 1, "--step runs one step only: %s", out)
-	require.Regexp(t, `^`+pfNight+`\s+`+handlers.StepPipeline+`\s+ok\s+\d+ms `, lines[0])
+	require.Regexp(t, `^`+pfNight+`\s+`+jobs.StepPipeline+`\s+ok\s+\d+ms `, lines[0])
 	runs := pfNightlyRuns(t, l)
 	require.Len(t, runs, 1)
-	require.Equal(t, []string{handlers.StepPipeline + ":ok"}, pfStepStatuses(runs[0].Steps))
+	require.Equal(t, []string{jobs.StepPipeline + ":ok"}, pfStepStatuses(runs[0].Steps))
 	require.Empty(t, pfAlerts(t, l, ""), "only the pipeline rules ran: no integrity alert")
 
 	code, out, errOut = cli("--night", pfNight, "--addr", l.URL)
@@ -376,7 +376,7 @@ func TestNightlyCLI(t *testing.T) {
 	require.Len(t, lines, 4, out)
 	for i, name := range pfStepNames {
 		status := "ok"
-		if name == handlers.StepPipeline {
+		if name == jobs.StepPipeline {
 			status = "skipped"
 		}
 		require.Regexp(t, `^`+pfNight+`\s+`+name+`\s+`+status+`\s`, lines[i])

@@ -10,6 +10,7 @@ import (
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
@@ -105,7 +106,7 @@ func TestPipelinePassRateRule(t *testing.T) {
 	require.Len(t, r.Alerts, 1)
 	a := r.Alerts[0]
 	require.Equal(t, domain.SeverityWarning, a.Severity)
-	require.Equal(t, handlers.ActorPipelineRules, a.Actor)
+	require.Equal(t, jobs.ActorPipelineRules, a.Actor)
 	require.Equal(t, 0.84, a.Context["pass_rate"])
 	require.Equal(t, 0.85, a.Context["threshold"])
 	require.Equal(t, float64(84), a.Context["passed"])

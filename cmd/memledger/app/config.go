@@ -14,8 +14,8 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
-	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/feed"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
@@ -83,7 +83,7 @@ type Config struct {
 
 // DefaultConfig is the configuration with every default and no environment.
 func DefaultConfig() Config {
-	rules := handlers.DefaultPipelineRules()
+	rules := jobs.DefaultPipelineRules()
 	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
 		AlertWebhookRetryFor: 24 * time.Hour, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookMaxBackoff: 5 * time.Minute,
 		AlertWebhookTimeout: 10 * time.Second,

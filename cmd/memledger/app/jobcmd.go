@@ -10,6 +10,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/jobs"
 )
 
 // nightly is `memledger nightly`: it runs the nightly pipeline (or one step) in the running
@@ -25,7 +26,7 @@ func nightly(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	clientFlags(fs, &addr)
 	fs.StringVar(&q.Night, "night", "", "the night to run for, YYYY-MM-DD (default today, UTC)")
-	fs.StringVar(&q.Step, "step", "", fmt.Sprintf("run only this step (%s, %s, %s, %s)", handlers.StepAutoPromote, handlers.StepExpire, handlers.StepPipeline, handlers.StepIntegrity))
+	fs.StringVar(&q.Step, "step", "", fmt.Sprintf("run only this step (%s, %s, %s, %s)", jobs.StepAutoPromote, jobs.StepExpire, jobs.StepPipeline, jobs.StepIntegrity))
 	fs.BoolVar(&q.Force, "force", false, "run steps that already succeeded for that night again")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)

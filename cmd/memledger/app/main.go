@@ -17,6 +17,7 @@ import (
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/feed"
+	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/mcpserver"
 	"github.com/memledger/memledger/handlers/sinks"
@@ -53,7 +54,7 @@ type Main struct {
 	// MCP serves the Model Context Protocol tools and resources (/mcp, memledger mcp).
 	MCP *mcpserver.Service
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
-	Nightly *handlers.Nightly
+	Nightly *jobs.Nightly
 
 	lock     *dataLock
 	http     *http.Server
@@ -150,9 +151,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger}
 	m.API = handlers.NewServer(m.Ledger, m.Runner)
 	m.API.Search, m.API.Version, m.API.Logger = m.Search, Version, m.Logger
-	m.API.Jobs = handlers.JobRules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
+	m.API.Jobs = jobs.Rules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 		CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))}
-	m.API.Pipeline = handlers.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates}
+	m.API.Pipeline = jobs.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates}
 	m.API.Feed = &feed.Server{StallTimeout: m.Config.FeedStallTimeout, BufferBytes: m.Config.FeedBufferBytes}
 	if m.Now != nil {
 		m.API.Now = m.Now
@@ -174,10 +175,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.startSubscriptions(runCtx); err != nil {
 		return err
 	}
-	m.Nightly = handlers.NewNightly(m.API)
+	m.Nightly = jobs.NewNightly(m.Ledger, m.API.Jobs, m.API.Pipeline, m.API.Now, m.Logger)
 	m.API.Nightly = m.Nightly
 	if m.Config.NightlyAt != "" {
-		if err := handlers.ParseNightlyAt(m.Config.NightlyAt); err != nil {
+		if err := jobs.ParseNightlyAt(m.Config.NightlyAt); err != nil {
 			return err
 		}
 		m.sinksDone.Add(1)
