@@ -81,6 +81,22 @@ func New(dir string) *Store {
 
 // Open starts or connects to the server and creates or updates the stream.
 func (s *Store) Open(ctx context.Context) error {
+	if err := s.check(); err != nil {
+		return err
+	}
+	if err := s.connect(); err != nil {
+		s.Close()
+		return err
+	}
+	if err := s.createStream(ctx); err != nil {
+		s.Close()
+		return err
+	}
+	return nil
+}
+
+// check checks the store's settings.
+func (s *Store) check() error {
 	if s.Fsync != FsyncAlways && s.Fsync != FsyncInterval {
 		return fmt.Errorf("fsync must be %q or %q, got %q", FsyncAlways, FsyncInterval, s.Fsync)
 	}
@@ -97,14 +113,6 @@ func (s *Store) Open(ctx context.Context) error {
 	}
 	if s.URL == "" && s.Replicas != 1 {
 		return fmt.Errorf("replicas %d needs an external cluster (--nats-url); the embedded server is a single node", s.Replicas)
-	}
-	if err := s.connect(); err != nil {
-		s.Close()
-		return err
-	}
-	if err := s.createStream(ctx); err != nil {
-		s.Close()
-		return err
 	}
 	return nil
 }

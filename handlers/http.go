@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/feed"
@@ -62,7 +63,9 @@ type Server struct {
 	// Subscriptions runs the webhook subscriptions; Keyring seals their secrets.
 	Subscriptions *subscriptions.Manager
 	Keyring       *subscriptions.Keyring
-	Version       string
+	// Backup is what POST /admin/backup takes a backup of; nil answers 503.
+	Backup  *backup.Source
+	Version string
 	// Now is the clock commands are stamped with.
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -119,6 +122,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/alerts/redeliver", s.redeliverAlerts)
 	mux.HandleFunc("POST /admin/harness", s.postHarness)
 	mux.HandleFunc("POST /admin/pipeline/check", s.postPipelineCheck)
+	mux.HandleFunc("POST /admin/backup", s.postBackup)
 	mux.HandleFunc("POST /projects", s.registerProject)
 	mux.HandleFunc("GET /projects", s.listProjects)
 	mux.HandleFunc("GET /projects/{id}", s.getProject)

@@ -112,8 +112,9 @@ func (c *apiCheck) checked() int {
 	return c.count
 }
 
-// streamTypes are answers that do not end while the test reads them: their body is not read.
-var streamTypes = []string{"application/x-ndjson", "text/event-stream"}
+// streamTypes are answers whose body the check does not read: streams that do not end while
+// the test reads them, and backups (multipart/mixed), which the test reads itself.
+var streamTypes = []string{"application/x-ndjson", "text/event-stream", "multipart/mixed"}
 
 func (c *apiCheck) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.mu.Lock()

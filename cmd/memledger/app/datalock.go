@@ -32,8 +32,7 @@ func lockData(dir, command string) (*dataLock, error) {
 		holder, _ := os.ReadFile(path)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("data directory %s is in use by another memledger process (%s); stop it first, or give another --data",
-				dir, strings.TrimSpace(string(holder)))
+			return nil, &dataInUseError{dir: dir, holder: strings.TrimSpace(string(holder))}
 		}
 		return nil, fmt.Errorf("lock data directory %s: %w", dir, err)
 	}
@@ -41,6 +40,13 @@ func lockData(dir, command string) (*dataLock, error) {
 		fmt.Fprintf(f, "memledger %s, pid %d, since %s\n", command, os.Getpid(), time.Now().UTC().Format(time.RFC3339))
 	}
 	return &dataLock{f: f}, nil
+}
+
+// dataInUseError is the refusal of a data directory another memledger process holds.
+type dataInUseError struct{ dir, holder string }
+
+func (e *dataInUseError) Error() string {
+	return fmt.Sprintf("data directory %s is in use by another memledger process (%s); stop it first, or give another --data", e.dir, e.holder)
 }
 
 // unlock releases the lock.

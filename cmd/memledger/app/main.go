@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
@@ -21,6 +22,7 @@ import (
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/mcpserver"
 	"github.com/memledger/memledger/handlers/sinks"
+	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -161,6 +163,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.MCP = &mcpserver.Service{Ledger: m.Ledger, DB: m.DB, Search: m.Search, Store: m.Store, Runner: m.Runner, Rules: rules,
 		Now: m.Now, Version: Version, Logger: m.Logger}
 	m.API.MCP = m.MCP.Handler(mcpPrincipal, false)
+	m.API.Backup = &backup.Source{Store: m.Store, DB: m.DB, TempDir: m.Config.Data, MemledgerVersion: Version,
+		Files: map[string]string{subscriptions.KeyFileName: m.Config.SubscriptionKeyPath()}}
 	m.sinksDone.Add(1)
 	go func() {
 		defer m.sinksDone.Done()

@@ -24,6 +24,8 @@ Usage:
   memledger verify  [flags]   rebuild into a temporary file and compare with the live projections
   memledger export  [flags]   write the log (or --from/--to a range of it) as an export file
   memledger import  [flags] FILE  load an export file into an empty data directory
+  memledger backup  --to DIR  a consistent backup of the running service (or of a stopped data directory)
+  memledger restore --from DIR --data NEW  a data directory from a backup, checked whole first
   memledger import-atocore [flags] DB  move in from an AtoCore SQLite database, its history kept
   memledger tail    [flags]   print the running service's events as they are appended
   memledger alert   [flags]   raise an alert through the running service
@@ -54,6 +56,10 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = verify(ctx, args[1:], stdout, stderr)
 	case "export":
 		err = exportLog(ctx, args[1:], stdout, stderr)
+	case "backup":
+		err = backupCmd(ctx, args[1:], stdout, stderr)
+	case "restore":
+		err = restoreCmd(ctx, args[1:], stdout, stderr)
 	case "import-atocore":
 		err = importAtoCore(ctx, args[1:], stdout, stderr)
 	case "import":
