@@ -123,7 +123,7 @@ func backupDataDir(ctx context.Context, cfg Config, dir string, logger *slog.Log
 	defer store.Close()
 	var db *projections.DB
 	if _, err := os.Stat(cfg.ProjectionsPath()); err == nil {
-		db, err = projections.Open(cfg.ProjectionsPath(), true)
+		db, err = projections.Open(cfg.ProjectionsPath(), false)
 		if errors.Is(err, projections.ErrDamaged) {
 			logger.Warn("the projection file is damaged; the backup holds none, and a restore builds them from the log", "err", err)
 		} else if err != nil {

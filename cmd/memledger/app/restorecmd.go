@@ -139,7 +139,7 @@ func restoreInto(ctx context.Context, cfg Config, from string, m *backup.Manifes
 			return err
 		}
 	}
-	db, err := projections.Open(cfg.ProjectionsPath(), true)
+	db, err := projections.Open(cfg.ProjectionsPath(), false)
 	if err != nil {
 		return fmt.Errorf("restore: the projections' copy: %w", err)
 	}
