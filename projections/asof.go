@@ -3,6 +3,7 @@ package projections
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 
 	"github.com/memledger/memledger/domain"
 	bolt "go.etcd.io/bbolt"
@@ -22,16 +23,33 @@ func memoryAsOf(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
 	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
 		return nil, nil
 	}
+	after, err := auditAfter(audit.Get(k[len(prefix):]))
+	if err != nil || string(after) == "null" {
+		return nil, err
+	}
+	return bytes.Clone(after), nil
+}
+
+// afterField is how an audit entry's last field, the snapshot after the change, begins.
+var afterField = []byte(`,"after":`)
+
+// auditAfter returns the snapshot after the change of a memory's audit entry, without decoding
+// the whole entry: "after" is its last field (appendAuditEntry, and encoding/json from
+// AuditEntry before it), and within the snapshots a quote is escaped, so the entry's last
+// `,"after":` begins it. Anything else is decoded.
+func auditAfter(entry []byte) (json.RawMessage, error) {
+	if i := bytes.LastIndex(entry, afterField); i >= 0 && len(entry) > 0 && entry[len(entry)-1] == '}' {
+		if after := entry[i+len(afterField) : len(entry)-1]; json.Valid(after) {
+			return after, nil
+		}
+	}
 	var e struct {
 		After json.RawMessage `json:"after"`
 	}
-	if err := json.Unmarshal(audit.Get(k[len(prefix):]), &e); err != nil {
-		return nil, err
+	if err := json.Unmarshal(entry, &e); err != nil {
+		return nil, fmt.Errorf("audit entry: %w", err)
 	}
-	if string(e.After) == "null" {
-		return nil, nil
-	}
-	return bytes.Clone(e.After), nil
+	return e.After, nil
 }
 
 // MemoryAsOf returns the JSON of memory id as it was right after log position seq, or nil
