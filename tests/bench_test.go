@@ -49,18 +49,20 @@ type benchLedger struct {
 	Main   *app.Main
 	URL    string
 	client *http.Client
+	ledger *ledger
 }
 
 // startBenchLedger starts memledger in-process like startLedger (which needs a *testing.T),
 // with the same options, and stops it when the benchmark ends.
 func startBenchLedger(b *testing.B, opts ...func(*ledger)) *benchLedger {
 	b.Helper()
-	m := startLedger(b, opts...).Main
+	led := startLedger(b, opts...)
+	m := led.Main
 	transport := baseTransport.Clone() // not checked against the OpenAPI document: benchmarks measure the service
 	transport.MaxIdleConns = 128
 	transport.MaxIdleConnsPerHost = 128
 	b.Cleanup(transport.CloseIdleConnections)
-	return &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: transport}}
+	return &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: transport}, ledger: led}
 }
 
 // send sends one request and reads the whole answer; a status other than want is an error.

@@ -19,9 +19,15 @@ import (
 
 // runApp runs a memledger subcommand in-process and returns its exit status and output. It
 // fails the test if the command does not return within a minute.
-func runApp(t *testing.T, args ...string) (int, string, string) {
+func runApp(t testing.TB, args ...string) (int, string, string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	return runAppWithin(t, time.Minute, args...)
+}
+
+// runAppWithin is runApp with another limit than a minute.
+func runAppWithin(t testing.TB, limit time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	defer cancel()
 	var out, errOut bytes.Buffer
 	done := make(chan int, 1)
@@ -29,7 +35,7 @@ func runApp(t *testing.T, args ...string) (int, string, string) {
 	select {
 	case code := <-done:
 		return code, out.String(), errOut.String()
-	case <-time.After(time.Minute):
+	case <-time.After(limit):
 		t.Fatalf("memledger %v hangs", args)
 		return 0, "", ""
 	}
