@@ -11,9 +11,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
-	"net/url"
 	"reflect"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -166,6 +164,10 @@ func (s *Server) Handler() http.Handler {
 		_, pattern := mux.Handler(r)
 		if pattern == "" {
 			s.noRoute(w, r, mux)
+			return
+		}
+		if err := checkRouteQuery(pattern, r.URL.Query()); err != nil {
+			s.refuseQuery(w, r, pattern, err)
 			return
 		}
 		m.observe(pattern, w, r, mux)
@@ -435,17 +437,6 @@ func ifMatch(r *http.Request) (*uint64, error) {
 }
 
 func etag(seq uint64) string { return `"` + strconv.FormatUint(seq, 10) + `"` }
-
-// checkQuery refuses a query parameter that is not one of allowed, naming it and those allowed.
-func checkQuery(q url.Values, allowed ...string) error {
-	for key := range q {
-		if !slices.Contains(allowed, key) {
-			list := strings.Join(allowed[:len(allowed)-1], ", ") + " or " + allowed[len(allowed)-1]
-			return domain.Invalid(key, "unknown query parameter; use %s", list)
-		}
-	}
-	return nil
-}
 
 // queryLimit reads the limit query parameter.
 func queryLimit(r *http.Request) (int, error) {

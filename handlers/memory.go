@@ -183,10 +183,6 @@ func (s *Server) writeMemory(w http.ResponseWriter, r *http.Request, res ledger.
 }
 
 func (s *Server) getMemory(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r.URL.Query(), "as_of"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	at, asOf, err := s.asOf(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -249,9 +245,6 @@ func (s *Server) listMemories(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) memoryFilter(r *http.Request) (projections.MemoryFilter, error) {
 	q := r.URL.Query()
-	if err := checkQuery(q, "status", "memory_type", "project", "limit", "cursor", "as_of"); err != nil {
-		return projections.MemoryFilter{}, err
-	}
 	var f projections.MemoryFilter
 	var err error
 	if v := q.Get("status"); v != "" {
@@ -280,10 +273,6 @@ func (s *Server) memoryFilter(r *http.Request) (projections.MemoryFilter, error)
 
 func (s *Server) memoryAudit(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := checkQuery(r.URL.Query(), "as_of"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	at, asOf, err := s.asOf(r)
 	if err != nil {
 		s.fail(w, r, err)

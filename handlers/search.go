@@ -51,9 +51,6 @@ func (s *Server) searchMemories(w http.ResponseWriter, r *http.Request) {
 // must have applied before the search runs (0 for none).
 func (s *Server) searchQuery(v url.Values) (projections.SearchQuery, uint64, error) {
 	q := projections.SearchQuery{Now: s.Now()}
-	if err := checkQuery(v, "q", "status", "memory_type", "project", "domain_tags", "include_expired", "limit", "cursor", "after_seq"); err != nil {
-		return q, 0, err
-	}
 	if _, ok := v["q"]; !ok {
 		return q, 0, domain.Invalid("q", "is required: the words to search for")
 	}

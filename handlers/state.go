@@ -43,7 +43,7 @@ func (s *Server) setState(w http.ResponseWriter, r *http.Request) {
 }
 
 // invalidateState serves DELETE /project/state, with the entry named in the body or in the
-// query (project, category, key).
+// query (project, category, key, and the note).
 func (s *Server) invalidateState(w http.ResponseWriter, r *http.Request) {
 	var q invalidateStateRequest
 	if err := decodeBody(w, r, &q, true); err != nil {
@@ -54,7 +54,7 @@ func (s *Server) invalidateState(w http.ResponseWriter, r *http.Request) {
 	for _, f := range []struct {
 		dst  *string
 		name string
-	}{{&q.Project, "project"}, {&q.Category, "category"}, {&q.Key, "key"}} {
+	}{{&q.Project, "project"}, {&q.Category, "category"}, {&q.Key, "key"}, {&q.Note, "note"}} {
 		if *f.dst == "" {
 			*f.dst = qs.Get(f.name)
 		}
@@ -84,10 +84,6 @@ func (s *Server) writeState(w http.ResponseWriter, r *http.Request, res ledger.R
 
 func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkQuery(q, "project", "category", "include_invalid", "as_of"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	project, err := s.Ledger.Project(q.Get("project"))
 	if err != nil {
 		s.fail(w, r, err)
@@ -126,10 +122,6 @@ func (s *Server) listState(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) stateAudit(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if err := checkQuery(q, "project", "category", "key"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	project, err := s.Ledger.Project(q.Get("project"))
 	if err == nil && project == "" {
 		err = domain.Invalid("project", "is required")

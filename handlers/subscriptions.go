@@ -92,10 +92,6 @@ func (s *Server) registerSubscription(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r.URL.Query(), "include_removed"); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	all := false
 	if v := r.URL.Query().Get("include_removed"); v != "" {
 		b, err := strconv.ParseBool(v)
@@ -121,10 +117,6 @@ func (s *Server) listSubscriptions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getSubscription(w http.ResponseWriter, r *http.Request) {
-	if err := checkQuery(r.URL.Query()); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	s.writeSubscription(w, r, r.PathValue("id"), http.StatusOK, "")
 }
 

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -220,6 +221,52 @@ func TestOpenAPIDocument(t *testing.T) {
 	}
 	require.Empty(t, missing, "routes the handlers register and handlers/openapi.json does not describe")
 	require.Empty(t, documented, "routes handlers/openapi.json describes and no handler registers")
+
+	// Each operation describes exactly the query parameters its route takes (the route table
+	// the server checks every request against).
+	for op, pattern := range registeredPatterns(t) {
+		method, path, _ := strings.Cut(op, " ")
+		item := check.doc.Paths.Value(path)
+		var described []string
+		for _, p := range slices.Concat(item.Parameters, item.GetOperation(method).Parameters) {
+			if p.Value.In == openapi3.ParameterInQuery {
+				described = append(described, p.Value.Name)
+			}
+		}
+		taken, checked := handlers.QueryParams(pattern)
+		require.True(t, checked, "%s: the route's query is not checked", pattern)
+		require.ElementsMatch(t, taken, described, "%s: the query parameters the route takes (handlers/query.go) and those handlers/openapi.json describes", op)
+	}
+}
+
+// TestUnknownQueryParameterRefused walks every route the handlers register, sending each an
+// unknown query parameter: each refuses it with a 400 that names it (a problem, or the error
+// page on the web pages) before doing anything else, whatever else the request holds.
+func TestUnknownQueryParameterRefused(t *testing.T) {
+	l := startLedger(t)
+	before := l.lastSeq()
+	paths := strings.NewReplacer("{id}", "no-such-id", "{file}", "app.css")
+	for op, pattern := range registeredPatterns(t) {
+		method, path, _ := strings.Cut(op, " ")
+		taken, _ := handlers.QueryParams(pattern)
+		q := url.Values{"no_such_param": {"1"}}
+		for _, p := range taken {
+			q.Set(p, "1") // a known parameter beside it changes nothing
+		}
+		res := l.do(method, paths.Replace(path)+"?"+q.Encode(), nil)
+		require.Equal(t, http.StatusBadRequest, res.Status, "%s: %s", op, res.Body)
+		if strings.HasPrefix(path, "/ui/") {
+			requireUIError(t, res, http.StatusBadRequest, "no_such_param: unknown query parameter")
+			continue
+		}
+		p := requireProblem(t, res, http.StatusBadRequest, "no_such_param", "unknown query parameter")
+		if len(taken) > 0 {
+			require.Contains(t, p.Detail, taken[len(taken)-1], "%s: the detail names the parameters the route takes", op)
+		} else {
+			require.Contains(t, p.Detail, "takes none", op)
+		}
+	}
+	require.Equal(t, before, l.lastSeq(), "a refused request writes nothing")
 }
 
 // routePattern is a ServeMux pattern with a method: "GET /memory/{id}".
@@ -230,6 +277,18 @@ var routePattern = regexp.MustCompile(`^([A-Z]+) (/\S*)$`)
 func registeredRoutes(t *testing.T) []string {
 	t.Helper()
 	var out []string
+	for op := range registeredPatterns(t) {
+		out = append(out, op)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// registeredPatterns reads the routes the handlers register as registeredRoutes does: each
+// OpenAPI operation with its ServeMux pattern ("GET /ui/" → "GET /ui/{$}").
+func registeredPatterns(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
 	err := filepath.WalkDir("../handlers", func(path string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
 			return err
@@ -261,14 +320,13 @@ func registeredRoutes(t *testing.T) []string {
 			}
 			p := strings.ReplaceAll(m[2], "{$}", "")
 			p = strings.ReplaceAll(p, "...}", "}")
-			out = append(out, m[1]+" "+p)
+			out[m[1]+" "+p] = pattern
 			return true
 		})
 		return nil
 	})
 	require.NoError(t, err)
-	slices.Sort(out)
-	return slices.Compact(out)
+	return out
 }
 
 // TestOpenAPICheckFailsLoudly: the check refuses an answer from a route the document does not

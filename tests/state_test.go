@@ -217,3 +217,14 @@ func TestStateSystemEntriesDerivedFromAlerts(t *testing.T) {
 	require.Equal(t, a2.Seq, audit[1].Seq)
 	require.Empty(t, pfIntegrity(t, l).Findings, "the system project needs no registration")
 }
+
+// DELETE /project/state takes the entry and the note from the query as from the body.
+func TestStateInvalidateFromQuery(t *testing.T) {
+	l := startLedger(t)
+	pfSetState(t, l, map[string]any{"project": "p", "category": "fact", "key": "k", "value": "v"})
+	pfExpect(t, l, http.StatusOK, "DELETE", "/project/state?project=p&category=fact&key=k&note=no+longer+true", nil)
+	audit := pfStateAudit(t, l, pfQuery("project", "p", "category", "fact", "key", "k"))
+	require.Len(t, audit, 2)
+	require.Equal(t, projections.StateInvalidated, audit[1].Action)
+	require.Equal(t, "no longer true", audit[1].Note)
+}
