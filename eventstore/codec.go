@@ -85,6 +85,8 @@ func newCodec() *codec {
 	register[domain.SubscriptionReset](c, 1)
 	register[domain.SubscriptionRemoved](c, 1)
 	register[domain.LogLossAccepted](c, 1)
+	register[domain.TokenIssued](c, 1)
+	register[domain.TokenRevoked](c, 1)
 	return c
 }
 

@@ -170,6 +170,12 @@ var goldenEvents = map[string]domain.Event{
 		From: domain.Position{Kind: domain.PositionSeq, Seq: 4000},
 	}),
 	domain.EventSubscriptionRemoved: domain.NewEvent("0195e7c4-aaaa-7c3d-8e4f-000000000021", goldenMeta(25, false), domain.SubscriptionRemoved{}),
+
+	domain.EventTokenIssued: domain.NewEvent("alice", goldenMeta(26, true), domain.TokenIssued{
+		Role: domain.RoleReviewer, OnBehalf: true, ExpiresAt: ptr(time.Date(2027, 3, 14, 0, 0, 0, 0, time.UTC)),
+		Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+	}),
+	domain.EventTokenRevoked: domain.NewEvent("alice", goldenMeta(27, false), domain.TokenRevoked{}),
 }
 
 func ptr[T any](v T) *T { return &v }

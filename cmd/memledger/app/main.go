@@ -29,7 +29,7 @@ import (
 // Projections are the views the runner keeps, in the order it applies them.
 func Projections() []projections.Projection {
 	return []projections.Projection{projections.NewMemories(), projections.Alerts{}, projections.Projects{},
-		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}, projections.Subscriptions{}, projections.Timeline{}}
+		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}, projections.Subscriptions{}, projections.Timeline{}, projections.Tokens{}}
 }
 
 // Main is the running service: the log, the projections, their runner and the HTTP server.

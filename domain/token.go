@@ -1,0 +1,170 @@
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// KindToken is the kind of aggregate of an access token: its events are on ledger.token.<name>.
+const KindToken = "token"
+
+// Event types of access tokens.
+const (
+	EventTokenIssued  = "token.issued"
+	EventTokenRevoked = "token.revoked"
+)
+
+// Role is what a token's holder may do. Each role may do everything the roles before it may.
+type Role string
+
+// The roles, from the least to the most.
+const (
+	// RoleReader reads: every GET, the pages.
+	RoleReader Role = "reader"
+	// RoleWriter is an assistant or an extractor: creates and changes memories (never promotes
+	// or rejects a candidate), project state, documents.
+	RoleWriter Role = "writer"
+	// RoleReviewer is a person who triages: a writer's rights plus promote and reject.
+	RoleReviewer Role = "reviewer"
+	// RoleAdmin may do everything: jobs, the nightly pipeline, alerts, tokens, subscriptions.
+	RoleAdmin Role = "admin"
+)
+
+// Roles are the roles from the least to the most.
+var Roles = []Role{RoleReader, RoleWriter, RoleReviewer, RoleAdmin}
+
+func (r Role) rank() int {
+	for i, x := range Roles {
+		if x == r {
+			return i
+		}
+	}
+	return -1
+}
+
+// Valid reports whether r is one of Roles.
+func (r Role) Valid() bool { return r.rank() >= 0 }
+
+// Allows reports whether a holder of r may do what needs role need.
+func (r Role) Allows(need Role) bool { return r.Valid() && need.Valid() && r.rank() >= need.rank() }
+
+// TokenIssued records a new access token. The log holds the digest of its secret, never the
+// secret.
+type TokenIssued struct {
+	Role Role `json:"role"`
+	// OnBehalf is the right to act on behalf of others (X-Actor); an admin always has it.
+	OnBehalf  bool       `json:"on_behalf"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// Digest is the hex SHA-256 of the token's secret (256 random bits).
+	Digest string `json:"digest"`
+}
+
+// EventType implements Payload.
+func (TokenIssued) EventType() string { return EventTokenIssued }
+
+// TokenRevoked records that a token may no longer be used.
+type TokenRevoked struct{}
+
+// EventType implements Payload.
+func (TokenRevoked) EventType() string { return EventTokenRevoked }
+
+// Token is the state of one access token, folded from its events.
+type Token struct {
+	Name      string     `json:"name"`
+	Role      Role       `json:"role"`
+	OnBehalf  bool       `json:"on_behalf"`
+	ExpiresAt *time.Time `json:"expires_at"`
+	Digest    string     `json:"-"`
+	IssuedBy  string     `json:"issued_by"`
+	IssuedAt  time.Time  `json:"issued_at"`
+	RevokedBy string     `json:"revoked_by,omitempty"`
+	RevokedAt *time.Time `json:"revoked_at"`
+	Seq       uint64     `json:"seq"`
+}
+
+// CanActOnBehalf reports whether the token may name another actor.
+func (t Token) CanActOnBehalf() bool { return t.OnBehalf || t.Role == RoleAdmin }
+
+// Usable reports whether the token may be used at time now: issued, not revoked, not expired.
+func (t Token) Usable(now time.Time) error {
+	switch {
+	case t.Name == "":
+		return fmt.Errorf("token: %w", ErrNotFound)
+	case t.RevokedAt != nil:
+		return fmt.Errorf("token %s was revoked at %s by %s", t.Name, t.RevokedAt.Format(time.RFC3339), t.RevokedBy)
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return fmt.Errorf("token %s expired at %s", t.Name, t.ExpiresAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+var tokenName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+
+// IssueToken is the command that issues a token. Digest is the secret's; the secret itself
+// never reaches the domain.
+type IssueToken struct {
+	Name      string
+	Role      Role
+	OnBehalf  bool
+	ExpiresAt *time.Time
+	Digest    string
+}
+
+// DecideIssueToken checks cmd against the token's current state t (zero when new).
+func DecideIssueToken(t Token, cmd IssueToken, meta Meta) (Event, error) {
+	if err := CheckActor(meta.Actor); err != nil {
+		return Event{}, err
+	}
+	if !tokenName.MatchString(cmd.Name) {
+		return Event{}, Invalid("name", "%q is not a token name: 1 to 64 lowercase letters, digits, - or _, starting with a letter or digit", cmd.Name)
+	}
+	if !cmd.Role.Valid() {
+		return Event{}, Invalid("role", "%q is not a role: use reader, writer, reviewer or admin", cmd.Role)
+	}
+	if cmd.ExpiresAt != nil && !cmd.ExpiresAt.After(meta.Time) {
+		return Event{}, Invalid("expires_at", "%s is not in the future", cmd.ExpiresAt.Format(time.RFC3339))
+	}
+	if len(cmd.Digest) != 64 {
+		return Event{}, Invalid("digest", "must be a hex SHA-256")
+	}
+	if t.Name != "" {
+		return Event{}, fmt.Errorf("%w: a token named %s was issued already (names are never reused, so the audit stays unambiguous); choose another name", ErrConflict, cmd.Name)
+	}
+	var exp *time.Time
+	if cmd.ExpiresAt != nil {
+		e := cmd.ExpiresAt.UTC()
+		exp = &e
+	}
+	return NewEvent(cmd.Name, meta, TokenIssued{Role: cmd.Role, OnBehalf: cmd.OnBehalf, ExpiresAt: exp, Digest: cmd.Digest}), nil
+}
+
+// DecideRevokeToken revokes token t.
+func DecideRevokeToken(t Token, meta Meta) (Event, error) {
+	if err := CheckActor(meta.Actor); err != nil {
+		return Event{}, err
+	}
+	if t.Name == "" {
+		return Event{}, fmt.Errorf("token: %w", ErrNotFound)
+	}
+	if t.RevokedAt != nil {
+		return Event{}, fmt.Errorf("%w: token %s was revoked already", ErrConflict, t.Name)
+	}
+	return NewEvent(t.Name, meta, TokenRevoked{}), nil
+}
+
+// ApplyToken folds ev into t.
+func ApplyToken(t Token, ev Event) Token {
+	switch p := ev.Data.(type) {
+	case TokenIssued:
+		t = Token{Name: ev.AggregateID, Role: p.Role, OnBehalf: p.OnBehalf, ExpiresAt: p.ExpiresAt, Digest: p.Digest,
+			IssuedBy: ev.Actor, IssuedAt: ev.Time}
+	case TokenRevoked:
+		at := ev.Time
+		t.RevokedAt, t.RevokedBy = &at, ev.Actor
+	default:
+		return t
+	}
+	t.Seq = ev.Seq
+	return t
+}

@@ -1,0 +1,93 @@
+package ledger
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+)
+
+// TokenPrefix starts every token secret, so that a leaked one is recognised by scanners.
+const TokenPrefix = "mlt_"
+
+// TokenDigest is the digest a token's secret is stored and looked up by: the hex SHA-256 of
+// the secret. A secret is 256 random bits, so a fast unkeyed hash is enough: no guess of a
+// secret is cheaper than guessing 256 bits, and the log and the projections hold only this.
+func TokenDigest(secret string) string {
+	sum := sha256.Sum256([]byte(secret))
+	return hex.EncodeToString(sum[:])
+}
+
+// NewTokenSecret returns a new secret: TokenPrefix and 32 random bytes in base64url.
+func NewTokenSecret() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// IssueToken issues a token and returns its secret, which is not kept anywhere: the log
+// records its digest.
+func (l *Ledger) IssueToken(ctx context.Context, c Caller, note string, cmd domain.IssueToken) (string, Result, error) {
+	meta, err := l.meta(c, note, "")
+	if err != nil {
+		return "", Result{}, err
+	}
+	cmd.Name = strings.TrimSpace(cmd.Name)
+	secret := NewTokenSecret()
+	cmd.Digest = TokenDigest(secret)
+	res, err := l.token(ctx, cmd.Name, func(t domain.Token) (domain.Event, error) {
+		return domain.DecideIssueToken(t, cmd, meta)
+	})
+	if err != nil {
+		return "", res, err
+	}
+	return secret, res, nil
+}
+
+// RevokeToken revokes token name; it answers once the projections have applied the
+// revocation, so the next request with the token is refused.
+func (l *Ledger) RevokeToken(ctx context.Context, c Caller, note, name string) (Result, error) {
+	meta, err := l.meta(c, note, "")
+	if err != nil {
+		return Result{}, err
+	}
+	return l.token(ctx, name, func(t domain.Token) (domain.Event, error) {
+		return domain.DecideRevokeToken(t, meta)
+	})
+}
+
+// token decides a command on token name's folded events and appends its event with the
+// fold's position as the expected one.
+func (l *Ledger) token(ctx context.Context, name string, decide func(domain.Token) (domain.Event, error)) (Result, error) {
+	if !domain.IsToken(name) {
+		return Result{}, domain.Invalid("name", "%q is not a token name", name)
+	}
+	for attempt := 0; ; attempt++ {
+		evs, last, err := l.Store.Load(ctx, domain.KindToken, name)
+		if err != nil {
+			return Result{}, err
+		}
+		var t domain.Token
+		for _, ev := range evs {
+			t = domain.ApplyToken(t, ev)
+		}
+		ev, err := decide(t)
+		if err != nil {
+			return Result{ID: name}, err
+		}
+		res, err := l.Store.Append(ctx, last, ev)
+		if errors.Is(err, domain.ErrConflict) && attempt < maxRetries {
+			continue
+		}
+		if err != nil {
+			return Result{ID: name}, fmt.Errorf("token %s: %w", name, err)
+		}
+		return Result{ID: name, Seq: res.Seq}, l.Wait(ctx, res.Seq)
+	}
+}

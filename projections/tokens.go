@@ -1,0 +1,127 @@
+package projections
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/memledger/memledger/domain"
+	bolt "go.etcd.io/bbolt"
+)
+
+// The buckets of the tokens projection.
+var (
+	bucketTokens       = []byte("tokens")        // name → storedToken JSON
+	bucketTokenDigests = []byte("token_digests") // digest of the secret → name
+)
+
+// storedToken is a token with the digest of its secret, which domain.Token does not marshal.
+type storedToken struct {
+	domain.Token
+	Digest string `json:"digest"`
+}
+
+// Tokens is the projection of the access tokens: who holds which role, until when.
+type Tokens struct{}
+
+// Name implements Projection.
+func (Tokens) Name() string { return "tokens" }
+
+// Init implements Projection.
+func (p Tokens) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+
+// Version implements Versioned.
+func (Tokens) Version() int { return 1 }
+
+// Buckets implements Versioned.
+func (Tokens) Buckets() [][]byte { return [][]byte{bucketTokens, bucketTokenDigests} }
+
+// Apply implements Projection.
+func (Tokens) Apply(tx *bolt.Tx, ev domain.Event) error {
+	if ev.Kind() != domain.KindToken || ev.Data == nil {
+		return nil
+	}
+	b := tx.Bucket(bucketTokens)
+	var t domain.Token
+	if v := b.Get([]byte(ev.AggregateID)); v != nil {
+		var st storedToken
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+		t, t.Digest = st.Token, st.Digest
+	}
+	t = domain.ApplyToken(t, ev)
+	if _, ok := ev.Data.(domain.TokenIssued); ok {
+		if err := tx.Bucket(bucketTokenDigests).Put([]byte(t.Digest), []byte(t.Name)); err != nil {
+			return err
+		}
+	}
+	return putJSON(b, []byte(t.Name), storedToken{Token: t, Digest: t.Digest})
+}
+
+// Token returns the token named name, revoked and expired ones included.
+func (db *DB) Token(name string) (domain.Token, error) {
+	var t domain.Token
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		t, err = getToken(tx, name)
+		return err
+	})
+	return t, err
+}
+
+// TokenByDigest returns the token whose secret has the given digest.
+func (db *DB) TokenByDigest(digest string) (domain.Token, error) {
+	var t domain.Token
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokenDigests)
+		var name []byte
+		if b != nil {
+			name = b.Get([]byte(digest))
+		}
+		if name == nil {
+			return fmt.Errorf("token: %w", domain.ErrNotFound)
+		}
+		var err error
+		t, err = getToken(tx, string(name))
+		return err
+	})
+	return t, err
+}
+
+// ListTokens returns every token by name, revoked and expired ones included.
+func (db *DB) ListTokens() ([]domain.Token, error) {
+	out := []domain.Token{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTokens)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var st storedToken
+			if err := json.Unmarshal(v, &st); err != nil {
+				return err
+			}
+			st.Token.Digest = st.Digest
+			out = append(out, st.Token)
+			return nil
+		})
+	})
+	return out, err
+}
+
+func getToken(tx *bolt.Tx, name string) (domain.Token, error) {
+	b := tx.Bucket(bucketTokens)
+	var v []byte
+	if b != nil {
+		v = b.Get([]byte(name))
+	}
+	if v == nil {
+		return domain.Token{}, fmt.Errorf("token %s: %w", name, domain.ErrNotFound)
+	}
+	var st storedToken
+	if err := json.Unmarshal(v, &st); err != nil {
+		return domain.Token{}, err
+	}
+	st.Token.Digest = st.Digest
+	return st.Token, nil
+}
