@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/handlers/subscriptions"
@@ -147,6 +148,17 @@ type searchHealth struct {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	h := healthResponse{Status: "ok", Version: s.Version}
+	if c, ok := auth.CallerFrom(r.Context()); s.Auth != nil && (!ok || auth.Require(c, domain.RoleReader) != nil) {
+		// Without a reader's token: up or degraded, nothing more.
+		status, code := "ok", http.StatusOK
+		if s.Runner.Err() != nil || s.Search.Err() != nil {
+			status, code = "degraded", http.StatusServiceUnavailable
+		} else if _, err := s.Store.LastSeq(r.Context()); err != nil {
+			status, code = "degraded", http.StatusServiceUnavailable
+		}
+		writeJSON(w, code, map[string]string{"status": status})
+		return
+	}
 	var errs []error
 	var err error
 	if h.LastSeq, err = s.Store.LastSeq(r.Context()); err != nil {

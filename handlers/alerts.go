@@ -134,6 +134,9 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
+	// The server's ReadTimeout is for reading requests: a stream lives longer, and its
+	// connection's read deadline is lifted (the request has been read).
+	rc.SetReadDeadline(time.Time{})
 	rc.Flush()
 	out := bufio.NewWriter(w)
 	for {

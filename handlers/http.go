@@ -20,6 +20,7 @@ import (
 	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"
@@ -42,6 +43,9 @@ const (
 type Server struct {
 	// Ledger carries out every command.
 	Ledger *ledger.Ledger
+	// Auth authenticates every request and the route table says what its role may do; nil
+	// runs without authentication (--auth off, loopback only).
+	Auth   *auth.Authenticator
 	Store  *eventstore.Store
 	DB     *projections.DB
 	Runner *projections.Runner
@@ -149,6 +153,12 @@ func (s *Server) Handler() http.Handler {
 	if s.MCP != nil {
 		mux.Handle("/mcp", s.MCP)
 	}
+	mux.HandleFunc("POST /admin/tokens", s.issueToken)
+	mux.HandleFunc("GET /admin/tokens", s.listTokens)
+	mux.HandleFunc("DELETE /admin/tokens/{name}", s.revokeToken)
+	mux.HandleFunc("GET /ui/signin", s.signInPage)
+	mux.HandleFunc("POST /ui/signin", s.signIn)
+	mux.HandleFunc("POST /ui/signout", s.signOut)
 	m := s.newMetrics()
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)
@@ -164,6 +174,9 @@ func (s *Server) Handler() http.Handler {
 		_, pattern := mux.Handler(r)
 		if pattern == "" {
 			s.noRoute(w, r, mux)
+			return
+		}
+		if r = s.authorize(w, r, pattern); r == nil {
 			return
 		}
 		if err := checkRouteQuery(pattern, r.URL.Query()); err != nil {
@@ -399,6 +412,10 @@ func (o *optionalTime) UnmarshalJSON(b []byte) error {
 // caller is who request r acts for: the actor from X-Actor (defaultActor when absent) and the
 // correlation id from X-Correlation-ID.
 func caller(r *http.Request, defaultActor string) ledger.Caller {
+	if c, ok := auth.CallerFrom(r.Context()); ok {
+		// Authenticated: the actor is the principal, or whom it acts for (checked already).
+		return c
+	}
 	actor := r.Header.Get("X-Actor")
 	if actor == "" {
 		actor = defaultActor

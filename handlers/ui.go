@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 )
@@ -234,7 +235,11 @@ func (s *Server) uiDecide(w http.ResponseWriter, r *http.Request) {
 		s.uiFail(w, r, domain.Invalid("action", "must be promote or reject"))
 		return
 	}
-	_, err := s.Ledger.ChangeMemory(r.Context(), ledger.Caller{Actor: ActorTriage}, strings.TrimSpace(r.PostForm.Get("reason")), id, cmd, ledger.MemoryOptions{})
+	c, ok := auth.CallerFrom(r.Context())
+	if !ok {
+		c = ledger.Caller{Actor: ActorTriage}
+	}
+	_, err := s.Ledger.ChangeMemory(r.Context(), c, strings.TrimSpace(r.PostForm.Get("reason")), id, cmd, ledger.MemoryOptions{})
 	var fe *domain.FieldError
 	if errors.As(err, &fe) && fe.Field == "note" {
 		// The form calls the note the reason.

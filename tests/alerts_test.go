@@ -163,7 +163,7 @@ func TestAlertRaiseAndLogFileLine(t *testing.T) {
 	require.Equal(t, "Disk almost full", a.Title)
 	require.Equal(t, "93% used", a.Message)
 	require.Equal(t, map[string]any{"used_pct": float64(93), "disk": "/data"}, a.Context)
-	require.Equal(t, handlers.ActorAlerts, a.Actor)
+	require.Equal(t, principal, a.Actor, "the actor is the token")
 	require.WithinDuration(t, time.Now(), a.Timestamp, time.Minute)
 
 	// The exact line format, computed by hand: the context is its JSON, keys sorted.

@@ -39,7 +39,7 @@ func TestAuditOfEachMutation(t *testing.T) {
 		entries := l.auditOf(m.ID)
 		require.Len(t, entries, 1)
 		e := entries[0]
-		requireEntry(t, e, m, domain.ActionCreated, "api-http", "from chat")
+		requireEntry(t, e, m, domain.ActionCreated, principal, "from chat")
 		require.JSONEq(t, "null", string(e.Before))
 		require.JSONEq(t, string(res.Body), string(e.After), "after is the memory as created")
 	})
@@ -71,7 +71,7 @@ func TestAuditOfEachMutation(t *testing.T) {
 		require.Equal(t, []string{"b", "c"}, m.DomainTags)
 		entries := l.auditOf(c.ID)
 		require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionUpdated}, actions(entries))
-		requireEntry(t, entries[1], m, domain.ActionUpdated, "api-http", "")
+		requireEntry(t, entries[1], m, domain.ActionUpdated, principal, "")
 		before, after := snapshot(t, entries[1].Before), snapshot(t, entries[1].After)
 		require.Equal(t, "old content", before.Content)
 		require.Equal(t, []string{"a"}, before.DomainTags)
@@ -102,7 +102,7 @@ func TestAuditOfEachMutation(t *testing.T) {
 		require.Equal(t, domain.StatusInvalid, m.Status)
 		entries := l.auditOf(c.ID)
 		require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionInvalidated}, actions(entries))
-		requireEntry(t, entries[1], m, domain.ActionInvalidated, "api-http", "date moved")
+		requireEntry(t, entries[1], m, domain.ActionInvalidated, principal, "date moved")
 	})
 
 	t.Run("supersede", func(t *testing.T) {
@@ -122,7 +122,7 @@ func TestAuditOfEachMutation(t *testing.T) {
 		require.Equal(t, repl.ID, m.SupersededBy)
 		entries := l.auditOf(old.ID)
 		require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionSuperseded}, actions(entries))
-		requireEntry(t, entries[1], m, domain.ActionSuperseded, "api-http", "moved")
+		requireEntry(t, entries[1], m, domain.ActionSuperseded, principal, "moved")
 		require.Empty(t, snapshot(t, entries[1].Before).SupersededBy)
 		require.Equal(t, repl.ID, snapshot(t, entries[1].After).SupersededBy)
 		require.Equal(t, domain.StatusActive, l.get(repl.ID).Status, "the replacement is untouched")
@@ -145,13 +145,13 @@ func TestAuditOfEachMutation(t *testing.T) {
 		require.Equal(t, m, got, "a deleted memory is still there, invalid")
 		entries := l.auditOf(c.ID)
 		require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionInvalidated}, actions(entries))
-		requireEntry(t, entries[1], m, domain.ActionInvalidated, "api-http", "obsolete")
+		requireEntry(t, entries[1], m, domain.ActionInvalidated, principal, "obsolete")
 
 		// Without a body too.
 		c = l.mem(map[string]any{"memory_type": "episodic", "content": "met Alice on Tuesday"})
 		m = l.act("DELETE", "/memory/"+c.ID, nil)
 		require.Equal(t, domain.StatusInvalid, l.get(c.ID).Status)
-		requireEntry(t, l.auditOf(c.ID)[1], m, domain.ActionInvalidated, "api-http", "")
+		requireEntry(t, l.auditOf(c.ID)[1], m, domain.ActionInvalidated, principal, "")
 	})
 
 	t.Run("actor", func(t *testing.T) {
@@ -231,12 +231,12 @@ func TestRecentAudit(t *testing.T) {
 		}
 	}
 	require.Equal(t, []row{
-		{c.ID, domain.ActionInvalidated, "api-http", "stale"},
+		{c.ID, domain.ActionInvalidated, principal, "stale"},
 		{a.ID, domain.ActionReinforced, "reinforcement", ""},
 		{c.ID, domain.ActionReinforced, "reinforcement", ""},
 		{b.ID, domain.ActionRejected, "human-triage", "dup"},
 		{a.ID, domain.ActionPromoted, "human-triage", ""},
-		{c.ID, domain.ActionCreated, "api-http", ""},
+		{c.ID, domain.ActionCreated, principal, ""},
 		{b.ID, domain.ActionCreated, "extractor", ""},
 		{a.ID, domain.ActionCreated, "extractor", ""},
 	}, got)
@@ -283,7 +283,7 @@ func TestRecentAudit(t *testing.T) {
 		{"action created", url.Values{"action": {"created"}}, func(e projections.AuditEntry) bool { return e.Action == domain.ActionCreated }, 0},
 		{"action none", url.Values{"action": {"expired"}}, func(e projections.AuditEntry) bool { return false }, 0},
 		{"actor", url.Values{"actor": {"human-triage"}}, func(e projections.AuditEntry) bool { return e.Actor == "human-triage" }, 0},
-		{"actor default", url.Values{"actor": {"api-http"}}, func(e projections.AuditEntry) bool { return e.Actor == "api-http" }, 0},
+		{"actor default", url.Values{"actor": {principal}}, func(e projections.AuditEntry) bool { return e.Actor == principal }, 0},
 		{"actor unknown", url.Values{"actor": {"nobody"}}, func(e projections.AuditEntry) bool { return false }, 0},
 		{"action and actor", url.Values{"action": {"created"}, "actor": {"extractor"}}, func(e projections.AuditEntry) bool {
 			return e.Action == domain.ActionCreated && e.Actor == "extractor"

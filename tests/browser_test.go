@@ -115,7 +115,7 @@ func TestBrowserDashboard(t *testing.T) {
 	l.expect(http.StatusCreated, "POST", "/admin/alerts", map[string]any{"severity": "critical", "title": "Backup failed"})
 	d, _ := l.dashboard()
 
-	ctx := startBrowser(t)
+	ctx := startBrowserFor(t, l)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(l.URL+"/"), chromedp.WaitVisible(chromedp.CSS("#count-total"))))
 	require.Equal(t, l.URL+"/ui/", browserRun(t, ctx, chromedp.Location()), "/ redirects to the dashboard")
 	require.Equal(t, "Dashboard · memledger", browserRun(t, ctx, chromedp.Title()))
@@ -153,8 +153,8 @@ func dashIndex[T comparable](xs []T, x T) int {
 	return -1
 }
 
-// TestBrowserReviewPromote: a decision in the review queue removes the row without reloading
-// the page, and the memory's page shows it.
+// TestBrowserReviewPromote: a reviewer signs in; a decision in the review queue removes the
+// row without reloading the page, the memory's page shows it, and the audit names that reviewer.
 func TestBrowserReviewPromote(t *testing.T) {
 	chromiumPath(t) // skip before starting anything when there is no browser
 	l := startLedger(t)
@@ -163,6 +163,7 @@ func TestBrowserReviewPromote(t *testing.T) {
 	stale := l.mem(map[string]any{"memory_type": "preference", "content": "likes mate", "status": "candidate"})
 
 	ctx := startBrowser(t)
+	browserSignIn(t, ctx, l, l.token("rita", "reviewer", nil))
 	row := "#candidate-" + c.ID
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(l.URL+"/ui/review"), chromedp.WaitVisible(chromedp.CSS(row))))
 	require.Equal(t, "3", browserText(t, ctx, "#queue-count"))
@@ -181,7 +182,7 @@ func TestBrowserReviewPromote(t *testing.T) {
 	require.Equal(t, domain.StatusActive, m.Status)
 	entries := l.auditOf(c.ID)
 	require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionPromoted}, actions(entries))
-	require.Equal(t, "human-triage", entries[1].Actor)
+	require.Equal(t, "rita", entries[1].Actor, "the signed-in reviewer")
 	require.Equal(t, "looks right", entries[1].Note)
 
 	t.Run("a refused decision shows the reason and keeps the row", func(t *testing.T) {
@@ -204,9 +205,9 @@ func TestBrowserReviewPromote(t *testing.T) {
 		require.Equal(t, "active", browserText(t, ctx, "#status"))
 		last := fmt.Sprintf("#entry-%d", m.Seq)
 		require.Equal(t, "promoted", browserText(t, ctx, last+" .action"))
-		require.Equal(t, "human-triage", browserText(t, ctx, last+" .actor"))
+		require.Equal(t, "rita", browserText(t, ctx, last+" .actor"))
 		require.Equal(t, "looks right", browserText(t, ctx, last+" .note"))
-		require.Contains(t, browserText(t, ctx, "#timeline"), "promoted by human-triage")
+		require.Contains(t, browserText(t, ctx, "#timeline"), "promoted by rita")
 		require.Equal(t, "active", browserText(t, ctx, last+` tr[data-field="status"] td.after`))
 		require.Equal(t, "candidate", browserText(t, ctx, last+` tr[data-field="status"] td.before`))
 	})
@@ -220,7 +221,7 @@ func TestBrowserMemoryDiffAndTimeTravel(t *testing.T) {
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "the log is NATS; views are SQLite"})
 	u := l.act("PUT", "/memory/"+m.ID, map[string]any{"content": "the log is NATS JetStream; views are bbolt", "note": "moved to bbolt"})
 
-	ctx := startBrowser(t)
+	ctx := startBrowserFor(t, l)
 	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(l.URL+"/ui/memory/"+m.ID), chromedp.WaitVisible(chromedp.CSS("#timeline"))))
 	require.Equal(t, u.Content, browserText(t, ctx, "#content"))
 	update := fmt.Sprintf("#entry-%d", u.Seq)
@@ -318,7 +319,7 @@ func TestScreenshots(t *testing.T) {
 
 	dir := filepath.Join("testdata", "screenshots")
 	require.NoError(t, os.MkdirAll(dir, 0o755))
-	ctx := startBrowser(t)
+	ctx := startBrowserFor(t, l)
 	for name, path := range map[string]string{"dashboard": "/ui/", "review": "/ui/review", "memory": "/ui/memory/" + log.ID} {
 		png := browserRun(t, ctx, func(ctx context.Context, tg *chromedp.Target) ([]byte, error) {
 			if _, err := chromedp.Steps(chromedp.EmulateViewport(1280, 800), chromedp.Navigate(l.URL+path),

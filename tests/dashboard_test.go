@@ -91,7 +91,7 @@ func TestDashboardJSON(t *testing.T) {
 	create := func(typ, content, project, status string) domain.Memory {
 		clk.Advance(time.Minute)
 		body := map[string]any{"memory_type": typ, "content": content, "project": project, "status": status}
-		return record(l.mem(body), domain.ActionCreated, "api-http", "")
+		return record(l.mem(body), domain.ActionCreated, principal, "")
 	}
 	c1 := create("identity", "is called Ada", "p-1", "candidate")
 	c2 := create("preference", "prefers dark mode", "", "candidate")
@@ -107,10 +107,10 @@ func TestDashboardJSON(t *testing.T) {
 		domain.ActionRejected, "human-triage", "not a preference")
 	clk.Advance(time.Minute)
 	s1 = record(l.act("POST", "/memory/"+s1.ID+"/supersede", map[string]any{"reason": "upgraded", "superseded_by": a2.ID}),
-		domain.ActionSuperseded, "api-http", "upgraded")
+		domain.ActionSuperseded, principal, "upgraded")
 	clk.Advance(time.Minute)
 	long := "Go 1.26 is the toolchain of every service, pinned in go.mod and in CI, upgraded with the lead's approval only"
-	a2 = record(l.act("PUT", "/memory/"+a2.ID, map[string]any{"content": long, "note": "more precise"}), domain.ActionUpdated, "api-http", "more precise")
+	a2 = record(l.act("PUT", "/memory/"+a2.ID, map[string]any{"content": long, "note": "more precise"}), domain.ActionUpdated, principal, "more precise")
 	require.Equal(t, domain.StatusActive, a1.Status)
 	require.Equal(t, 1, a1.ReferenceCount)
 	require.Equal(t, domain.StatusInvalid, r1.Status)
@@ -267,7 +267,7 @@ func TestUIRootRedirectsAndAssets(t *testing.T) {
 		require.Contains(t, res.Header.Get("Content-Type"), ct, path)
 		require.NotEmpty(t, res.Body, path)
 	}
-	require.Contains(t, string(l.uiGet("GET", "/ui/static/app.js", nil).Body), "human-triage")
+	require.NotContains(t, string(l.uiGet("GET", "/ui/static/app.js", nil).Body), "X-Actor", "the pages' writes are the signed-in principal's")
 	require.Equal(t, http.StatusNotFound, l.uiGet("GET", "/ui/static/nope.js", nil).Status)
 	require.Equal(t, http.StatusNotFound, l.uiGet("GET", "/ui/memory/no-such-memory", nil).Status)
 }
@@ -362,7 +362,7 @@ func TestUIReviewFormPost(t *testing.T) {
 	require.Equal(t, domain.StatusActive, l.get(c.ID).Status)
 	entries := l.auditOf(c.ID)
 	require.Equal(t, []domain.Action{domain.ActionCreated, domain.ActionPromoted}, actions(entries))
-	require.Equal(t, "human-triage", entries[1].Actor)
+	require.Equal(t, principal, entries[1].Actor, "the signed-in reviewer, not a fixed name")
 	require.Equal(t, "ok", entries[1].Note)
 	back := l.uiHTML(res.Header.Get("Location"))
 	require.Contains(t, back, `<p class="flash" role="status">`+c.ID+`: promoted</p>`)
@@ -388,7 +388,7 @@ func TestUIReviewFormPost(t *testing.T) {
 		require.Equal(t, domain.StatusInvalid, l.get(other.ID).Status)
 		e := l.auditOf(other.ID)[1]
 		require.Equal(t, domain.ActionRejected, e.Action)
-		require.Equal(t, "human-triage", e.Actor)
+		require.Equal(t, principal, e.Actor)
 		require.Equal(t, "", e.Note)
 	})
 	t.Run("the return address stays on the review queue", func(t *testing.T) {

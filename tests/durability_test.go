@@ -182,6 +182,7 @@ func startProc(t *testing.T, bin, dir string) *proc {
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	p := &proc{t: t, cmd: cmd, URL: "http://" + addr, log: logFile, done: make(chan error, 1)}
+	registerLedger(p.URL, dir)
 	go func() { p.done <- cmd.Wait() }()
 	t.Cleanup(func() {
 		if !p.exited {
@@ -394,8 +395,9 @@ func TestMalformedMessageInTheLogIsSkipped(t *testing.T) {
 	require.Equal(t, "active", res.JSON(t)["status"])
 	h := l.do("GET", "/health", nil).JSON(t)
 	require.Equal(t, "ok", h["status"])
-	require.EqualValues(t, 3, h["last_seq"])
-	require.EqualValues(t, 3, h["projections"].(map[string]any)["memories"])
+	// The first start's admin token, the memory, the garbage, the promotion.
+	require.EqualValues(t, 4, h["last_seq"])
+	require.EqualValues(t, 4, h["projections"].(map[string]any)["memories"])
 	entries := l.do("GET", "/memory/"+id+"/audit", nil).JSON(t)["entries"].([]any)
 	require.Len(t, entries, 2, "created and promoted; the garbage is no mutation")
 }

@@ -135,6 +135,8 @@ func TestExportImport(t *testing.T) {
 	})
 
 	t.Run("the imported ledger answers as the exported one", func(t *testing.T) {
+		// The log carries the tokens: the source's admin token opens the imported ledger.
+		require.NoError(t, os.WriteFile(filepath.Join(target, "admin.token"), []byte(adminToken(t, l.cfg.Data)), 0o600))
 		imported := startLedger(t, withClock(clk.Now), withConfig(func(c *app.Config) { c.Data = target }))
 		after := imported.everyRead(memIDs)
 		for path, body := range before {

@@ -69,6 +69,7 @@ func (l *ledger) start() {
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 	apiChecked(m.Addr())
+	registerLedger(l.URL, l.cfg.Data)
 }
 
 func (l *ledger) stop() {

@@ -234,7 +234,7 @@ func TestIntegrityRecordedRun(t *testing.T) {
 	w := warnings[0]
 	require.Equal(t, run.Alert.ID, w.ID)
 	require.Equal(t, domain.SeverityWarning, w.Severity)
-	require.Equal(t, jobs.ActorIntegrity, w.Actor)
+	require.Equal(t, principal, w.Actor, "a run asked for over HTTP is the token's")
 	require.Contains(t, w.Message, "4 integrity findings")
 	require.EqualValues(t, 4, w.Context["total"])
 	require.EqualValues(t, before, w.Context["at_seq"])

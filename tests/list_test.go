@@ -221,7 +221,7 @@ func TestAutoPromote(t *testing.T) {
 		entries := l.auditOf(id)
 		last := entries[len(entries)-1]
 		require.Equal(t, domain.ActionPromoted, last.Action)
-		require.Equal(t, "phase10-auto-promote", last.Actor)
+		require.Equal(t, principal, last.Actor, "a sweep asked for over HTTP is the token's")
 		require.Contains(t, last.Note, "auto-promote")
 		require.Equal(t, m.Seq, last.Seq)
 	}
@@ -229,7 +229,7 @@ func TestAutoPromote(t *testing.T) {
 		require.Equal(t, domain.StatusCandidate, l.get(id).Status)
 	}
 	require.Equal(t, domain.StatusInvalid, l.get(rejected.ID).Status)
-	require.Len(t, l.recent(url.Values{"actor": {"phase10-auto-promote"}}), 2)
+	require.Len(t, l.recent(url.Values{"actor": {principal}, "action": {"promoted"}}), 2)
 
 	// Again: nothing left to promote.
 	res = l.expect(http.StatusOK, "POST", "/admin/memory/auto-promote", nil)
@@ -288,7 +288,7 @@ func TestExpireCandidates(t *testing.T) {
 		require.Len(t, entries, 2)
 		e := entries[1]
 		require.Equal(t, domain.ActionExpired, e.Action)
-		require.Equal(t, "candidate-expiry", e.Actor)
+		require.Equal(t, principal, e.Actor, "a sweep asked for over HTTP is the token's")
 		require.NotEmpty(t, e.Note)
 		require.True(t, e.Timestamp.Equal(now))
 		require.Equal(t, domain.StatusCandidate, snapshot(t, e.Before).Status)

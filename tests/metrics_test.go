@@ -17,8 +17,8 @@ func TestMetrics(t *testing.T) {
 	for _, want := range []string{
 		`memledger_http_requests_total{code="201",method="POST",route="POST /memory"} 1`,
 		`memledger_http_requests_total{code="404",method="GET",route="GET /memory/{id}"} 1`,
-		`memledger_log_last_seq 1`,
-		`memledger_projection_checkpoint{projection="memories"} 1`,
+		`memledger_log_last_seq 2`, // the first start's admin token, the memory
+		`memledger_projection_checkpoint{projection="memories"} 2`,
 		`memledger_projection_lag{projection="memories"} 0`,
 		`memledger_memories{status="active"} 1`,
 		`memledger_memories{status="candidate"} 0`,

@@ -222,6 +222,6 @@ func TestHarnessValidation(t *testing.T) {
 	require.Equal(t, 0.0, pipelineHarness(t, l, map[string]any{"passed": 0, "total": 5}).PassRate)
 	h := pipelineHarness(t, l, map[string]any{"pass_rate": 1, "passed": 5, "total": 5})
 	require.Equal(t, 1.0, h.PassRate)
-	require.Equal(t, handlers.DefaultActor, h.Actor)
+	require.Equal(t, principal, h.Actor, "the actor is the token")
 	require.Equal(t, 1.0, *pipelineCheck(t, l, nil).PassRate, "the latest result counts")
 }

@@ -49,7 +49,7 @@ func TestBrowserSearchBox(t *testing.T) {
 	l.mem(map[string]any{"memory_type": "knowledge", "content": "Prefers tea"})
 	l.search(url.Values{"q": {"laser"}})
 
-	ctx := startBrowser(t)
+	ctx := startBrowserFor(t, l)
 	require.NoError(t, chromedp.Do(ctx,
 		chromedp.Navigate(l.URL+"/ui/"),
 		chromedp.WaitVisible(chromedp.CSS(`form.search input[name=q]`)),

@@ -59,6 +59,10 @@ type Caller struct {
 	Principal string
 	// CorrelationID, when set, is recorded on the events to tie them to the caller's request.
 	CorrelationID string
+	// Role is the principal's role (empty while the service does not authenticate).
+	Role domain.Role
+	// OnBehalf is the principal's right to name another actor (X-Actor).
+	OnBehalf bool
 }
 
 // Result is where a command's last event landed in the log.

@@ -25,9 +25,13 @@ const Version = "0.1.0"
 // Config is the configuration every subcommand shares. Each field has a flag and an
 // environment variable; the flag wins.
 type Config struct {
-	Addr         string
-	Data         string
-	NatsURL      string
+	Addr    string
+	Data    string
+	NatsURL string
+	// Auth is AuthOn (every request needs a token) or AuthOff (loopback addresses only).
+	Auth string
+	// ReadTimeout bounds the reading of one request, its body included.
+	ReadTimeout  time.Duration
 	NatsListen   string
 	NatsUser     string
 	NatsPassword string
@@ -84,7 +88,7 @@ type Config struct {
 // DefaultConfig is the configuration with every default and no environment.
 func DefaultConfig() Config {
 	rules := jobs.DefaultPipelineRules()
-	return Config{Addr: "127.0.0.1:8100", Data: "./data", Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
+	return Config{Addr: "127.0.0.1:8100", Data: "./data", Auth: AuthOn, ReadTimeout: 30 * time.Second, Replicas: 1, Fsync: eventstore.FsyncAlways, LogFormat: "auto",
 		AlertWebhookRetryFor: 24 * time.Hour, AlertWebhookBackoff: 500 * time.Millisecond, AlertWebhookMaxBackoff: 5 * time.Minute,
 		AlertWebhookTimeout: 10 * time.Second,
 		MinPassRate:         rules.MinPassRate, MaxCandidates: rules.MaxCandidates, NightlyAt: "03:00",
@@ -98,6 +102,8 @@ func DefaultConfig() Config {
 // rules, the nightly pipeline.
 func (c *Config) serveFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
+	fs.StringVar(&c.Auth, "auth", env("MEMLEDGER_AUTH", d.Auth), "on: every request needs a token; off: none do, allowed on a loopback address only (MEMLEDGER_AUTH)")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("MEMLEDGER_READ_TIMEOUT", d.ReadTimeout), "longest time to read one request, its body included (MEMLEDGER_READ_TIMEOUT)")
 	fs.BoolVar(&c.ProjectionsSync, "projections-sync", envBool("MEMLEDGER_PROJECTIONS_SYNC", false), "fsync every projection batch; by default a crash-damaged projection file is rebuilt from the log instead (MEMLEDGER_PROJECTIONS_SYNC)")
 	fs.BoolVar(&c.AcceptLogLoss, "accept-log-loss", false, "start even though the log lost acknowledged events: record the decision in the log, raise a critical alert, build the projections again from what the log holds (no variable: decide each time)")
 	fs.StringVar(&c.AlertLog, "alert-log", env("MEMLEDGER_ALERT_LOG", ""), "alert log file, one line per alert (default <data>/alerts.log) (MEMLEDGER_ALERT_LOG)")

@@ -17,6 +17,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"
@@ -86,6 +87,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	if err := m.Config.check(); err != nil {
+		return err
+	}
+	if err := m.Config.checkAuth(); err != nil {
 		return err
 	}
 	if err := prepareDataDir(m.Config.Data, m.Logger); err != nil {
@@ -172,6 +176,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Logger.Error("MCP resource updates stopped", "err", err)
 		}
 	}()
+	if m.Config.Auth != AuthOff {
+		m.API.Auth = &auth.Authenticator{DB: m.DB, Now: m.Now}
+	}
 	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {
 		return err
@@ -191,10 +198,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Nightly.Schedule(runCtx, m.Config.NightlyAt)
 		}()
 	}
+	if m.API.Auth != nil {
+		if err := m.ensureAdminToken(ctx); err != nil {
+			return err
+		}
+	}
 	if m.listener, err = net.Listen("tcp", m.Config.Addr); err != nil {
 		return fmt.Errorf("listen on %s: %w", m.Config.Addr, err)
 	}
-	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	// A slow body or an idle keep-alive connection is cut; the alert watch stream lifts the
+	// read deadline of its own connection.
+	m.http = &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: m.Config.ReadTimeout, IdleTimeout: 2 * time.Minute}
 	m.http.RegisterOnShutdown(m.API.EndStreams)
 	m.serveErr = make(chan error, 1)
 	// The goroutine holds its own copies: Close may clear the fields before it runs.

@@ -14,7 +14,8 @@ document.addEventListener("submit", async (event) => {
   try {
     const res = await fetch(`/memory/${encodeURIComponent(row.dataset.id)}/${action}`, {
       method: "POST",
-      headers: { "Content-Type": "application/json", "X-Actor": "human-triage" },
+      // No actor header: the actor is whoever signed in (the session cookie goes along).
+      headers: { "Content-Type": "application/json" },
       body: JSON.stringify(reason ? { note: reason } : {}),
     });
     if (!res.ok) {

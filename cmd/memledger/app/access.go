@@ -1,0 +1,80 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/ledger"
+)
+
+// Auth modes.
+const (
+	AuthOn  = "on"
+	AuthOff = "off"
+)
+
+// AdminTokenName is the name of the token the first start issues.
+const AdminTokenName = "admin"
+
+// AdminTokenPath is where the first start writes the admin token.
+func (c Config) AdminTokenPath() string { return filepath.Join(c.Data, "admin.token") }
+
+// checkAuth refuses --auth off on an address other hosts can reach.
+func (c Config) checkAuth() error {
+	switch c.Auth {
+	case AuthOn:
+		return nil
+	case AuthOff:
+		host, _, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return fmt.Errorf("addr %q: %w", c.Addr, err)
+		}
+		if !isLoopback(host) {
+			return fmt.Errorf("--auth off is allowed only on a loopback address (127.0.0.1, ::1, localhost), not on %s: anyone who can reach it could write and approve memories in anyone's name", c.Addr)
+		}
+		return nil
+	}
+	return fmt.Errorf("auth must be %q or %q, got %q", AuthOn, AuthOff, c.Auth)
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ensureAdminToken issues the first admin token when the ledger has no token at all, and
+// writes its secret to <data>/admin.token (0600).
+func (m *Main) ensureAdminToken(ctx context.Context) error {
+	if err := m.Ledger.CaughtUp(ctx); err != nil {
+		return err
+	}
+	ts, err := m.DB.ListTokens()
+	if err != nil || len(ts) > 0 {
+		return err
+	}
+	path := m.Config.AdminTokenPath()
+	secret, _, err := m.Ledger.IssueToken(ctx, ledger.Caller{Actor: "memledger"}, "issued at the first start",
+		domain.IssueToken{Name: AdminTokenName, Role: domain.RoleAdmin})
+	if err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, dataFileMode)
+	if err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	_, err = f.WriteString(secret + "\n")
+	if err = errors.Join(err, f.Close()); err != nil {
+		return fmt.Errorf("first admin token: %w", err)
+	}
+	m.Logger.Info("issued the first admin token; use it as: Authorization: Bearer $(cat "+path+")", "path", path)
+	return nil
+}

@@ -1,0 +1,138 @@
+package handlers
+
+import (
+	"errors"
+	"html/template"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/auth"
+)
+
+type issueTokenRequest struct {
+	Name      string       `json:"name"`
+	Role      domain.Role  `json:"role"`
+	OnBehalf  bool         `json:"on_behalf"`
+	ExpiresAt optionalTime `json:"expires_at"`
+	Note      string       `json:"note"`
+}
+
+type issuedToken struct {
+	domain.Token
+	// Secret is shown once, here; only its digest is kept.
+	Secret string `json:"secret"`
+}
+
+func (s *Server) issueToken(w http.ResponseWriter, r *http.Request) {
+	var req issueTokenRequest
+	if err := decodeBody(w, r, &req, false); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	c, err := plainCaller(r, DefaultActor)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	secret, res, err := s.Ledger.IssueToken(r.Context(), c, req.Note, domain.IssueToken{
+		Name: req.Name, Role: req.Role, OnBehalf: req.OnBehalf, ExpiresAt: req.ExpiresAt.Value})
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, err := s.DB.Token(res.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Location", "/admin/tokens/"+t.Name)
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, http.StatusCreated, issuedToken{Token: t, Secret: secret})
+}
+
+func (s *Server) listTokens(w http.ResponseWriter, r *http.Request) {
+	for key := range r.URL.Query() {
+		s.fail(w, r, domain.Invalid(key, "unknown query parameter; GET /admin/tokens takes none"))
+		return
+	}
+	ts, err := s.DB.ListTokens()
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"tokens": ts})
+}
+
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
+	c, err := plainCaller(r, DefaultActor)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	res, err := s.Ledger.RevokeToken(r.Context(), c, r.URL.Query().Get("note"), r.PathValue("name"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	t, err := s.DB.Token(res.ID)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}
+
+var signInTemplate = template.Must(template.New("signin").Parse(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Sign in · memledger</title>
+<link rel="stylesheet" href="/ui/static/style.css"></head>
+<body><main><h1>Sign in</h1>
+{{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
+<form method="post" action="/ui/signin">
+<label>Token <input type="password" name="token" id="token" autocomplete="off" required></label>
+<button type="submit" id="signin">Sign in</button>
+</form></main></body></html>
+`))
+
+func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	signInTemplate.Execute(w, map[string]string{"Error": ""})
+}
+
+// signIn checks the token a person pasted and keeps it in an HttpOnly, SameSite=Strict
+// session cookie, which the pages then authenticate with.
+func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 4096)
+	if err := r.ParseForm(); err != nil {
+		s.problem(w, r, http.StatusBadRequest, "the sign-in form could not be read: "+err.Error(), "token")
+		return
+	}
+	secret := strings.TrimSpace(r.PostForm.Get("token"))
+	if s.Auth == nil {
+		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+		return
+	}
+	c, err := s.Auth.Token(secret)
+	if err != nil {
+		status := http.StatusUnauthorized
+		if !errors.Is(err, auth.ErrUnauthenticated) {
+			s.fail(w, r, err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.WriteHeader(status)
+		signInTemplate.Execute(w, map[string]string{"Error": "That token is not accepted: " + strings.TrimPrefix(err.Error(), "unauthenticated: ")})
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: secret, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int((12 * time.Hour).Seconds())})
+	s.Logger.Info("signed in", "principal", c.Principal, "role", c.Role)
+	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
+}
+
+func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
+	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: "", Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+}
