@@ -17,7 +17,6 @@ import (
 
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/handlers"
 	commands "github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/sinks"
 	"github.com/memledger/memledger/projections"

@@ -10,6 +10,8 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/memledger/memledger/domain"
@@ -33,6 +35,28 @@ func (c contextFlag) Set(v string) error {
 // clientFlags registers the flags of the commands that talk to a running service.
 func clientFlags(fs *flag.FlagSet, addr *string) {
 	fs.StringVar(addr, "addr", env("MEMLEDGER_ADDR", DefaultConfig().Addr), "address of the running memledger (MEMLEDGER_ADDR)")
+	fs.StringVar(&client.token, "token", "", "token to authenticate with (default $MEMLEDGER_TOKEN, else <data>/admin.token)")
+	fs.StringVar(&client.data, "data", env("MEMLEDGER_DATA", DefaultConfig().Data), "data directory whose admin.token is used when no token is given (MEMLEDGER_DATA)")
+}
+
+// client holds the credentials of the command that talks to a running service (one per
+// process).
+var client struct{ token, data string }
+
+// authorize sets the request's token: --token, else MEMLEDGER_TOKEN, else <data>/admin.token.
+func authorize(req *http.Request) {
+	tok := client.token
+	if tok == "" {
+		tok = os.Getenv("MEMLEDGER_TOKEN")
+	}
+	if tok == "" {
+		if b, err := os.ReadFile(filepath.Join(client.data, "admin.token")); err == nil {
+			tok = strings.TrimSpace(string(b))
+		}
+	}
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
+	}
 }
 
 func baseURL(addr string) string {
@@ -114,6 +138,7 @@ func watchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	if err != nil {
 		return err
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -160,6 +185,7 @@ func postJSON(ctx context.Context, addr, path, actor string, body any, want int)
 	if actor != "" {
 		req.Header.Set("X-Actor", actor)
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("is memledger serve running on %s? %w", addr, err)

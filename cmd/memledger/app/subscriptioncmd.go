@@ -218,6 +218,7 @@ func requestJSON(ctx context.Context, addr, method, path, actor string, body any
 	if actor != "" {
 		req.Header.Set("X-Actor", actor)
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("is memledger serve running on %s? %w", addr, err)
