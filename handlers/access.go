@@ -10,9 +10,10 @@ import (
 )
 
 // public are the routes anyone may use: the health summary (its details need a reader), the
-// sign-in page and the pages' assets.
+// sign-in page, the pages' assets and the API's OpenAPI description (the repository's file).
 var public = map[string]bool{
 	"GET /health":           true,
+	"GET /openapi.json":     true,
 	"GET /{$}":              true,
 	"GET /ui/signin":        true,
 	"POST /ui/signin":       true,
@@ -24,25 +25,35 @@ var public = map[string]bool{
 // everything the roles before it allow). A GET route not named here needs a reader, any other
 // route an admin, so that a route added later is closed until it is given a role.
 var routeRoles = map[string]domain.Role{
-	"POST /memory":                  domain.RoleWriter,
-	"PUT /memory/{id}":              domain.RoleWriter,
-	"DELETE /memory/{id}":           domain.RoleWriter,
-	"POST /memory/{id}/invalidate":  domain.RoleWriter,
-	"POST /memory/{id}/supersede":   domain.RoleWriter,
-	"POST /memory/{id}/reinforce":   domain.RoleWriter,
-	"POST /memory/{id}/promote":     domain.RoleReviewer,
-	"POST /memory/{id}/reject":      domain.RoleReviewer,
-	"POST /ui/review/{id}":          domain.RoleReviewer,
-	"POST /projects":                domain.RoleWriter,
-	"PUT /projects/{id}":            domain.RoleWriter,
-	"POST /project/state":           domain.RoleWriter,
-	"DELETE /project/state":         domain.RoleWriter,
-	"POST /documents":               domain.RoleWriter,
-	"DELETE /documents/{id}":        domain.RoleWriter,
-	"POST /documents/{id}/chunks":   domain.RoleWriter,
-	"GET /admin/subscriptions":      domain.RoleAdmin,
-	"GET /admin/subscriptions/{id}": domain.RoleAdmin,
-	"GET /admin/tokens":             domain.RoleAdmin,
+	"POST /memory":                          domain.RoleWriter,
+	"PUT /memory/{id}":                      domain.RoleWriter,
+	"DELETE /memory/{id}":                   domain.RoleWriter,
+	"POST /memory/{id}/invalidate":          domain.RoleWriter,
+	"POST /memory/{id}/supersede":           domain.RoleWriter,
+	"POST /memory/{id}/reinforce":           domain.RoleWriter,
+	"POST /memory/{id}/promote":             domain.RoleReviewer,
+	"POST /memory/{id}/reject":              domain.RoleReviewer,
+	"POST /ui/review/{id}":                  domain.RoleReviewer,
+	"POST /projects":                        domain.RoleWriter,
+	"PUT /projects/{id}":                    domain.RoleWriter,
+	"POST /project/state":                   domain.RoleWriter,
+	"DELETE /project/state":                 domain.RoleWriter,
+	"POST /documents":                       domain.RoleWriter,
+	"DELETE /documents/{id}":                domain.RoleWriter,
+	"POST /documents/{id}/chunks":           domain.RoleWriter,
+	"GET /memory/search":                    domain.RoleReader,
+	"GET /events":                           domain.RoleReader,
+	"POST /admin/alerts/redeliver":          domain.RoleAdmin,
+	"POST /admin/subscriptions":             domain.RoleAdmin,
+	"GET /admin/subscriptions":              domain.RoleAdmin,
+	"GET /admin/subscriptions/{id}":         domain.RoleAdmin,
+	"DELETE /admin/subscriptions/{id}":      domain.RoleAdmin,
+	"POST /admin/subscriptions/{id}/pause":  domain.RoleAdmin,
+	"POST /admin/subscriptions/{id}/resume": domain.RoleAdmin,
+	"POST /admin/subscriptions/{id}/reset":  domain.RoleAdmin,
+	"GET /admin/tokens":                     domain.RoleAdmin,
+	// The MCP endpoint's tools act with every role until they are bound to the token's.
+	"/mcp": domain.RoleAdmin,
 }
 
 // RouteRole is the role route pattern p needs, and whether it is public.

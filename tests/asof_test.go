@@ -16,16 +16,17 @@ import (
 func TestAsOfMemory(t *testing.T) {
 	now := time.Date(2026, 4, 16, 12, 0, 0, 0, time.UTC)
 	clk := newClock(now)
-	l := startLedger(t, withClock(clk.Now))
-	other := l.mem(map[string]any{"memory_type": "knowledge", "content": "other"}) // 1
+	l := startLedger(t, withClock(clk.Now)) // 1: the first start's admin token
 	clk.Advance(time.Minute)
-	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "v1", "status": "candidate"}) // 2
+	other := l.mem(map[string]any{"memory_type": "knowledge", "content": "other"}) // 2
 	clk.Advance(time.Minute)
-	v2 := l.act("PUT", "/memory/"+m.ID, map[string]any{"content": "v2"}) // 3
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "v1", "status": "candidate"}) // 3
 	clk.Advance(time.Minute)
-	l.act("POST", "/memory/"+m.ID+"/promote", nil) // 4
+	v2 := l.act("PUT", "/memory/"+m.ID, map[string]any{"content": "v2"}) // 4
 	clk.Advance(time.Minute)
-	l.act("POST", "/memory/"+m.ID+"/invalidate", map[string]any{"reason": "wrong"}) // 5
+	l.act("POST", "/memory/"+m.ID+"/promote", nil) // 5
+	clk.Advance(time.Minute)
+	l.act("POST", "/memory/"+m.ID+"/invalidate", map[string]any{"reason": "wrong"}) // 6
 	clk.Advance(time.Minute)
 	audit := l.auditOf(m.ID)
 	require.Len(t, audit, 4)
@@ -43,12 +44,12 @@ func TestAsOfMemory(t *testing.T) {
 	}
 	require.Equal(t, "v2", v2.Content)
 	// Before it existed: 404; the other memory existed.
-	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=1", nil), http.StatusNotFound, "")
-	requireProblem(t, l.do("GET", "/memory/"+m.ID+"/audit?as_of=1", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=2", nil), http.StatusNotFound, "")
+	requireProblem(t, l.do("GET", "/memory/"+m.ID+"/audit?as_of=2", nil), http.StatusNotFound, "")
 	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of="+now.Add(30*time.Second).Format(time.RFC3339), nil), http.StatusNotFound, "")
-	l.expect(http.StatusOK, "GET", "/memory/"+other.ID+"?as_of=1", nil)
+	l.expect(http.StatusOK, "GET", "/memory/"+other.ID+"?as_of=2", nil)
 	// Refused: beyond the end, malformed, in the future, an unknown parameter.
-	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=6", nil), http.StatusBadRequest, "as_of", "beyond the log's end")
+	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=7", nil), http.StatusBadRequest, "as_of", "beyond the log's end")
 	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=0", nil), http.StatusBadRequest, "as_of")
 	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of=yesterday", nil), http.StatusBadRequest, "as_of")
 	requireProblem(t, l.do("GET", "/memory/"+m.ID+"?as_of="+now.Add(time.Hour).Format(time.RFC3339), nil), http.StatusBadRequest, "as_of", "future")

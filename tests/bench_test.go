@@ -62,7 +62,7 @@ func startBenchLedger(b *testing.B, opts ...func(*ledger)) *benchLedger {
 	transport.MaxIdleConns = 128
 	transport.MaxIdleConnsPerHost = 128
 	b.Cleanup(transport.CloseIdleConnections)
-	return &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: transport}, ledger: led}
+	return &benchLedger{Main: m, URL: "http://" + m.Addr(), client: &http.Client{Transport: tokenTransport{next: transport}}, ledger: led}
 }
 
 // send sends one request and reads the whole answer; a status other than want is an error.

@@ -83,7 +83,7 @@ func seqRange(from, to uint64) []uint64 {
 
 func TestFeedBounded(t *testing.T) {
 	now := time.Date(2026, 4, 16, 12, 0, 0, 0, time.UTC)
-	clk := newClock(now)
+	clk := newClock(now.Add(-28 * 24 * time.Hour)) // the first start's admin token, before the history
 	l := startLedger(t, withClock(clk.Now))
 	memIDs := wholeHistory(t, l, clk, now)
 	last := l.lastSeq()
@@ -276,7 +276,7 @@ func TestFeedCatchUpThenLive(t *testing.T) {
 		l.mem(map[string]any{"memory_type": "knowledge", "content": fmt.Sprintf("after %d", i)})
 	}
 	last := l.lastSeq()
-	require.Equal(t, uint64(200+320+5), last)
+	require.Equal(t, uint64(1+200+320+5), last) // the first start's admin token, then the memories
 	for uint64(len(got)) < last {
 		it := readItem(t, r)
 		require.Empty(t, it.End)
@@ -379,14 +379,14 @@ func TestFeedSlowReader(t *testing.T) {
 	last := l.lastSeq()
 	// About 6 MB of events: more than the kernel's socket buffers take (4 MB at most for the
 	// server's side on Linux), so that the server's writes block.
-	require.Equal(t, uint64(2560), last)
+	require.Equal(t, uint64(1+2560), last) // the first start's admin token, then the memories
 
 	// A client whose socket takes little, so that the server's writes block soon.
-	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+	client := &http.Client{Transport: tokenTransport{next: &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
 		return serr
-	}}).DialContext}}
+	}}).DialContext}}}
 	r, _ := openFeed(t, client, l.URL, "from=1")
 	first := readItem(t, r)
 	require.Equal(t, uint64(1), first.Seq)
@@ -448,7 +448,7 @@ func TestTail(t *testing.T) {
 		return strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
 	}
 
-	out, stop := run("--from", "1")
+	out, stop := run("--from", "2") // after the first start's admin token
 	require.Eventually(t, func() bool { return len(lines(out)) == 2 }, 10*time.Second, 10*time.Millisecond)
 	// Live.
 	l.act("POST", "/memory/"+m.ID+"/reinforce", nil, "X-Actor", "reinforcement")
@@ -456,12 +456,12 @@ func TestTail(t *testing.T) {
 	code, errOut := stop()
 	require.Equal(t, 0, code, errOut)
 	got := lines(out)
-	require.Regexp(t, `^#1 \S+ memory.created ledger.memory.`+m.ID+` by api-http$`, got[0])
-	require.Regexp(t, `^#2 \S+ memory.promoted ledger.memory.`+m.ID+` by human-triage: checked$`, got[1])
-	require.Regexp(t, `^#3 \S+ memory.reinforced `, got[2])
+	require.Regexp(t, `^#2 \S+ memory.created ledger.memory.`+m.ID+` by `+principal+`$`, got[0])
+	require.Regexp(t, `^#3 \S+ memory.promoted ledger.memory.`+m.ID+` by human-triage: checked$`, got[1])
+	require.Regexp(t, `^#4 \S+ memory.reinforced `, got[2])
 
 	// Filters and JSON.
-	out, stop = run("--json", "--type", "alert.raised", "--from", "4")
+	out, stop = run("--json", "--type", "alert.raised", "--from", "5")
 	l.act("POST", "/memory/"+m.ID+"/reinforce", nil)
 	l.expect(http.StatusCreated, "POST", "/admin/alerts", map[string]any{"severity": "info", "title": "hello"})
 	require.Eventually(t, func() bool { return strings.Count(out.String(), "\n") >= 1 }, 10*time.Second, 10*time.Millisecond)
@@ -470,7 +470,7 @@ func TestTail(t *testing.T) {
 	var it feedItem
 	require.NoError(t, json.Unmarshal([]byte(lines(out)[0]), &it))
 	require.Equal(t, "alert.raised", it.eventType())
-	require.Equal(t, uint64(5), it.Seq)
+	require.Equal(t, uint64(6), it.Seq)
 
 	// Refused filters are reported.
 	code, _, errOut2 := runApp(t, "tail", "--addr", l.URL, "--subject", "orders.>")

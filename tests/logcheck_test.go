@@ -178,7 +178,7 @@ func TestProjectionsAheadOfTheLogAreRefused(t *testing.T) {
 	l.stop()
 	require.NoError(t, os.RemoveAll(filepath.Join(l.cfg.Data, "nats"))) // the log is gone
 	err := openErr(t, l.cfg)
-	require.ErrorContains(t, err, "positions 1-3 are missing")
+	require.ErrorContains(t, err, "positions 1-4 are missing") // the first start's admin token and the three facts
 	require.ErrorContains(t, err, "the stream holds no event at all")
 	aside, _ := filepath.Glob(filepath.Join(l.cfg.Data, "projections.db.*-*"))
 	require.Empty(t, aside, "nothing set aside without the operator's decision")

@@ -24,7 +24,8 @@ import (
 // specification: they go on a transport of their own, not the one the tests validate.
 type headers map[string]string
 
-var mcpTransport = &http.Transport{}
+// mcpTransport carries the admin token like the tests' other requests.
+var mcpTransport http.RoundTripper = tokenTransport{next: &http.Transport{}}
 
 func (h headers) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
@@ -322,7 +323,7 @@ func TestMCPOverStdioOnTheDataDirectory(t *testing.T) {
 func TestMCPOverStdioThroughTheService(t *testing.T) {
 	l := startLedger(t)
 	stderr := &lockedWriter{b: new(strings.Builder)}
-	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
+	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir(), "--token", adminToken(t, l.cfg.Data))
 	require.Contains(t, stderr.String(), "talking to the running service at "+l.URL)
 	mcpToolSuite(t, l, c, "mcp-stdio")
 }
@@ -381,7 +382,7 @@ func TestMCPResourceUpdates(t *testing.T) {
 func TestMCPResourceUpdatesOverStdio(t *testing.T) {
 	l := startLedger(t)
 	stderr := &lockedWriter{b: new(strings.Builder)}
-	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir())
+	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir(), "--token", adminToken(t, l.cfg.Data))
 	ctx := context.Background()
 	id := l.create(map[string]any{"content": "Watched over stdio", "memory_type": "knowledge"})["id"].(string)
 	require.NoError(t, c.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))

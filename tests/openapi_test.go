@@ -47,7 +47,9 @@ func TestMain(m *testing.M) {
 	for _, t := range []string{"text/html", "text/css", "text/javascript"} {
 		openapi3filter.RegisterBodyDecoder(t, textBody)
 	}
-	check, err := newAPICheck(handlers.OpenAPI, baseTransport)
+	// The check sees each request as the test wrote it, then the token transport adds the
+	// admin token (unless the test sends its own or asks for none).
+	check, err := newAPICheck(handlers.OpenAPI, tokenTransport{next: baseTransport})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "openapi document:", err)
 		os.Exit(1)

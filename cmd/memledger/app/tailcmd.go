@@ -68,6 +68,7 @@ func tailOnce(ctx context.Context, addr string, q url.Values, asJSON bool, stdou
 	if err != nil {
 		return nil, err
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
