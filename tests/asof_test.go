@@ -127,7 +127,7 @@ func TestAsOfListsAndState(t *testing.T) {
 		step()
 		record()
 	}
-	require.Equal(t, uint64(len(steps)), moments[len(moments)-1].seq, "one event a step")
+	require.Equal(t, uint64(1+len(steps)), moments[len(moments)-1].seq, "one event a step, after the first start's admin token")
 
 	for _, m := range moments {
 		// A position, and a time half a minute after the position's event.
@@ -149,31 +149,31 @@ func TestAsOfListsAndState(t *testing.T) {
 	idsAsOf := func(q string, at uint64) []string {
 		return pfMemoryIDs(t, l, url.Values{"status": {q}, "as_of": {fmt.Sprint(at)}})
 	}
-	require.NotContains(t, pfMemoryIDs(t, l, url.Values{"as_of": {"2"}}), b.ID, "b did not exist yet")
-	require.Equal(t, []string{a.ID}, idsAsOf("candidate", 4))
-	require.Equal(t, []string{b.ID}, idsAsOf("active", 4))
-	require.Equal(t, []string{c.ID, b.ID, a.ID}, idsAsOf("active", 9), "newest first by creation")
-	require.Equal(t, []string{b.ID}, idsAsOf("invalid", 10))
+	require.NotContains(t, pfMemoryIDs(t, l, url.Values{"as_of": {"3"}}), b.ID, "b did not exist yet")
+	require.Equal(t, []string{a.ID}, idsAsOf("candidate", 5))
+	require.Equal(t, []string{b.ID}, idsAsOf("active", 5))
+	require.Equal(t, []string{c.ID, b.ID, a.ID}, idsAsOf("active", 10), "newest first by creation")
+	require.Equal(t, []string{b.ID}, idsAsOf("invalid", 11))
 	var page struct {
 		Memories []domain.Memory `json:"memories"`
 	}
-	l.expect(http.StatusOK, "GET", "/memory?status=invalid&as_of=10", nil).Decode(t, &page)
+	l.expect(http.StatusOK, "GET", "/memory?status=invalid&as_of=11", nil).Decode(t, &page)
 	require.Equal(t, "likes tea", page.Memories[0].Content)
-	require.Equal(t, uint64(10), page.Memories[0].Seq)
-	st := pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"6"}})
+	require.Equal(t, uint64(11), page.Memories[0].Seq)
+	st := pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"7"}})
 	require.Len(t, st, 1)
 	require.Equal(t, "NATS", st[0].Value)
-	st = pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"10"}})
+	st = pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"11"}})
 	require.Equal(t, "NATS JetStream", st[0].Value)
-	require.Empty(t, pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"11"}}), "invalidated")
-	st = pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"11"}, "include_invalid": {"true"}})
+	require.Empty(t, pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"12"}}), "invalidated")
+	st = pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"12"}, "include_invalid": {"true"}})
 	require.Equal(t, domain.StateInvalid, st[0].Status)
 	require.Empty(t, pfState(t, l, url.Values{"project": {"alpha"}, "as_of": {"3"}}), "no entry yet")
 	require.Empty(t, pfState(t, l, url.Values{"as_of": {now.Add(-time.Hour).Format(time.RFC3339)}}), "before the log began")
 
 	// Refused: beyond the end, malformed, in the future; the same on both.
 	for _, p := range []string{"/memory", "/project/state"} {
-		requireProblem(t, l.do("GET", p+"?as_of=15", nil), http.StatusBadRequest, "as_of", "beyond the log's end")
+		requireProblem(t, l.do("GET", p+"?as_of=16", nil), http.StatusBadRequest, "as_of", "beyond the log's end")
 		requireProblem(t, l.do("GET", p+"?as_of=0", nil), http.StatusBadRequest, "as_of")
 		requireProblem(t, l.do("GET", p+"?as_of=soon", nil), http.StatusBadRequest, "as_of")
 		requireProblem(t, l.do("GET", p+"?as_of="+clk.Now().Add(time.Hour).Format(time.RFC3339), nil), http.StatusBadRequest, "as_of", "future")
