@@ -9,7 +9,6 @@ import (
 
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
