@@ -89,6 +89,7 @@ func routes(memID, docID string) []route {
 		{"POST", "/admin/subscriptions/sub-none/resume", `{}`, domain.RoleAdmin},
 		{"POST", "/admin/subscriptions/sub-none/reset", `{"from":"now"}`, domain.RoleAdmin},
 		{"DELETE", "/admin/subscriptions/sub-none", "", domain.RoleAdmin},
+		{"POST", "/admin/backup", `{}`, domain.RoleAdmin},
 	}
 }
 

@@ -45,6 +45,14 @@ func restoreBackup(t *testing.T, from string) string {
 	return target
 }
 
+// keepAdminToken copies the admin token of the ledger on from into the restored data
+// directory to: a backup holds the tokens as the log does (their digests), never a secret, so
+// the operator brings the token they kept, and a restored ledger issues no new one.
+func keepAdminToken(t *testing.T, from, to string) {
+	t.Helper()
+	require.NoError(t, os.WriteFile(filepath.Join(to, "admin.token"), []byte(adminToken(t, from)+"\n"), 0o600))
+}
+
 // verifyClean runs memledger verify on data and requires it clean up to last.
 func verifyClean(t *testing.T, data string, last uint64) {
 	t.Helper()
@@ -137,6 +145,7 @@ func TestBackupRestore(t *testing.T) {
 	verifyClean(t, restored, m.LastSeq)
 
 	t.Run("the restored ledger is the log's prefix the backup holds", func(t *testing.T) {
+		keepAdminToken(t, l.cfg.Data, restored)
 		r := startLedger(t, withClock(clk.Now), withConfig(func(c *app.Config) { c.Data = restored }))
 		require.Equal(t, m.LastSeq, r.lastSeq())
 		mu.Lock()
@@ -169,6 +178,7 @@ func TestBackupRestore(t *testing.T) {
 	quietRestored := restoreBackup(t, quiet)
 	verifyClean(t, quietRestored, qm.LastSeq)
 	t.Run("the restored ledger answers every read as the original", func(t *testing.T) {
+		keepAdminToken(t, l.cfg.Data, quietRestored)
 		r := startLedger(t, withClock(clk.Now), withConfig(func(c *app.Config) { c.Data = quietRestored }))
 		after := r.everyRead(memIDs)
 		for path, body := range beforeReads {

@@ -27,9 +27,11 @@ func backupCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	cfg.flags(fs, true)
 	to := fs.String("to", "", "directory to write the backup into: new, or empty (required)")
+	fs.StringVar(&client.token, "token", "", "token to authenticate with when backing up through the service (default $MEMLEDGER_TOKEN, else <data>/admin.token)")
 	if err := fs.Parse(args); err != nil {
 		return flagError(err)
 	}
+	client.data = cfg.Data
 	if fs.NArg() > 0 || *to == "" {
 		fmt.Fprintf(stderr, "usage: memledger backup --to DIR [--data DIR | --addr HOST:PORT]\n")
 		return exitError(2)
@@ -94,6 +96,7 @@ func backupFromService(ctx context.Context, addr, dir string) (*backup.Manifest,
 	if err != nil {
 		return nil, err
 	}
+	authorize(req)
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("is memledger serve running on %s? %w", addr, err)
