@@ -56,6 +56,8 @@ type Store struct {
 	Stream string
 	// DuplicateWindow is how long the server remembers event ids to drop duplicates.
 	DuplicateWindow time.Duration
+	// LeaseTTL is how long a lease outlives its holder's last renewal (DefaultLeaseTTL when 0).
+	LeaseTTL time.Duration
 	// Lost are positions an operator accepted as lost from the log: Follow passes over them
 	// instead of stopping with ErrGap.
 	Lost   []domain.SeqRange

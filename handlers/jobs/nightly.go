@@ -40,7 +40,11 @@ type Nightly struct {
 	// Now is the clock of the schedule and of the steps' start times.
 	Now    func() time.Time
 	Logger *slog.Logger
-	mu     sync.Mutex
+	// Lease, when set, is taken before a run and held through it, so that of all the
+	// instances sharing a log one runs the pipeline at a time (see Run). It returns a context
+	// that ends when the lease is lost, and the function that releases it.
+	Lease func(ctx context.Context) (context.Context, func(), error)
+	mu    sync.Mutex
 }
 
 // NewNightly returns the pipeline the README describes (Nightly pipeline) on l, with the
@@ -84,7 +88,9 @@ func (n *Nightly) StepNames() []string {
 
 // Run runs the pipeline for night (a date, YYYY-MM-DD), only the step named only when it is
 // not empty. A step that already succeeded for that night is skipped unless force is set, so
-// running a night twice changes nothing the second time. A failing step is logged and raises
+// running a night twice changes nothing the second time, on this instance or on another that
+// shares the log: a run holds the Lease, when set, and first waits until the projections have
+// applied the whole log. A failing step is logged and raises
 // a warning alert, and the next step runs all the same. The run's summary is recorded as an
 // event.
 func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (domain.NightlyRan, error) {
@@ -96,6 +102,19 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 	}
 	if only != "" && !slices.Contains(n.StepNames(), only) {
 		return run, domain.Invalid("step", "unknown step %q; the steps are %s", only, strings.Join(n.StepNames(), ", "))
+	}
+	if n.Lease != nil {
+		leased, release, err := n.Lease(ctx)
+		if err != nil {
+			return run, fmt.Errorf("nightly: take the lease of the nightly pipeline: %w", err)
+		}
+		defer release()
+		ctx = leased
+	}
+	// What another instance ran for this night is in the log (it recorded its run before it
+	// let the lease go): the projections apply it before a step is found done or not.
+	if err := n.Ledger.CaughtUp(ctx); err != nil {
+		return run, fmt.Errorf("nightly: the projections have not caught up with the log: %w", err)
 	}
 	for _, step := range n.Steps {
 		if only != "" && step.Name != only {

@@ -188,6 +188,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.Nightly = jobs.NewNightly(m.Ledger, m.API.Jobs, m.API.Pipeline, m.API.Now, m.Logger)
 	m.API.Nightly = m.Nightly
+	if m.Config.NatsURL != "" {
+		// Other instances may share the log: one at a time runs the pipeline.
+		m.Nightly.Lease = m.nightlyLease
+	}
 	if m.Config.NightlyAt != "" {
 		if err := jobs.ParseNightlyAt(m.Config.NightlyAt); err != nil {
 			return err

@@ -1,0 +1,209 @@
+package eventstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DefaultLeaseTTL is how long a lease outlives its holder's last renewal (see AcquireLease).
+const DefaultLeaseTTL = 30 * time.Second
+
+// LeaseBucket is the name of the JetStream key-value bucket of stream's leases.
+func LeaseBucket(stream string) string { return stream + "_LEASES" }
+
+// Lease is a named lease held by one holder among every memledger instance on the same
+// server or cluster: the jobs that must run once per cluster (the nightly pipeline) run
+// while holding one. It is a key in a JetStream key-value bucket whose entries the server
+// removes TTL after they were last written: the holder rewrites it every TTL/3, and a holder
+// that dies (or is cut off) loses it TTL after its last renewal, by the server's clock alone.
+type Lease struct {
+	kv     jetstream.KeyValue
+	key    string
+	holder string
+	// lost is closed when the lease is no longer held (released, or a renewal failed).
+	lost     chan struct{}
+	stop     chan struct{}
+	done     chan struct{}
+	lostOnce sync.Once
+	mu       sync.Mutex
+	rev      uint64
+	err      error
+}
+
+type leaseValue struct {
+	Holder     string    `json:"holder"`
+	AcquiredAt time.Time `json:"acquired_at"`
+}
+
+// leaseBucket opens (or creates) the store's lease bucket.
+func (s *Store) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	ttl := s.LeaseTTL
+	if ttl <= 0 {
+		ttl = DefaultLeaseTTL
+	}
+	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LeaseBucket(s.Stream),
+		Description: "memledger: the leases of the jobs that run once per cluster",
+		History:     1,
+		TTL:         ttl,
+		Storage:     jetstream.FileStorage,
+		Replicas:    s.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease bucket: %w", err)
+	}
+	return kv, nil
+}
+
+// TryAcquireLease takes the lease name for holder if no one holds it, and reports whether it
+// did. A lease taken is renewed until Release, or until a renewal fails (see Lost).
+func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Lease, bool, error) {
+	kv, err := s.leaseBucket(ctx)
+	if err != nil {
+		return nil, false, err
+	}
+	value, _ := json.Marshal(leaseValue{Holder: holder, AcquiredAt: time.Now().UTC()})
+	rctx, cancel := withReadTimeout(ctx)
+	rev, err := kv.Create(rctx, name, value)
+	cancel()
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	status, err := kv.Status(ctx)
+	if err != nil {
+		return nil, false, fmt.Errorf("lease %s: %w", name, err)
+	}
+	l := &Lease{kv: kv, key: name, holder: holder, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renew(value, status.TTL()/3)
+	return l, true, nil
+}
+
+// AcquireLease waits until it holds the lease name for holder (polling every poll), or ctx is
+// done.
+func (s *Store) AcquireLease(ctx context.Context, name, holder string, poll time.Duration) (*Lease, error) {
+	for {
+		l, ok, err := s.TryAcquireLease(ctx, name, holder)
+		if err != nil || ok {
+			return l, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("lease %s: %w", name, ctx.Err())
+		case <-time.After(poll):
+		}
+	}
+}
+
+// LeaseHolder says who holds the lease name ("" when no one does).
+func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
+	kv, err := s.leaseBucket(ctx)
+	if err != nil {
+		return "", err
+	}
+	e, err := kv.Get(ctx, name)
+	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("lease %s: %w", name, err)
+	}
+	var v leaseValue
+	if err := json.Unmarshal(e.Value(), &v); err != nil {
+		return "", fmt.Errorf("lease %s: %w", name, err)
+	}
+	return v.Holder, nil
+}
+
+// renew rewrites the lease every interval, expecting the revision it last wrote: a lease
+// taken by another holder (after it expired) or a server that cannot be reached for longer
+// than the lease lives ends it.
+func (l *Lease) renew(value []byte, interval time.Duration) {
+	defer close(l.done)
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var failingSince time.Time
+	for {
+		select {
+		case <-l.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		l.mu.Lock()
+		rev, err := l.kv.Update(ctx, l.key, value, l.rev)
+		if err == nil {
+			l.rev, failingSince = rev, time.Time{}
+		}
+		l.mu.Unlock()
+		cancel()
+		if err == nil {
+			continue
+		}
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) {
+			// Another holder wrote it: the lease expired and was taken.
+			l.end(fmt.Errorf("lease %s lost: %w", l.key, err))
+			return
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+		}
+		if time.Since(failingSince) >= 3*interval {
+			l.end(fmt.Errorf("lease %s lost: not renewed for %s: %w", l.key, time.Since(failingSince).Round(time.Millisecond), err))
+			return
+		}
+	}
+}
+
+func (l *Lease) end(err error) {
+	l.lostOnce.Do(func() {
+		l.mu.Lock()
+		l.err = err
+		l.mu.Unlock()
+		close(l.lost)
+	})
+}
+
+// Lost is closed when the lease is no longer held: released, or lost (see Err).
+func (l *Lease) Lost() <-chan struct{} { return l.lost }
+
+// Err says why the lease was lost (nil while it is held, or after Release).
+func (l *Lease) Err() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.err
+}
+
+// Release stops renewing the lease and deletes it, if this holder still holds it, so that
+// another can take it at once.
+func (l *Lease) Release(ctx context.Context) error {
+	select {
+	case <-l.stop:
+		return nil
+	default:
+	}
+	close(l.stop)
+	<-l.done
+	l.end(nil)
+	if l.Err() != nil {
+		return nil
+	}
+	l.mu.Lock()
+	rev := l.rev
+	l.mu.Unlock()
+	ctx, cancel := withReadTimeout(ctx)
+	defer cancel()
+	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
+		return fmt.Errorf("release lease %s: %w", l.key, err)
+	}
+	return nil
+}
