@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -34,9 +36,12 @@ func startSharedNATS(t *testing.T) string {
 
 func TestNightlyRunsOncePerCluster(t *testing.T) {
 	url := startSharedNATS(t)
-	var instances []*ledger
-	for range 3 {
-		instances = append(instances, startLedger(t, withConfig(func(c *app.Config) { c.NatsURL = url })))
+	instances := []*ledger{startLedger(t, withConfig(func(c *app.Config) { c.NatsURL = url }))}
+	for range 2 {
+		// The tokens are in the shared log: the other instances take the first one's admin token.
+		dir := t.TempDir()
+		require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, instances[0].cfg.Data)+"\n"), 0o600))
+		instances = append(instances, startLedger(t, withConfig(func(c *app.Config) { c.NatsURL, c.Data = url, dir })))
 	}
 	// Something for the steps to do: candidates to promote, written on the first instance.
 	for range 3 {
