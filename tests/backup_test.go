@@ -208,6 +208,25 @@ func TestBackupRestore(t *testing.T) {
 	t.Run("refusals", func(t *testing.T) {
 		testBackupRefusals(t, quiet, l.cfg.Data)
 	})
+
+	t.Run("a stopped data directory with damaged projections: the restore builds them from the log", func(t *testing.T) {
+		p := filepath.Join(l.cfg.Data, "projections.db")
+		info, err := os.Stat(p)
+		require.NoError(t, err)
+		require.NoError(t, os.Truncate(p, info.Size()/2))
+		dir := filepath.Join(t.TempDir(), "no-projections")
+		code, out, errOut := runApp(t, "backup", "--to", dir, "--data", l.cfg.Data)
+		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out, errOut)
+		require.Contains(t, out, "no projections (a restore builds them from the log)")
+		require.Contains(t, errOut, "the projection file is damaged")
+		bm := readManifest(t, dir)
+		require.Nil(t, bm.Projections)
+		_, held := bm.File(backup.ProjectionsFile)
+		require.False(t, held)
+		target := restoreBackup(t, dir)
+		verifyClean(t, target, bm.LastSeq)
+		require.Equal(t, exportLines(t, l.cfg.Data), exportLines(t, target))
+	})
 }
 
 // copyBackup copies the backup in dir into a new directory, for a test to damage.
