@@ -106,7 +106,7 @@ func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, u
 			if err != nil {
 				return err
 			}
-			if data == nil || !matches(data, f) {
+			if data == nil || !mayMatch(data, f) || !matches(data, f) {
 				continue
 			}
 			if len(out) == f.Limit {
@@ -118,6 +118,23 @@ func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, u
 		return nil
 	})
 	return out, next, err
+}
+
+// mayMatch is false when the memory JSON data cannot match f: a snapshot is compact JSON
+// whose only "status", "memory_type" and "project" keys are the memory's own (a quote inside
+// a string is escaped), so a match holds each as "key":"value". It spares decoding the
+// snapshots a filter rules out; matches decides the others.
+func mayMatch(data []byte, f MemoryFilter) bool {
+	for _, kv := range [][2]string{{"status", string(f.Status)}, {"memory_type", string(f.MemoryType)}, {"project", f.Project}} {
+		if kv[1] == "" {
+			continue
+		}
+		needle := domain.AppendJSONString(append(domain.AppendJSONString(nil, kv[0]), ':'), kv[1])
+		if !bytes.Contains(data, needle) {
+			return false
+		}
+	}
+	return true
 }
 
 // ListStateAsOf returns the state entries matching f as they were right after log position
