@@ -40,6 +40,10 @@ func (s *Server) asOf(r *http.Request) (seq uint64, ok bool, err error) {
 	if err != nil {
 		return 0, true, err
 	}
+	if !p.IsTime() && p.Seq > 0 && p.Seq <= s.Runner.Applied() {
+		// Applied, so in the log: no need to ask the log where it ends.
+		return p.Seq, true, nil
+	}
 	last, err := s.Store.LastSeq(r.Context())
 	if err != nil {
 		return 0, true, err
