@@ -477,3 +477,44 @@ func TestTail(t *testing.T) {
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut2, "subject filter")
 }
+
+// TestFeedNeedsReader: the change feed is the log itself, so it is a reader's. Without a
+// token, or with one that is not valid, it is refused with a 401 before anything is streamed,
+// as NDJSON and as Server-Sent Events; a reader's token reads it, live as well as bounded;
+// once revoked, that token is refused too.
+func TestFeedNeedsReader(t *testing.T) {
+	l := startLedger(t)
+	l.mem(map[string]any{"memory_type": "knowledge", "content": "in the log"})
+	last := l.lastSeq()
+	bounded := fmt.Sprintf("/events?to=%d", last)
+	for _, h := range [][]string{
+		{noToken, "1"},
+		{noToken, "1", "Accept", "text/event-stream"},
+		{"Authorization", "Bearer mlt_not-a-token"},
+		{"Authorization", "Basic " + adminToken(t, l.cfg.Data)},
+	} {
+		res := l.do("GET", bounded, nil, h...)
+		p := requireProblem(t, res, http.StatusUnauthorized, "")
+		require.Contains(t, res.Header.Get("WWW-Authenticate"), "Bearer", "%v", h)
+		require.NotEmpty(t, p.Detail)
+		require.NotContains(t, string(res.Body), `"seq"`, "nothing of the log is sent")
+	}
+
+	reader := l.token("feed-reader", "reader", nil)
+	res := l.expect(http.StatusOK, "GET", bounded, nil, "Authorization", "Bearer "+reader)
+	lines := strings.Split(strings.TrimSuffix(string(res.Body), "\n"), "\n")
+	require.Len(t, lines, int(last)+1, "every event and the end line")
+	require.Contains(t, lines[len(lines)-1], `"end":"complete"`)
+
+	// Live, and as Server-Sent Events, the reader follows what is written next.
+	r, _ := openFeed(t, http.DefaultClient, l.URL, "from=now", "Authorization", "Bearer "+reader)
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "after the reader began"})
+	it := readItem(t, r)
+	require.Equal(t, m.Seq, it.Seq)
+	sse, _ := openFeed(t, http.DefaultClient, l.URL, fmt.Sprintf("from=%d", m.Seq), "Authorization", "Bearer "+reader,
+		"Accept", "text/event-stream")
+	require.Equal(t, fmt.Sprint(m.Seq), readSSE(t, sse).ID)
+
+	l.expect(http.StatusOK, "DELETE", "/admin/tokens/feed-reader", nil)
+	requireProblem(t, l.do("GET", bounded, nil, "Authorization", "Bearer "+reader), http.StatusUnauthorized, "")
+}

@@ -237,7 +237,7 @@ func TestOpenAPIDocument(t *testing.T) {
 		}
 		taken, checked := handlers.QueryParams(pattern)
 		require.True(t, checked, "%s: the route's query is not checked", pattern)
-		require.ElementsMatch(t, taken, described, "%s: the query parameters the route takes (handlers/query.go) and those handlers/openapi.json describes", op)
+		require.ElementsMatch(t, taken, described, "%s: the query parameters the route takes (handlers/routes.go) and those handlers/openapi.json describes", op)
 	}
 }
 
