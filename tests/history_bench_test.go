@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -342,6 +343,9 @@ func BenchmarkHistory100k(b *testing.B) {
 			code, out, errOut = runAppWithin(b, 10*time.Minute, "import", "--data", filepath.Join(dir, fmt.Sprintf("imported-%d", i)), file)
 			imported += time.Since(start)
 			require.Equal(b, 0, code, "stdout: %s\nstderr: %s", out, errOut)
+			b.Logf("import %d: %s", i, strings.Join(slices.DeleteFunc(strings.Split(out, "\n"), func(l string) bool {
+				return !strings.Contains(l, "events/s") && !strings.Contains(l, "done in")
+			}), "; "))
 			os.Remove(file)
 		}
 		b.StopTimer()
