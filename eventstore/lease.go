@@ -21,7 +21,8 @@ func LeaseBucket(stream string) string { return stream + "_LEASES" }
 // server or cluster: the jobs that must run once per cluster (the nightly pipeline) run
 // while holding one. It is a key in a JetStream key-value bucket whose entries the server
 // removes TTL after they were last written: the holder rewrites it every TTL/3, and a holder
-// that dies (or is cut off) loses it TTL after its last renewal, by the server's clock alone.
+// that dies (or is cut off) loses it TTL after its last renewal, by the server's clock alone
+// (a holder cut off gives it up sooner, see renew).
 type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
@@ -68,7 +69,8 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 	if err != nil {
 		return nil, false, err
 	}
-	value, _ := json.Marshal(leaseValue{Holder: holder, AcquiredAt: time.Now().UTC()})
+	sent := time.Now()
+	value, _ := json.Marshal(leaseValue{Holder: holder, AcquiredAt: sent.UTC()})
 	rctx, cancel := withReadTimeout(ctx)
 	rev, err := kv.Create(rctx, name, value)
 	cancel()
@@ -83,7 +85,7 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 		return nil, false, fmt.Errorf("lease %s: %w", name, err)
 	}
 	l := &Lease{kv: kv, key: name, holder: holder, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go l.renew(value, status.TTL()/3)
+	go l.renew(value, status.TTL(), sent)
 	return l, true, nil
 }
 
@@ -123,25 +125,29 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
 	return v.Holder, nil
 }
 
-// renew rewrites the lease every interval, expecting the revision it last wrote: a lease
-// taken by another holder (after it expired) or a server that cannot be reached for longer
-// than the lease lives ends it.
-func (l *Lease) renew(value []byte, interval time.Duration) {
+// renew rewrites the lease every ttl/3, expecting the revision it last wrote. A lease taken
+// by another holder (after it expired) ends it, and so does a server that cannot be reached:
+// the server removes the lease ttl after it received the last write, which it received after
+// that write was sent, so a holder that has not renewed it for 2/3 of ttl since sent gives it
+// up before anyone else can take it.
+func (l *Lease) renew(value []byte, ttl time.Duration, sent time.Time) {
 	defer close(l.done)
+	interval := ttl / 3
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var failingSince time.Time
+	lastOK := sent
 	for {
 		select {
 		case <-l.stop:
 			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval)
+		ctx, cancel := context.WithTimeout(context.Background(), interval/2)
+		sent := time.Now()
 		l.mu.Lock()
 		rev, err := l.kv.Update(ctx, l.key, value, l.rev)
 		if err == nil {
-			l.rev, failingSince = rev, time.Time{}
+			l.rev, lastOK = rev, sent
 		}
 		l.mu.Unlock()
 		cancel()
@@ -150,15 +156,12 @@ func (l *Lease) renew(value []byte, interval time.Duration) {
 		}
 		var apiErr *jetstream.APIError
 		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) {
-			// Another holder wrote it: the lease expired and was taken.
+			// Another holder wrote it, or the server removed it: the lease expired.
 			l.end(fmt.Errorf("lease %s lost: %w", l.key, err))
 			return
 		}
-		if failingSince.IsZero() {
-			failingSince = time.Now()
-		}
-		if time.Since(failingSince) >= 3*interval {
-			l.end(fmt.Errorf("lease %s lost: not renewed for %s: %w", l.key, time.Since(failingSince).Round(time.Millisecond), err))
+		if time.Since(lastOK) >= 2*ttl/3 {
+			l.end(fmt.Errorf("lease %s lost: not renewed for %s: %w", l.key, time.Since(lastOK).Round(time.Millisecond), err))
 			return
 		}
 	}

@@ -79,7 +79,7 @@ func TestLeaseExpiresWhenItsHolderDies(t *testing.T) {
 	srv := startExternal(t)
 	const ttl = time.Second
 	a, b := instanceStore(t, srv.ClientURL(), ttl), instanceStore(t, srv.ClientURL(), ttl)
-	_, ok, err := a.TryAcquireLease(t.Context(), "nightly", "a")
+	la, ok, err := a.TryAcquireLease(t.Context(), "nightly", "a")
 	require.NoError(t, err)
 	require.True(t, ok)
 	holder, err := b.LeaseHolder(t.Context(), "nightly")
@@ -89,8 +89,15 @@ func TestLeaseExpiresWhenItsHolderDies(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, ok, "held by a")
 
-	// a dies: its connection goes without a release, and its renewals stop.
+	// a dies: its connection goes without a release, and its renewals stop. It knows it has
+	// lost the lease, and says why.
 	a.Close()
+	select {
+	case <-la.Lost():
+		require.ErrorContains(t, la.Err(), "not renewed for")
+	case <-time.After(30 * time.Second):
+		t.Fatal("a holder cut off from the server does not give its lease up")
+	}
 	var l *eventstore.Lease
 	require.Eventually(t, func() bool {
 		l, ok, err = b.TryAcquireLease(t.Context(), "nightly", "b")

@@ -74,7 +74,7 @@ func BenchmarkBackup100k(b *testing.B) {
 	b.Logf("ledger of %d events", last)
 	logRestored := regexp.MustCompile(`the log restored in ([0-9.]+m?s)`)
 	var backupTime, restoreTime, logTime time.Duration
-	var size int64
+	var size, logSize, projSize int64
 	runs := 0
 	for b.Loop() {
 		runs++
@@ -92,9 +92,15 @@ func BenchmarkBackup100k(b *testing.B) {
 		if m.LastSeq != last {
 			b.Fatalf("the backup holds %d events, the ledger %d", m.LastSeq, last)
 		}
-		size = 0
+		size, logSize, projSize = 0, 0, 0
 		for _, f := range m.Files {
 			size += f.Size
+			switch f.Name {
+			case backup.LogFile:
+				logSize = f.Size
+			case backup.ProjectionsFile:
+				projSize = f.Size
+			}
 		}
 		target := filepath.Join(b.TempDir(), "restored")
 		out.Reset()
@@ -110,6 +116,8 @@ func BenchmarkBackup100k(b *testing.B) {
 	}
 	b.ReportMetric(backupTime.Seconds()/float64(runs), "backup-s")
 	b.ReportMetric(float64(size)/1e6, "backup-MB")
+	b.ReportMetric(float64(logSize)/1e6, "log-MB")
+	b.ReportMetric(float64(projSize)/1e6, "projections-MB")
 	b.ReportMetric(restoreTime.Seconds()/float64(runs), "restore-s")
 	b.ReportMetric(logTime.Seconds()/float64(runs), "restore-log-s")
 }
