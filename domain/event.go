@@ -20,8 +20,14 @@ type Event struct {
 	// Type is the payload's stable type name.
 	Type string
 	// AggregateID names the aggregate the event belongs to (a memory id, a severity, ...).
-	AggregateID   string
-	Actor         string
+	AggregateID string
+	// Actor is whom the change is recorded for: the principal itself, or the actor it named
+	// with the on-behalf right.
+	Actor string
+	// Principal is the authenticated token the change came through; empty for events of
+	// schema version 1 (before the ledger authenticated), of commands run with auth off, and
+	// of the service's own jobs.
+	Principal     string
 	Note          string
 	CorrelationID string
 	// Time is when the command was decided; folds take time from here, never from a clock.
@@ -43,6 +49,7 @@ func (e Event) Kind() string {
 type Meta struct {
 	EventID       string
 	Actor         string
+	Principal     string
 	Note          string
 	CorrelationID string
 	Time          time.Time
@@ -55,6 +62,7 @@ func NewEvent(id string, meta Meta, data Payload) Event {
 		Type:          data.EventType(),
 		AggregateID:   id,
 		Actor:         meta.Actor,
+		Principal:     meta.Principal,
 		Note:          meta.Note,
 		CorrelationID: meta.CorrelationID,
 		Time:          meta.Time.UTC(),

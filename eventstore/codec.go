@@ -12,12 +12,15 @@ import (
 
 // envelope is the stored form of an event: the message body in the stream. Its field names
 // and the payload's are part of the log's format; changing either is a new schema version.
+// Version 2 of every type added principal (the token the change came through); version 1
+// events have none, and decode with an empty Principal and their actor as it was.
 type envelope struct {
 	ID            string    `json:"id"`
 	Type          string    `json:"type"`
 	Version       int       `json:"version"`
 	AggregateID   string    `json:"aggregate_id"`
 	Actor         string    `json:"actor"`
+	Principal     string    `json:"principal"`
 	Note          string    `json:"note,omitempty"`
 	CorrelationID string    `json:"correlation_id,omitempty"`
 	Time          time.Time `json:"time"`
@@ -38,9 +41,16 @@ type eventType struct {
 	upcasters map[int]func(json.RawMessage) (json.RawMessage, error)
 }
 
+// envelopePrincipal is the schema version that added principal to the envelope: every type
+// is at least at this version, and its payload of version envelopePrincipal-1 is unchanged.
+const envelopePrincipal = 2
+
+// samePayload is the upcaster of a version that changed the envelope, not the payload.
+func samePayload(data json.RawMessage) (json.RawMessage, error) { return data, nil }
+
 func register[T domain.Payload](c *codec, version int) {
 	var zero T
-	c.types[zero.EventType()] = &eventType{
+	t := &eventType{
 		version: version,
 		decode: func(data json.RawMessage) (domain.Payload, error) {
 			var p T
@@ -51,6 +61,10 @@ func register[T domain.Payload](c *codec, version int) {
 		},
 		upcasters: map[int]func(json.RawMessage) (json.RawMessage, error){},
 	}
+	if version >= envelopePrincipal {
+		t.upcasters[envelopePrincipal-1] = samePayload
+	}
+	c.types[zero.EventType()] = t
 }
 
 // events is the registry of every event type the ledger stores and its current version.
@@ -58,35 +72,35 @@ var events = newCodec()
 
 func newCodec() *codec {
 	c := &codec{types: map[string]*eventType{}}
-	register[domain.MemoryCreated](c, 1)
-	register[domain.MemoryUpdated](c, 1)
-	register[domain.MemoryPromoted](c, 1)
-	register[domain.MemoryRejected](c, 1)
-	register[domain.MemoryInvalidated](c, 1)
-	register[domain.MemorySuperseded](c, 1)
-	register[domain.MemoryReinforced](c, 1)
-	register[domain.MemoryExpired](c, 1)
-	register[domain.MemoryReconciled](c, 1)
-	register[domain.AlertRaised](c, 1)
-	register[domain.HarnessRecorded](c, 1)
-	register[domain.DeliveryFailed](c, 1)
-	register[domain.ProjectRegistered](c, 1)
-	register[domain.ProjectUpdated](c, 1)
-	register[domain.StateSet](c, 1)
-	register[domain.StateInvalidated](c, 1)
-	register[domain.DocumentRecorded](c, 1)
-	register[domain.ChunksAdded](c, 1)
-	register[domain.DocumentDeleted](c, 1)
-	register[domain.IntegrityChecked](c, 1)
-	register[domain.NightlyRan](c, 1)
-	register[domain.SubscriptionRegistered](c, 1)
-	register[domain.SubscriptionPaused](c, 1)
-	register[domain.SubscriptionResumed](c, 1)
-	register[domain.SubscriptionReset](c, 1)
-	register[domain.SubscriptionRemoved](c, 1)
-	register[domain.LogLossAccepted](c, 1)
-	register[domain.TokenIssued](c, 1)
-	register[domain.TokenRevoked](c, 1)
+	register[domain.MemoryCreated](c, 2)
+	register[domain.MemoryUpdated](c, 2)
+	register[domain.MemoryPromoted](c, 2)
+	register[domain.MemoryRejected](c, 2)
+	register[domain.MemoryInvalidated](c, 2)
+	register[domain.MemorySuperseded](c, 2)
+	register[domain.MemoryReinforced](c, 2)
+	register[domain.MemoryExpired](c, 2)
+	register[domain.MemoryReconciled](c, 2)
+	register[domain.AlertRaised](c, 2)
+	register[domain.HarnessRecorded](c, 2)
+	register[domain.DeliveryFailed](c, 2)
+	register[domain.ProjectRegistered](c, 2)
+	register[domain.ProjectUpdated](c, 2)
+	register[domain.StateSet](c, 2)
+	register[domain.StateInvalidated](c, 2)
+	register[domain.DocumentRecorded](c, 2)
+	register[domain.ChunksAdded](c, 2)
+	register[domain.DocumentDeleted](c, 2)
+	register[domain.IntegrityChecked](c, 2)
+	register[domain.NightlyRan](c, 2)
+	register[domain.SubscriptionRegistered](c, 2)
+	register[domain.SubscriptionPaused](c, 2)
+	register[domain.SubscriptionResumed](c, 2)
+	register[domain.SubscriptionReset](c, 2)
+	register[domain.SubscriptionRemoved](c, 2)
+	register[domain.LogLossAccepted](c, 2)
+	register[domain.TokenIssued](c, 2)
+	register[domain.TokenRevoked](c, 2)
 	return c
 }
 
@@ -123,6 +137,8 @@ func (c *codec) encode(ev domain.Event) ([]byte, error) {
 	out = domain.AppendJSONString(out, ev.AggregateID)
 	out = append(out, `,"actor":`...)
 	out = domain.AppendJSONString(out, ev.Actor)
+	out = append(out, `,"principal":`...)
+	out = domain.AppendJSONString(out, ev.Principal)
 	if ev.Note != "" {
 		out = append(out, `,"note":`...)
 		out = domain.AppendJSONString(out, ev.Note)
@@ -165,7 +181,7 @@ func (c *codec) decode(raw []byte, seq uint64) (domain.Event, error) {
 		return domain.Event{Seq: seq}, fmt.Errorf("decode event at %d: %w: %w", seq, ErrMalformed, err)
 	}
 	ev := domain.Event{
-		ID: env.ID, Type: env.Type, AggregateID: env.AggregateID, Actor: env.Actor,
+		ID: env.ID, Type: env.Type, AggregateID: env.AggregateID, Actor: env.Actor, Principal: env.Principal,
 		Note: env.Note, CorrelationID: env.CorrelationID, Time: env.Time.UTC(), Seq: seq,
 	}
 	t, ok := c.types[env.Type]

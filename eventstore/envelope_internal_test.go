@@ -24,8 +24,8 @@ func TestEncodeWritesTheEnvelopeAsMarshalDoes(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			payload, err := json.Marshal(ev.Data)
 			require.NoError(t, err)
-			want, err := json.Marshal(envelope{ID: ev.ID, Type: ev.Type, Version: 1, AggregateID: ev.AggregateID,
-				Actor: ev.Actor, Note: ev.Note, CorrelationID: ev.CorrelationID, Time: ev.Time.UTC(), Data: payload})
+			want, err := json.Marshal(envelope{ID: ev.ID, Type: ev.Type, Version: envelopePrincipal, AggregateID: ev.AggregateID,
+				Actor: ev.Actor, Principal: ev.Principal, Note: ev.Note, CorrelationID: ev.CorrelationID, Time: ev.Time.UTC(), Data: payload})
 			require.NoError(t, err)
 			got, err := Encode(ev)
 			require.NoError(t, err)

@@ -37,6 +37,9 @@ func goldenMeta(n int, note bool) domain.Meta {
 	if note {
 		m.Note = "reviewed in the weekly triage"
 		m.CorrelationID = "req-7f3a9c"
+		m.Principal = "assistant-gateway" // a token with the on-behalf right, acting for claude-code
+	} else {
+		m.Principal = m.Actor
 	}
 	return m
 }
@@ -288,6 +291,44 @@ func TestEveryFixtureDecodes(t *testing.T) {
 	}
 }
 
+// TestVersion1HasNoPrincipal: an event of schema version 1, written before the ledger
+// authenticated, decodes with its actor as it was and an empty principal, its payload as
+// version 2 holds it.
+func TestVersion1HasNoPrincipal(t *testing.T) {
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.v1.json"))
+	require.NoError(t, err)
+	require.NotEmpty(t, paths)
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		require.NoError(t, err)
+		var env struct {
+			Actor     string          `json:"actor"`
+			Principal *string         `json:"principal"`
+			Data      json.RawMessage `json:"data"`
+		}
+		require.NoError(t, json.Unmarshal(raw, &env))
+		require.Nil(t, env.Principal, "%s: version 1 has no principal", path)
+		ev, err := eventstore.Decode(raw, 1)
+		require.NoError(t, err, path)
+		require.Equal(t, env.Actor, ev.Actor, path)
+		require.NotEmpty(t, ev.Actor, path)
+		require.Empty(t, ev.Principal, path)
+		m := fixtureName.FindStringSubmatch(filepath.Base(path))
+		v2, err := os.ReadFile(fixturePath(m[1], 2))
+		require.NoError(t, err, "the version 2 fixture of %s", m[1])
+		cur, err := eventstore.Decode(v2, 1)
+		require.NoError(t, err)
+		require.Equal(t, cur.Data, ev.Data, "%s: the payload is the same in both versions", path)
+	}
+	// Version 2 records both: whom the change is for and the token it came through.
+	v2, err := os.ReadFile(fixturePath(domain.EventMemoryPromoted, 2))
+	require.NoError(t, err)
+	ev, err := eventstore.Decode(v2, 1)
+	require.NoError(t, err)
+	require.Equal(t, "claude-code", ev.Actor)
+	require.Equal(t, "assistant-gateway", ev.Principal)
+}
+
 func TestDecodeUnknownType(t *testing.T) {
 	raw := []byte(`{"id":"e-1","type":"memory.archived","version":3,"aggregate_id":"m-1","actor":"a",` +
 		`"time":"2026-03-14T16:09:26.5+01:00","data":{"archive":"cold"}}`)
@@ -305,7 +346,7 @@ func TestDecodeUnknownType(t *testing.T) {
 }
 
 func TestDecodeErrors(t *testing.T) {
-	created := string(mustRead(t, fixturePath(domain.EventMemoryCreated, 1)))
+	created := string(mustRead(t, fixturePath(domain.EventMemoryCreated, eventstore.RegisteredTypes()[domain.EventMemoryCreated])))
 	current := eventstore.RegisteredTypes()[domain.EventMemoryCreated]
 	versioned := func(v int) []byte {
 		return bytes.Replace([]byte(created), []byte(fmt.Sprintf(`"version":%d`, current)), []byte(fmt.Sprintf(`"version":%d`, v)), 1)

@@ -264,6 +264,7 @@ type timelineEntry struct {
 	Seq       uint64
 	Action    domain.Action
 	Actor     string
+	Principal string
 	Note      string
 	Timestamp time.Time
 	Changes   []fieldChange
@@ -316,7 +317,7 @@ func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
 			s.uiFail(w, r, err)
 			return
 		}
-		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Note: e.Note, Timestamp: e.Timestamp,
+		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Principal: e.Principal, Note: e.Note, Timestamp: e.Timestamp,
 			Changes: changes(e.Before, e.After), Selected: e.Seq == p.AsOf}
 		found = found || e.Seq == p.AsOf
 		p.Entries = append(p.Entries, te)

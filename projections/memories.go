@@ -35,11 +35,14 @@ var (
 
 // AuditEntry is one mutation of a memory, with the memory before and after it.
 type AuditEntry struct {
-	Seq       uint64          `json:"seq"`
-	EventID   string          `json:"event_id"`
-	MemoryID  string          `json:"memory_id"`
-	Action    domain.Action   `json:"action"`
-	Actor     string          `json:"actor"`
+	Seq      uint64        `json:"seq"`
+	EventID  string        `json:"event_id"`
+	MemoryID string        `json:"memory_id"`
+	Action   domain.Action `json:"action"`
+	Actor    string        `json:"actor"`
+	// Principal is the token the change came through (empty for changes before the ledger
+	// authenticated, with auth off, or by the service's own jobs).
+	Principal string          `json:"principal"`
 	Note      string          `json:"note"`
 	Timestamp time.Time       `json:"timestamp"`
 	Before    json.RawMessage `json:"before"`
@@ -287,7 +290,7 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	}
 	return putAudit(tx, p.held, AuditEntry{
 		Seq: ev.Seq, EventID: ev.ID, MemoryID: ev.AggregateID,
-		Action: domain.AuditAction(before, ev), Actor: ev.Actor, Note: ev.Note,
+		Action: domain.AuditAction(before, ev), Actor: ev.Actor, Principal: ev.Principal, Note: ev.Note,
 		Timestamp: ev.Time, Before: beforeJSON, After: afterJSON,
 	})
 }
@@ -363,6 +366,8 @@ func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
 	b = domain.AppendJSONString(b, string(e.Action))
 	b = append(b, `,"actor":`...)
 	b = domain.AppendJSONString(b, e.Actor)
+	b = append(b, `,"principal":`...)
+	b = domain.AppendJSONString(b, e.Principal)
 	b = append(b, `,"note":`...)
 	b = domain.AppendJSONString(b, e.Note)
 	b = append(b, `,"timestamp":`...)

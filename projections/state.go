@@ -33,6 +33,7 @@ type StateAuditEntry struct {
 	Key       string          `json:"key"`
 	Action    string          `json:"action"`
 	Actor     string          `json:"actor"`
+	Principal string          `json:"principal"`
 	Note      string          `json:"note"`
 	Timestamp time.Time       `json:"timestamp"`
 	Before    json.RawMessage `json:"before"`
@@ -130,7 +131,7 @@ func applyStateEvent(tx *bolt.Tx, ev domain.Event) error {
 	audit := tx.Bucket(bucketStateAudit)
 	audit.FillPercent = 1
 	if err := putJSON(audit, seq, StateAuditEntry{Seq: ev.Seq, EventID: ev.ID, Project: ev.AggregateID,
-		Category: category, Key: key, Action: action, Actor: ev.Actor, Note: ev.Note, Timestamp: ev.Time,
+		Category: category, Key: key, Action: action, Actor: ev.Actor, Principal: ev.Principal, Note: ev.Note, Timestamp: ev.Time,
 		Before: beforeJSON, After: after}); err != nil {
 		return err
 	}

@@ -234,21 +234,29 @@ func TestActorIsThePrincipal(t *testing.T) {
 
 	var got []string
 	for _, e := range l.auditOf(m.ID) {
-		got = append(got, string(e.Action)+" by "+e.Actor)
+		got = append(got, string(e.Action)+" by "+e.Actor+" through "+e.Principal)
 	}
-	require.Equal(t, []string{"created by assistant", "reinforced by assistant", "updated by assistant",
-		"reinforced by assistant", "reinforced by chat-user-7", "promoted by rita", "superseded by assistant"}, got)
+	require.Equal(t, []string{"created by assistant through assistant", "reinforced by assistant through assistant",
+		"updated by assistant through assistant", "reinforced by assistant through assistant",
+		"reinforced by chat-user-7 through proxy", "promoted by rita through rita", "superseded by assistant through assistant"}, got)
+	// The history page names both when they differ.
+	page := string(l.expect(http.StatusOK, "GET", "/ui/memory/"+m.ID, nil).Body)
+	require.Contains(t, page, `<span class="actor">chat-user-7</span> <span class="principal">through proxy</span>`)
+	require.Contains(t, page, `<span class="actor">rita</span>`)
+	require.NotContains(t, page, "through rita")
 
 	// Other kinds of writes too.
 	l.expect(http.StatusOK, "POST", "/project/state", map[string]any{"project": "p-1", "category": "c", "key": "k", "value": "v"}, "Authorization", writer)
 	var st struct {
 		Entries []struct {
-			Actor string `json:"actor"`
+			Actor     string `json:"actor"`
+			Principal string `json:"principal"`
 		} `json:"entries"`
 	}
 	l.expect(http.StatusOK, "GET", "/project/state/audit?project=p-1&category=c&key=k", nil).Decode(t, &st)
 	require.NotEmpty(t, st.Entries)
 	require.Equal(t, "assistant", st.Entries[len(st.Entries)-1].Actor)
+	require.Equal(t, "assistant", st.Entries[len(st.Entries)-1].Principal)
 	a := alertRaise(t, l, map[string]any{"title": "by the admin"})
 	require.Equal(t, principal, a.Actor)
 

@@ -121,7 +121,7 @@ func (l *Ledger) meta(c Caller, note, key string) (domain.Meta, error) {
 	} else if len(key) > maxIdempotencyKey || strings.ContainsFunc(key, func(c rune) bool { return c <= ' ' || c > '~' }) {
 		return domain.Meta{}, domain.Invalid("Idempotency-Key", "must be 1 to %d printable ASCII characters without spaces", maxIdempotencyKey)
 	}
-	return domain.Meta{EventID: key, Actor: c.Actor, Note: note, Time: l.now(), CorrelationID: c.CorrelationID}, nil
+	return domain.Meta{EventID: key, Actor: c.Actor, Principal: c.Principal, Note: note, Time: l.now(), CorrelationID: c.CorrelationID}, nil
 }
 
 // Wait waits until the projections have applied the event at seq. A wait that times out
