@@ -92,7 +92,9 @@ var routes = map[string]route{
 	"POST /ui/review/{id}": {role: domain.RoleReviewer},
 
 	// The MCP endpoint's tools act with every role until they are bound to the token's.
-	"/mcp": {role: domain.RoleAdmin, uncheckedQuery: true},
+	// The MCP endpoint acts as the token's principal with its role: a reader's session has the
+	// read tools, a writer's the writes too, a reviewer's promote and reject (mcpserver).
+	"/mcp": {role: domain.RoleReader, uncheckedQuery: true},
 }
 
 // pageQuery is the query parameters of a web page: its own, and flash, what the review form's

@@ -325,7 +325,7 @@ func TestMCPOverStdioThroughTheService(t *testing.T) {
 	stderr := &lockedWriter{b: new(strings.Builder)}
 	c := mcpStdio(t, stderr, "--addr", strings.TrimPrefix(l.URL, "http://"), "--data", t.TempDir(), "--token", adminToken(t, l.cfg.Data))
 	require.Contains(t, stderr.String(), "talking to the running service at "+l.URL)
-	mcpToolSuite(t, l, c, "mcp-stdio")
+	mcpToolSuite(t, l, c, principal) // the token it sends
 }
 
 func TestMCPIdempotentRemember(t *testing.T) {

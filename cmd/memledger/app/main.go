@@ -166,7 +166,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.MCP = &mcpserver.Service{Ledger: m.Ledger, DB: m.DB, Search: m.Search, Store: m.Store, Runner: m.Runner, Rules: rules,
 		Now: m.Now, Version: Version, Logger: m.Logger}
-	m.API.MCP = m.MCP.Handler(mcpPrincipal, false)
+	var authn *auth.Authenticator
+	if m.Config.Auth != AuthOff {
+		authn = &auth.Authenticator{DB: m.DB, Now: m.Now}
+		m.API.Auth = authn
+	}
+	// /mcp acts as the request's token, with its role (every role with --auth off).
+	m.API.MCP = m.MCP.Handler(mcpPrincipal(authn), authn != nil)
 	m.API.Backup = &backup.Source{Store: m.Store, DB: m.DB, TempDir: m.Config.Data, MemledgerVersion: Version,
 		Files: map[string]string{subscriptions.KeyFileName: m.Config.SubscriptionKeyPath()}}
 	m.sinksDone.Add(1)
@@ -176,9 +182,6 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Logger.Error("MCP resource updates stopped", "err", err)
 		}
 	}()
-	if m.Config.Auth != AuthOff {
-		m.API.Auth = &auth.Authenticator{DB: m.DB, Now: m.Now}
-	}
 	handler := m.API.Handler()
 	if err := m.startSinks(runCtx); err != nil {
 		return err

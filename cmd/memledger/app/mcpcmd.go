@@ -83,16 +83,17 @@ func serviceAnswers(ctx context.Context, base string) bool {
 	return true
 }
 
-// bearer adds the token (and, while the service does not authenticate, the actor) to every
-// request.
+// bearer adds the token to every request: the service then acts as its principal. Without a
+// token (a service run with --auth off) it names the actor instead.
 type bearer struct{ token, actor string }
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	if b.token != "" {
 		r.Header.Set("Authorization", "Bearer "+b.token)
+	} else {
+		r.Header.Set("X-Actor", b.actor)
 	}
-	r.Header.Set("X-Actor", b.actor)
 	return http.DefaultTransport.RoundTrip(r)
 }
 
