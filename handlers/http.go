@@ -45,10 +45,13 @@ type Server struct {
 	Ledger *ledger.Ledger
 	// Auth authenticates every request and the route table says what its role may do; nil
 	// runs without authentication (--auth off, loopback only).
-	Auth   *auth.Authenticator
-	Store  *eventstore.Store
-	DB     *projections.DB
-	Runner *projections.Runner
+	Auth *auth.Authenticator
+	// AllowedHosts are the hostnames a request's Host may name (any port); others are refused
+	// with a 421. Empty allows every Host.
+	AllowedHosts []string
+	Store        *eventstore.Store
+	DB           *projections.DB
+	Runner       *projections.Runner
 	// Search is the full-text index of memories (GET /memory/search).
 	Search *projections.Search
 	Rules  domain.Rules
@@ -170,7 +173,7 @@ func (s *Server) Handler() http.Handler {
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.problem(w, r, http.StatusForbidden, "cross-origin request refused: a page of another site may not write here", "")
 	}))
-	return cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	guarded := cop.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, pattern := mux.Handler(r)
 		if pattern == "" {
 			s.noRoute(w, r, mux)
@@ -185,6 +188,11 @@ func (s *Server) Handler() http.Handler {
 		}
 		m.observe(pattern, w, r, mux)
 	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.guardHost(w, r) {
+			guarded.ServeHTTP(w, r)
+		}
+	})
 }
 
 // changeFeed returns the change feed's handler, with the API's log, projections and errors.

@@ -78,3 +78,20 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	m.Logger.Info("issued the first admin token; use it as: Authorization: Bearer $(cat "+path+")", "path", path)
 	return nil
 }
+
+// allowedHosts are the hostnames the HTTP API answers to: the loopback names, --addr's host
+// (unless it is a wildcard) and --allowed-hosts.
+func (c Config) allowedHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, _, err := net.SplitHostPort(c.Addr); err == nil && h != "" {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	for _, h := range strings.Split(c.AllowedHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}

@@ -30,6 +30,9 @@ type Config struct {
 	NatsURL string
 	// Auth is AuthOn (every request needs a token) or AuthOff (loopback addresses only).
 	Auth string
+	// AllowedHosts are more hostnames the HTTP API answers to, besides the loopback names and
+	// --addr's host (comma-separated).
+	AllowedHosts string
 	// ReadTimeout bounds the reading of one request, its body included.
 	ReadTimeout  time.Duration
 	NatsListen   string
@@ -103,6 +106,7 @@ func DefaultConfig() Config {
 func (c *Config) serveFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Auth, "auth", env("MEMLEDGER_AUTH", d.Auth), "on: every request needs a token; off: none do, allowed on a loopback address only (MEMLEDGER_AUTH)")
+	fs.StringVar(&c.AllowedHosts, "allowed-hosts", env("MEMLEDGER_ALLOWED_HOSTS", ""), "more hostnames requests may name in Host, comma-separated, besides localhost, 127.0.0.1, ::1 and --addr's host: the names clients or a reverse proxy use (MEMLEDGER_ALLOWED_HOSTS)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("MEMLEDGER_READ_TIMEOUT", d.ReadTimeout), "longest time to read one request, its body included (MEMLEDGER_READ_TIMEOUT)")
 	fs.BoolVar(&c.ProjectionsSync, "projections-sync", envBool("MEMLEDGER_PROJECTIONS_SYNC", false), "fsync every projection batch; by default a crash-damaged projection file is rebuilt from the log instead (MEMLEDGER_PROJECTIONS_SYNC)")
 	fs.BoolVar(&c.AcceptLogLoss, "accept-log-loss", false, "start even though the log lost acknowledged events: record the decision in the log, raise a critical alert, build the projections again from what the log holds (no variable: decide each time)")

@@ -171,6 +171,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		authn = &auth.Authenticator{DB: m.DB, Now: m.Now}
 		m.API.Auth = authn
 	}
+	m.API.AllowedHosts = m.Config.allowedHosts()
 	// /mcp acts as the request's token, with its role (every role with --auth off).
 	m.API.MCP = m.MCP.Handler(mcpPrincipal(authn), authn != nil)
 	m.API.Backup = &backup.Source{Store: m.Store, DB: m.DB, TempDir: m.Config.Data, MemledgerVersion: Version,
