@@ -62,6 +62,8 @@ func ApplyMemory(m Memory, ev Event) Memory {
 		m.ReferenceCount++
 		t := ev.Time
 		m.LastReferencedAt = &t
+	case MemoryReverted:
+		m = applyReverted(m, p)
 	case MemoryReconciled:
 		m.MemoryType, m.Content, m.Project, m.Status = p.MemoryType, p.Content, p.Project, p.Status
 		m.Confidence, m.ReferenceCount = p.Confidence, p.ReferenceCount
@@ -93,7 +95,7 @@ func AuditAction(before Memory, ev Event) Action {
 			}
 		}
 		return ActionUpdated
-	case MemoryPromoted, MemoryRejected, MemoryInvalidated, MemorySuperseded, MemoryReinforced, MemoryExpired:
+	case MemoryPromoted, MemoryRejected, MemoryInvalidated, MemorySuperseded, MemoryReinforced, MemoryExpired, MemoryReverted:
 		return actionOf(ev.Type)
 	case MemoryReconciled:
 		return ActionReconciled

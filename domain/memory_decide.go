@@ -164,6 +164,12 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 				id, m.ReferenceCount, m.Confidence, c.MinReferenceCount, c.MinConfidence, ErrConflict)
 		}
 		p = MemoryPromoted{}
+	case RevertMemory:
+		r, err := decideRevert(m, c)
+		if err != nil || r == nil {
+			return nil, err
+		}
+		p = *r
 	case ExpireMemory:
 		if c.MaxAge <= 0 || c.Now.IsZero() {
 			return nil, Invalid("max_age_days", "expiry needs a positive age and the current time, got %v", c.MaxAge)
@@ -176,7 +182,7 @@ func (r Rules) Decide(m Memory, id string, cmd Command, meta Meta) ([]Event, err
 	default:
 		return nil, fmt.Errorf("unknown command %T: %w", cmd, ErrInvalid)
 	}
-	if _, isUpdate := p.(MemoryUpdated); !isUpdate && statusAfter(p.EventType(), m.Status) != to {
+	if _, isUpdate := p.(MemoryUpdated); !isUpdate && !restores(cmd.action()) && statusAfter(p.EventType(), m.Status) != to {
 		// The command's case and its row of the state machine disagree.
 		return nil, fmt.Errorf("%T leads memory %s to %s, its event %s to %s", cmd, id, to, p.EventType(), statusAfter(p.EventType(), m.Status))
 	}

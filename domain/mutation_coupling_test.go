@@ -22,6 +22,11 @@ func mutationCommands(now time.Time) map[domain.Action][]domain.Command {
 		domain.ActionSuperseded:  {domain.SupersedeMemory{SupersededBy: "other-memory"}},
 		domain.ActionReinforced:  {domain.ReinforceMemory{}},
 		domain.ActionExpired:     {domain.ExpireMemory{Now: now, MaxAge: 24 * time.Hour}},
+		domain.ActionReverted: {
+			domain.RevertMemory{To: domain.Memory{MemoryType: domain.TypeKnowledge, Content: "earlier content", Status: domain.StatusCandidate, Confidence: 0.4}, Undoes: []string{"e0"}},
+			domain.RevertMemory{To: domain.Memory{MemoryType: domain.TypePreference, Content: "content", Status: domain.StatusActive, Confidence: 0.5}, Undoes: []string{"e0"}},
+			domain.RevertMemory{Undoes: []string{"e0"}, UndoesCreation: true},
+		},
 	}
 }
 
@@ -55,12 +60,23 @@ func TestMutationCoupling(t *testing.T) {
 					continue
 				}
 				require.NoError(t, err, "%T from %s", cmd, status)
+				if r, ok := cmd.(domain.RevertMemory); ok && r.UndoesCreation && status == domain.StatusInvalid {
+					require.Empty(t, evs, "invalidating an invalid memory changes nothing")
+					continue
+				}
 				require.Len(t, evs, 1)
 				require.Equal(t, row.Event, evs[0].Type, "%T writes the row's event", cmd)
 				after := domain.ApplyMemory(before, evs[0])
 				want := row.To
 				if want == "" {
 					want = status
+				}
+				if r, ok := cmd.(domain.RevertMemory); ok {
+					require.True(t, row.Restores, "a revert's row restores")
+					want = r.To.Status
+					if r.UndoesCreation {
+						want = domain.StatusInvalid
+					}
 				}
 				require.Equal(t, want, after.Status, "%s from %s leads where the row says", row.Event, status)
 				require.Equal(t, row.Action, domain.AuditAction(before, evs[0]), "the audit names the row's action")

@@ -19,23 +19,28 @@ const (
 
 // Actions lists every audit action.
 var Actions = []Action{ActionCreated, ActionUpdated, ActionPromoted, ActionRejected,
-	ActionInvalidated, ActionSuperseded, ActionReinforced, ActionExpired, ActionReconciled}
+	ActionInvalidated, ActionSuperseded, ActionReinforced, ActionExpired, ActionReconciled, ActionReverted}
 
 var verbs = map[Action]string{
 	ActionCreated: "create", ActionUpdated: "update", ActionPromoted: "promote",
 	ActionRejected: "reject", ActionInvalidated: "invalidate", ActionSuperseded: "supersede",
 	ActionReinforced: "reinforce", ActionExpired: "expire", ActionReconciled: "reconcile",
+	ActionReverted: "revert",
 }
 
 // Verb is the imperative of the action ("promote" for promoted), for messages.
 func (a Action) Verb() string { return verbs[a] }
 
 // transition is one row of the state machine: the statuses a mutation is allowed from, the
-// status it leads to ("" for unchanged) and the type of the event that records it.
+// status it leads to ("" for unchanged) and the type of the event that records it. A row that
+// restores leads to an earlier status of the memory, which its event carries; an admin row is
+// a command only an admin's request may issue.
 type transition struct {
-	from  []Status
-	to    Status
-	event string
+	from     []Status
+	to       Status
+	event    string
+	restores bool
+	admin    bool
 }
 
 // stateMachine is the one place where the life cycle of a memory is defined: Decide checks a
@@ -51,6 +56,7 @@ var stateMachine = map[Action]transition{
 	ActionSuperseded:  {from: []Status{StatusActive}, to: StatusSuperseded, event: EventMemorySuperseded},
 	ActionReinforced:  {from: []Status{StatusCandidate, StatusActive}, event: EventMemoryReinforced},
 	ActionExpired:     {from: []Status{StatusCandidate}, to: StatusInvalid, event: EventMemoryExpired},
+	ActionReverted:    {from: Statuses, restores: true, event: EventMemoryReverted, admin: true},
 }
 
 // byEvent is the state machine's action for each event type that records one of its rows.
@@ -66,13 +72,21 @@ var byEvent = func() map[string]Action {
 func actionOf(eventType string) Action { return byEvent[eventType] }
 
 // statusAfter is the status a memory in status from has once an event of type eventType is
-// applied, as the state machine says: its row's target, or from for a row that keeps it.
+// applied, as the state machine says: its row's target, or from for a row that keeps it (a row
+// that restores takes its status from the event, not from here).
 func statusAfter(eventType string, from Status) Status {
 	if t := stateMachine[byEvent[eventType]]; t.to != "" {
 		return t.to
 	}
 	return from
 }
+
+// restores reports whether action's row leads to an earlier status the event carries.
+func restores(action Action) bool { return stateMachine[action].restores }
+
+// AdminOnly reports whether only an admin may issue action (a revert): the command layer
+// checks it against its caller.
+func AdminOnly(action Action) bool { return stateMachine[action].admin }
 
 // Mutation is one row of the state machine, as the coupling tests read it.
 type Mutation struct {
@@ -82,6 +96,10 @@ type Mutation struct {
 	To Status
 	// Event is the type of the event that records it.
 	Event string
+	// Restores: the mutation leads to an earlier status, which its event carries (To is "").
+	Restores bool
+	// Admin: only an admin may issue it.
+	Admin bool
 }
 
 // Mutations lists the rows of the state machine, in the order of Actions.
@@ -89,7 +107,8 @@ func Mutations() []Mutation {
 	var out []Mutation
 	for _, a := range Actions {
 		if t, ok := stateMachine[a]; ok {
-			out = append(out, Mutation{Action: a, From: slices.Clone(t.from), To: t.to, Event: t.event})
+			out = append(out, Mutation{Action: a, From: slices.Clone(t.from), To: t.to, Event: t.event,
+				Restores: t.restores, Admin: t.admin})
 		}
 	}
 	return out

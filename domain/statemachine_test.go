@@ -140,13 +140,14 @@ func requireConflictNaming(t *testing.T, err error, current domain.Status) {
 
 func TestStatusesAndActionsAreComplete(t *testing.T) {
 	require.ElementsMatch(t, allStatuses, domain.Statuses)
-	require.Len(t, domain.Actions, 9) // the eight mutations and an importer's reconciliation
+	require.Len(t, domain.Actions, 10) // the eight mutations, an importer's reconciliation and a revert
 	for _, a := range domain.Actions {
 		require.NotEmpty(t, a.Verb(), "action %s has no verb", a)
 	}
 	require.Equal(t, "promote", domain.ActionPromoted.Verb())
 	require.Equal(t, "supersede", domain.ActionSuperseded.Verb())
 	require.Equal(t, "expire", domain.ActionExpired.Verb())
+	require.Equal(t, "revert", domain.ActionReverted.Verb())
 }
 
 // commandCase is one mutation: the statuses it is allowed from (and where each leads), the

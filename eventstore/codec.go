@@ -81,6 +81,7 @@ func newCodec() *codec {
 	register[domain.MemoryReinforced](c, 2)
 	register[domain.MemoryExpired](c, 2)
 	register[domain.MemoryReconciled](c, 2)
+	register[domain.MemoryReverted](c, 2)
 	register[domain.AlertRaised](c, 2)
 	register[domain.HarnessRecorded](c, 2)
 	register[domain.DeliveryFailed](c, 2)

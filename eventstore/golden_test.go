@@ -76,6 +76,22 @@ var goldenEvents = map[string]domain.Event{
 	}),
 	domain.EventMemoryReinforced: domain.NewEvent(goldenMemory, goldenMeta(7, false), domain.MemoryReinforced{Delta: 0.05}),
 	domain.EventMemoryExpired:    domain.NewEvent(goldenMemory, goldenMeta(8, false), domain.MemoryExpired{}),
+	domain.EventMemoryReverted: domain.NewEvent(goldenMemory, domain.Meta{
+		EventID: "0195e7c4-1a2b-7c3d-8e4f-000000000022", Actor: "ops", Principal: "admin", CorrelationID: "req-revert-1",
+		Note: "undo the extractor-v2 run of the night", Time: goldenTime,
+	}, domain.MemoryReverted{
+		Undoes:           []string{"0195e7c4-1a2b-7c3d-8e4f-000000000002", "0195e7c4-1a2b-7c3d-8e4f-000000000003"},
+		Changed:          []string{"content", "status", "confidence"},
+		MemoryType:       domain.TypeKnowledge,
+		Content:          "The ledger's stream denies delete and purge; projections are rebuilt from sequence 1.",
+		Project:          "memledger",
+		Status:           domain.StatusCandidate,
+		Confidence:       0.65,
+		ReferenceCount:   1,
+		LastReferencedAt: ptr(time.Date(2026, 3, 1, 8, 30, 0, 0, time.UTC)),
+		DomainTags:       []string{"nats", "event-sourcing"},
+		ValidUntil:       ptr(time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)),
+	}),
 	domain.EventMemoryReconciled: domain.NewEvent(goldenMemory, domain.Meta{
 		EventID: "0195e7c4-1a2b-7c3d-8e4f-000000000021", Actor: "atocore-import",
 		Note: "reconciled with the memories row: reference_count, last_referenced_at differ", Time: goldenTime,

@@ -31,6 +31,8 @@ var (
 	indexAuditAction = "action"
 	indexAuditActor  = "actor"
 	indexAuditEvent  = "event"
+	// indexAuditCorrelation holds the entries of events recorded with a correlation id.
+	indexAuditCorrelation = "correlation"
 )
 
 // AuditEntry is one mutation of a memory, with the memory before and after it.
@@ -47,6 +49,10 @@ type AuditEntry struct {
 	Timestamp time.Time       `json:"timestamp"`
 	Before    json.RawMessage `json:"before"`
 	After     json.RawMessage `json:"after"`
+	// CorrelationID is the correlation id the event was recorded with, if any.
+	CorrelationID string `json:"correlation_id,omitempty"`
+	// Undoes, on a reverted entry, are the ids of the events the revert undid.
+	Undoes []string `json:"undoes,omitempty"`
 }
 
 // Memories is the projection of memory events: the current memories with indexes by status,
@@ -156,8 +162,9 @@ func (Memories) Name() string { return "memories" }
 // Init implements Projection.
 func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (Memories) Version() int { return 1 }
+// Version implements Versioned. (2: audit entries carry the correlation id, indexed, and a
+// revert's undone events.)
+func (Memories) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (Memories) Buckets() [][]byte {
@@ -288,11 +295,15 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	if beforeJSON == nil {
 		beforeJSON = nullJSON
 	}
-	return putAudit(tx, p.held, AuditEntry{
+	e := AuditEntry{
 		Seq: ev.Seq, EventID: ev.ID, MemoryID: ev.AggregateID,
 		Action: domain.AuditAction(before, ev), Actor: ev.Actor, Principal: ev.Principal, Note: ev.Note,
-		Timestamp: ev.Time, Before: beforeJSON, After: afterJSON,
-	})
+		Timestamp: ev.Time, Before: beforeJSON, After: afterJSON, CorrelationID: ev.CorrelationID,
+	}
+	if r, ok := ev.Data.(domain.MemoryReverted); ok {
+		e.Undoes = r.Undoes
+	}
+	return putAudit(tx, p.held, e)
 }
 
 func memoryIndexKeys(m domain.Memory) [][2]string {
@@ -377,12 +388,26 @@ func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
 	}
 	b = append(append(b, `,"before":`...), e.Before...)
 	b = append(append(b, `,"after":`...), e.After...)
+	if e.CorrelationID != "" {
+		b = append(b, `,"correlation_id":`...)
+		b = domain.AppendJSONString(b, e.CorrelationID)
+	}
+	if len(e.Undoes) > 0 {
+		b = append(b, `,"undoes":[`...)
+		for i, id := range e.Undoes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = domain.AppendJSONString(b, id)
+		}
+		b = append(b, ']')
+	}
 	return append(b, '}'), nil
 }
 
 // putAudit writes e and its index keys; with held, the keys by memory are held back.
 func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
-	data, err := appendAuditEntry(make([]byte, 0, 256+len(e.Note)+len(e.Before)+len(e.After)), e)
+	data, err := appendAuditEntry(make([]byte, 0, 256+len(e.Note)+len(e.Before)+len(e.After)+len(e.CorrelationID)+40*len(e.Undoes)), e)
 	if err != nil {
 		return err
 	}
@@ -404,6 +429,11 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
 		{indexAuditActor, e.Actor},
 	} {
 		if err := idx.Put(indexKey(k[0], k[1], seq), nil); err != nil {
+			return err
+		}
+	}
+	if e.CorrelationID != "" {
+		if err := idx.Put(indexKey(indexAuditCorrelation, e.CorrelationID, seq), nil); err != nil {
 			return err
 		}
 	}

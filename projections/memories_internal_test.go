@@ -18,6 +18,9 @@ func TestAppendAuditEntryIsMarshal(t *testing.T) {
 		"escapes": {Seq: 1 << 60, EventID: "key \"quoted\" \xff", MemoryID: "m\u2028", Action: "update",
 			Actor: "ops<bot>", Note: "line\nbreak\ttab & more", Timestamp: time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC),
 			Before: json.RawMessage(`{"id":"m"}`), After: json.RawMessage(`{"id":"m","status":"active"}`)},
+		"revert": {Seq: 9, EventID: "e-9", MemoryID: "m-1", Action: "reverted", Actor: "admin", Note: "undo",
+			Timestamp: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC), Before: json.RawMessage(`{"id":"m-1"}`),
+			After: json.RawMessage(`{"id":"m-1"}`), CorrelationID: "req \"1\"", Undoes: []string{"e-2", "e-3"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			want, err := json.Marshal(e)

@@ -86,3 +86,42 @@ func (db *DB) NightlyStepDone(night, step string) (bool, error) {
 	})
 	return done, err
 }
+
+// NightlyRunsFor returns the recorded runs for night (YYYY-MM-DD), oldest first.
+func (db *DB) NightlyRunsFor(night string) ([]NightlyRun, error) {
+	var out []NightlyRun
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNightlyRuns)
+		if b == nil {
+			return nil
+		}
+		return b.ForEach(func(_, v []byte) error {
+			var r NightlyRun
+			if err := json.Unmarshal(v, &r); err != nil {
+				return err
+			}
+			if r.Night == night {
+				out = append(out, r)
+			}
+			return nil
+		})
+	})
+	return out, err
+}
+
+// NightlyRunAt returns the run recorded at log position seq, or nil.
+func (db *DB) NightlyRunAt(seq uint64) (*NightlyRun, error) {
+	var out *NightlyRun
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketNightlyRuns)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get(encodeSeq(seq)); v != nil {
+			out = &NightlyRun{}
+			return json.Unmarshal(v, out)
+		}
+		return nil
+	})
+	return out, err
+}

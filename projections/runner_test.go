@@ -325,6 +325,7 @@ func requireViewsMatch(tb testing.TB, db *projections.DB, l *ledgerLog) {
 		require.Equal(tb, projections.AuditEntry{
 			Seq: ev.Seq, EventID: ev.ID, MemoryID: ev.AggregateID, Action: actions[i],
 			Actor: ev.Actor, Note: ev.Note, Timestamp: ev.Time, Before: e.Before, After: e.After,
+			CorrelationID: ev.CorrelationID,
 		}, e)
 	}
 }

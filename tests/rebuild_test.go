@@ -96,6 +96,11 @@ func mixedHistory(t *testing.T, l *ledger, clk *clock, now time.Time) []string {
 	res = l.expect(200, "POST", "/admin/memory/expire-candidates", nil)
 	require.JSONEq(t, fmt.Sprintf(`{"expired": [%q, %q]}`, stale.ID, stale2.ID), string(res.Body))
 	require.Equal(t, domain.StatusCandidate, l.get(oldReinforced.ID).Status)
+	// The rejection was a mistake: an admin reverts it, and the candidate waits again.
+	res = l.expect(200, "POST", "/admin/revert", map[string]any{"actor": "human-triage", "memory_ids": []string{c2.ID},
+		"dry_run": false, "note": "rejected by mistake"})
+	require.Contains(t, string(res.Body), `"reverted":1`)
+	require.Equal(t, domain.StatusCandidate, l.get(c2.ID).Status)
 	return all
 }
 
