@@ -72,7 +72,7 @@ var uiFuncs = template.FuncMap{
 // pages are the UI's templates, each page with the layout.
 var pages = func() map[string]*template.Template {
 	out := map[string]*template.Template{}
-	for _, p := range []string{"dashboard", "review", "memory", "search", "error"} {
+	for _, p := range []string{"dashboard", "review", "memory", "search", "revert", "error"} {
 		out[p] = template.Must(template.New(p).Funcs(uiFuncs).ParseFS(uiFiles,
 			"ui/templates/layout.html", "ui/templates/"+p+".html"))
 	}
@@ -149,6 +149,8 @@ func (s *Server) routeUI(mux *http.ServeMux) {
 	mux.HandleFunc("GET /ui/search", s.uiSearch)
 	mux.HandleFunc("POST /ui/review/{id}", s.uiDecide)
 	mux.HandleFunc("GET /ui/memory/{id}", s.uiMemory)
+	mux.HandleFunc("GET /ui/revert", s.uiRevert)
+	mux.HandleFunc("POST /ui/revert", s.uiRevertApply)
 }
 
 func (s *Server) uiDashboard(w http.ResponseWriter, r *http.Request) {
@@ -269,6 +271,10 @@ type timelineEntry struct {
 	Timestamp time.Time
 	Changes   []fieldChange
 	Selected  bool
+	// Undoes, on a reverted entry, are the entries it undid; UndoneBy is the entry that
+	// reverted this one.
+	Undoes   []uint64
+	UndoneBy uint64
 }
 
 type fieldChange struct{ Field, Before, After string }
@@ -311,6 +317,7 @@ func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	found := p.AsOf == 0
+	seqOf := map[string]int{} // event id → index in p.Entries
 	for _, raw := range entries {
 		var e projections.AuditEntry
 		if err := json.Unmarshal(raw, &e); err != nil {
@@ -319,6 +326,13 @@ func (s *Server) uiMemory(w http.ResponseWriter, r *http.Request) {
 		}
 		te := timelineEntry{Seq: e.Seq, Action: e.Action, Actor: e.Actor, Principal: e.Principal, Note: e.Note, Timestamp: e.Timestamp,
 			Changes: changes(e.Before, e.After), Selected: e.Seq == p.AsOf}
+		for _, id := range e.Undoes {
+			if i, ok := seqOf[id]; ok {
+				te.Undoes = append(te.Undoes, p.Entries[i].Seq)
+				p.Entries[i].UndoneBy = e.Seq
+			}
+		}
+		seqOf[e.EventID] = len(p.Entries)
 		found = found || e.Seq == p.AsOf
 		p.Entries = append(p.Entries, te)
 	}

@@ -220,3 +220,36 @@ func TestRevertBadFilters(t *testing.T) {
 	require.Equal(t, last, l.lastSeq())
 	require.Equal(t, domain.StatusActive, l.get(m.ID).Status)
 }
+
+// TestRevertCommand: memledger revert prints the plan of the running service's revert, and
+// writes it only with --apply.
+func TestRevertCommand(t *testing.T) {
+	l := startLedger(t)
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "a wrong fact"}, "X-Actor", "extractor-v2")
+	keep := l.mem(map[string]any{"memory_type": "knowledge", "content": "a right fact"}, "X-Actor", "alice")
+	since := l.get(m.ID).CreatedAt.Add(-time.Second).Format(time.RFC3339Nano)
+	last := l.lastSeq()
+	addr := l.Main.Addr()
+
+	code, out, errOut := runApp(t, "revert", "--addr", addr, "--actor", "extractor-v2", "--since", since)
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out, m.ID)
+	require.Contains(t, out, "invalidate (created by the slice)")
+	require.NotContains(t, out, keep.ID)
+	require.Contains(t, out, "1 memories touched")
+	require.Contains(t, out, "dry run, nothing written")
+	require.Equal(t, last, l.lastSeq())
+
+	code, out, errOut = runApp(t, "revert", "--addr", addr, "--actor", "extractor-v2", "--since", since, "--apply", "--as", "ops", "--note", "wrong")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out, "1 reverted")
+	require.Contains(t, out, "applied")
+	require.Equal(t, domain.StatusInvalid, l.get(m.ID).Status)
+	audit := l.auditOf(m.ID)
+	require.Equal(t, "ops", audit[len(audit)-1].Actor)
+	require.Equal(t, "wrong", audit[len(audit)-1].Note)
+
+	code, _, errOut = runApp(t, "revert", "--addr", addr)
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "names no slice of the history")
+}
