@@ -129,6 +129,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST /admin/pipeline/check", s.postPipelineCheck)
 	mux.HandleFunc("POST /admin/backup", s.postBackup)
 	mux.HandleFunc("POST /admin/revert", s.postRevert)
+	mux.HandleFunc("POST /admin/shadow", s.postShadow)
 	mux.HandleFunc("POST /projects", s.registerProject)
 	mux.HandleFunc("GET /projects", s.listProjects)
 	mux.HandleFunc("GET /projects/{id}", s.getProject)

@@ -99,7 +99,7 @@ func (s *Server) uiRevert(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if named {
-		plan, err := s.Ledger.Revert(r.Context(), ledger.Caller{Actor: ActorAdmin}, data.Note, f,
+		plan, err := s.Ledger.Revert(r.Context(), caller(r, ActorAdmin), data.Note, f,
 			ledger.RevertOptions{IncludeConflicts: data.IncludeConflicts})
 		if err != nil {
 			s.uiFail(w, r, err)
@@ -131,7 +131,7 @@ func (s *Server) uiRevertApply(w http.ResponseWriter, r *http.Request) {
 		s.uiFail(w, r, err)
 		return
 	}
-	plan, err := s.Ledger.Revert(r.Context(), ledger.Caller{Actor: ActorAdmin}, strings.TrimSpace(data.Note), f,
+	plan, err := s.Ledger.Revert(r.Context(), caller(r, ActorAdmin), strings.TrimSpace(data.Note), f,
 		ledger.RevertOptions{Apply: true, IncludeConflicts: data.IncludeConflicts})
 	if err != nil {
 		s.uiFail(w, r, err)

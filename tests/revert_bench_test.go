@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -8,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/jobs"
 	commands "github.com/memledger/memledger/handlers/ledger"
 	"github.com/stretchr/testify/require"
 )
@@ -45,7 +48,8 @@ func revertBenchLog(b *testing.B, l *ledger, n, slice int) {
 
 // BenchmarkRevert10kOf100k times a revert of a slice of 10,000 memories (one actor's last
 // change of each) in a log of 100,000 events: the dry run, and the apply (each apply reverts
-// what the one before wrote, so that every iteration writes 10,000 events).
+// what the one before wrote, so that every iteration writes 10,000 events); then a shadow
+// replay of the log under the live policy and a rebuild of it, as events per second.
 // MEMLEDGER_BENCH_REVERT_MEMORIES sets another number of memories (a quarter of the events;
 // the slice is two fifths of them).
 func BenchmarkRevert10kOf100k(b *testing.B) {
@@ -81,4 +85,35 @@ func BenchmarkRevert10kOf100k(b *testing.B) {
 		}
 		b.ReportMetric(float64(slice), "memories")
 	})
+	// The shadow replay of the same log under the live policy, and rebuild's rate on it.
+	var events uint64
+	b.Run("shadow", func(b *testing.B) {
+		var seconds float64
+		for b.Loop() {
+			rep, err := jobs.Shadow(context.Background(), l.Main.Store, jobs.Policy{Rules: jobs.DefaultRules(), Pipeline: jobs.DefaultPipelineRules()}, jobs.ShadowOptions{})
+			require.NoError(b, err)
+			require.Empty(b, rep.Differences)
+			events, seconds = rep.Events, seconds+rep.Seconds
+		}
+		b.ReportMetric(float64(events)*float64(b.N)/seconds, "events/s")
+	})
+	b.Run("rebuild", func(b *testing.B) {
+		l.stop()
+		var seconds float64
+		for b.Loop() {
+			began := time.Now()
+			code, out, errOut := runAppB(b, "rebuild", "--data", l.cfg.Data)
+			require.Equal(b, 0, code, "stdout: %s\nstderr: %s", out, errOut)
+			seconds += time.Since(began).Seconds()
+		}
+		b.ReportMetric(float64(events)*float64(b.N)/seconds, "events/s")
+	})
+}
+
+// runAppB runs memledger with args in-process and returns its exit status and output.
+func runAppB(b *testing.B, args ...string) (int, string, string) {
+	b.Helper()
+	var out, errOut bytes.Buffer
+	code := app.Run(context.Background(), args, &out, &errOut)
+	return code, out.String(), errOut.String()
 }

@@ -31,6 +31,12 @@ type PipelineCheck struct {
 	Alerts        []domain.Alert `json:"alerts"`
 }
 
+// The titles of the pipeline rules' alerts.
+const (
+	titlePassRate   = "Harness pass rate below threshold"
+	titleCandidates = "Candidate queue too long"
+)
+
 // CheckPipeline evaluates the pipeline alert rules on l's views and raises, through l, a warning for each that fails:
 // the latest harness pass rate below rules.MinPassRate, more than rules.MaxCandidates
 // candidates. Each alert's context carries the figures.
@@ -49,7 +55,7 @@ func CheckPipeline(ctx context.Context, l *ledger.Ledger, rules PipelineRules) (
 		if h.PassRate < rules.MinPassRate {
 			raise = append(raise, domain.RaiseAlert{
 				Severity: string(domain.SeverityWarning),
-				Title:    "Harness pass rate below threshold",
+				Title:    titlePassRate,
 				Message:  fmt.Sprintf("The latest evaluation-harness pass rate is %.1f%% (%d/%d), below %.1f%%.", 100*h.PassRate, h.Passed, h.Total, 100*rules.MinPassRate),
 				Context:  map[string]any{"pass_rate": h.PassRate, "threshold": rules.MinPassRate, "passed": h.Passed, "total": h.Total, "harness_seq": h.Seq},
 			})
@@ -58,7 +64,7 @@ func CheckPipeline(ctx context.Context, l *ledger.Ledger, rules PipelineRules) (
 	if res.Candidates > rules.MaxCandidates {
 		raise = append(raise, domain.RaiseAlert{
 			Severity: string(domain.SeverityWarning),
-			Title:    "Candidate queue too long",
+			Title:    titleCandidates,
 			Message:  fmt.Sprintf("%d memories are waiting for review as candidates, more than %d.", res.Candidates, rules.MaxCandidates),
 			Context:  map[string]any{"candidates": res.Candidates, "threshold": rules.MaxCandidates},
 		})

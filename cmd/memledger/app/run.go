@@ -34,6 +34,7 @@ Usage:
   memledger nightly [flags]   run the nightly pipeline (or one --step) in the running service
   memledger integrity [flags] record an integrity run in the running service and print it
   memledger revert  [flags]   undo a slice of the history (--actor, --since, ...): the plan, or with --apply the revert
+  memledger shadow  [flags]   replay the history with the nightly jobs under another policy (--auto-promote-refs, ...)
   memledger subscriptions COMMAND  add, list, show, pause, resume, reset or remove webhook subscriptions
   memledger token create|list|revoke  issue (the secret alone on stdout), list or revoke access tokens
   memledger mcp     [flags]   serve the MCP tools over stdio (through the running service, or on the data directory)
@@ -78,6 +79,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = integrity(ctx, args[1:], stdout, stderr)
 	case "revert":
 		err = revert(ctx, args[1:], stdout, stderr)
+	case "shadow":
+		err = shadow(ctx, args[1:], stdout, stderr)
 	case "subscriptions":
 		err = subscriptionsCmd(ctx, args[1:], stdout, stderr)
 	case "token":

@@ -1,0 +1,104 @@
+package tests
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/jobs"
+	"github.com/stretchr/testify/require"
+)
+
+func (l *ledger) shadow(body map[string]any) jobs.ShadowReport {
+	l.t.Helper()
+	var rep jobs.ShadowReport
+	l.expect(http.StatusOK, "POST", "/admin/shadow", body).Decode(l.t, &rep)
+	return rep
+}
+
+// TestShadowReplay: a history built with a known clock and a known nightly run, replayed
+// under a stricter and a looser auto-promotion policy, gives exactly the expected differences;
+// the live policy gives none; nothing is written.
+func TestShadowReplay(t *testing.T) {
+	clk := newClock(pfNightAt.Add(-20 * 24 * time.Hour))
+	l := startLedger(t, withClock(clk.Now))
+	cand := func(content string, confidence float64, reinforce int) domain.Memory {
+		m := l.mem(map[string]any{"memory_type": "knowledge", "content": content, "status": "candidate", "confidence": confidence, "project": "p"})
+		for range reinforce {
+			clk.Advance(time.Minute)
+			l.act("POST", "/memory/"+m.ID+"/reinforce", nil)
+		}
+		return m
+	}
+	a := cand("three references, 0.75", 0.6, 3) // live: promoted; refs 4: not
+	b := cand("two references, 0.65", 0.55, 2)  // live: not; refs 2 and 0.6: promoted
+	c := cand("never reinforced", 0.9, 0)       // expired by every policy
+	d := cand("one reference, 0.95", 0.9, 1)    // promoted by none
+	clk.Set(pfNightAt)
+	run := pfRunNightly(t, l, map[string]any{"night": pfNight})
+	require.Equal(t, pfAllSteps(domain.StepOK), pfStepStatuses(run.Steps))
+	clk.Advance(time.Hour)
+	l.act("POST", "/memory/"+b.ID+"/reject", nil, "X-Actor", "reviewer")
+	last := l.lastSeq()
+
+	live := l.shadow(map[string]any{})
+	require.Equal(t, 3, live.AutoPromoteRefs)
+	require.Empty(t, live.Differences, "the live policy's replay is the history")
+	require.Zero(t, live.Refused)
+	require.Len(t, live.Runs, 1)
+	require.Equal(t, []string{a.ID}, live.Runs[0].Promoted)
+	require.Equal(t, live.Runs[0].Promoted, live.Runs[0].ShadowPromoted)
+	require.Equal(t, []string{c.ID}, live.Runs[0].Expired)
+	require.Equal(t, live.Runs[0].Expired, live.Runs[0].ShadowExpired)
+	require.Equal(t, live.Actual, live.Shadow)
+	require.Equal(t, last, live.AtSeq)
+
+	strict := l.shadow(map[string]any{"auto_promote_refs": 4, "max_candidates": 1})
+	require.Equal(t, []jobs.ShadowDifference{{MemoryID: a.ID, MemoryType: domain.TypeKnowledge, Project: "p",
+		Actual: domain.StatusActive, Shadow: domain.StatusCandidate, ActualSince: pfNightAt, ShadowSince: a.CreatedAt}}, strict.Differences)
+	require.Empty(t, strict.Runs[0].ShadowPromoted)
+	require.Equal(t, []string{c.ID}, strict.Runs[0].ShadowExpired)
+	require.Empty(t, strict.Runs[0].Alerts, "the live rules raised nothing")
+	require.Equal(t, []string{"Candidate queue too long"}, strict.Runs[0].ShadowAlerts, "a, b and d wait, more than 1")
+
+	loose := l.shadow(map[string]any{"auto_promote_refs": 2, "auto_promote_confidence": 0.6})
+	require.Equal(t, []string{a.ID, b.ID}, loose.Runs[0].ShadowPromoted)
+	require.Equal(t, 1, loose.Refused, "the reviewer's rejection of what the policy had promoted")
+	require.Len(t, loose.Differences, 1)
+	diff := loose.Differences[0]
+	require.Equal(t, b.ID, diff.MemoryID)
+	require.Equal(t, domain.StatusInvalid, diff.Actual)
+	require.Equal(t, domain.StatusActive, diff.Shadow)
+	require.Equal(t, pfNightAt, diff.ShadowSince)
+	require.Equal(t, pfNightAt.Add(time.Hour), diff.ActualSince)
+	require.Equal(t, map[domain.Status]int{domain.StatusActive: 1, domain.StatusInvalid: 2, domain.StatusCandidate: 1}, loose.Actual.ByStatus)
+	require.Equal(t, map[domain.Status]int{domain.StatusActive: 2, domain.StatusInvalid: 1, domain.StatusCandidate: 1}, loose.Shadow.ByStatus)
+	require.Equal(t, map[string]int{"p": 4}, loose.Shadow.ByProject)
+	_ = d
+
+	// A window without the run changes nothing.
+	before := l.shadow(map[string]any{"auto_promote_refs": 4, "until": pfNightAt.Add(-time.Hour).Format(time.RFC3339)})
+	require.Empty(t, before.Differences)
+	require.Empty(t, before.Runs)
+
+	for _, body := range []map[string]any{
+		{"auto_promote_refs": 0},
+		{"auto_promote_confidence": 1.5},
+		{"since": "2026-06-16T00:00:00Z", "until": "2026-06-15T00:00:00Z"},
+		{"auto_promote_ref": 2},
+	} {
+		requireProblem(t, l.do("POST", "/admin/shadow", body), http.StatusBadRequest, "")
+	}
+	// The command prints the same.
+	code, out, errOut := runApp(t, "shadow", "--addr", l.Main.Addr(), "--auto-promote-refs", "4")
+	require.Equal(t, 0, code, "stderr: %s", errOut)
+	require.Contains(t, out, a.ID+" knowledge/p: active since")
+	require.Contains(t, out, "would be candidate since")
+	require.Contains(t, out, "promoted 1, would promote 0")
+	require.Contains(t, out, "1 memories would differ, 0 recorded events refused")
+	code, _, errOut = runApp(t, "shadow", "--addr", l.Main.Addr(), "--auto-promote-refs", "0")
+	require.Equal(t, 1, code)
+	require.Contains(t, errOut, "auto_promote_refs")
+	require.Equal(t, last, l.lastSeq(), "a shadow replay writes nothing")
+}
