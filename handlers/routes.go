@@ -89,6 +89,7 @@ var routes = map[string]route{
 	"GET /ui/memory/{id}":  {query: pageQuery("at")},
 	"GET /ui/review":       {query: pageQuery("project", "memory_type", "q")},
 	"GET /ui/search":       {query: pageQuery(searchQuery...)},
+	"GET /ui/revert":       {query: pageQuery(revertPageQuery...)},
 	"POST /ui/review/{id}": {role: domain.RoleReviewer},
 
 	// The MCP endpoint's tools act with every role until they are bound to the token's.

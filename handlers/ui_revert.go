@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,6 +15,9 @@ import (
 
 // revertFields are the form fields of the revert page that name the slice, in display order.
 var revertFields = []string{"actor", "principal", "actions", "since", "until", "memory_ids", "project", "correlation_id", "nightly_run"}
+
+// revertPageQuery is the query the revert page takes: the slice's fields and the options.
+var revertPageQuery = append(slices.Clip(revertFields), "include_conflicts", "note")
 
 // revertPage is what the revert page shows: the form, and the plan once the form names a slice.
 type revertPage struct {
