@@ -84,12 +84,16 @@ var routes = map[string]route{
 	"POST /admin/subscriptions/{id}/reset":  {role: domain.RoleAdmin},
 	"GET /admin/tokens":                     {role: domain.RoleAdmin},
 	"DELETE /admin/tokens/{name}":           {query: []string{"note"}},
+	"POST /admin/revert":                    {role: domain.RoleAdmin},
+	"POST /admin/shadow":                    {role: domain.RoleAdmin},
 
-	"GET /ui/{$}":          {query: pageQuery()},
-	"GET /ui/memory/{id}":  {query: pageQuery("at")},
-	"GET /ui/review":       {query: pageQuery("project", "memory_type", "q")},
-	"GET /ui/search":       {query: pageQuery(searchQuery...)},
-	"GET /ui/revert":       {query: pageQuery(revertPageQuery...)},
+	"GET /ui/{$}":         {query: pageQuery()},
+	"GET /ui/memory/{id}": {query: pageQuery("at")},
+	"GET /ui/review":      {query: pageQuery("project", "memory_type", "q")},
+	"GET /ui/search":      {query: pageQuery(searchQuery...)},
+	// Revert and shadow replay are an admin's, the revert page's plan too.
+	"GET /ui/revert":       {role: domain.RoleAdmin, query: pageQuery(revertPageQuery...)},
+	"POST /ui/revert":      {role: domain.RoleAdmin},
 	"POST /ui/review/{id}": {role: domain.RoleReviewer},
 
 	// The MCP endpoint's tools act with every role until they are bound to the token's.

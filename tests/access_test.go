@@ -90,6 +90,10 @@ func routes(memID, docID string) []route {
 		{"POST", "/admin/subscriptions/sub-none/reset", `{"from":"now"}`, domain.RoleAdmin},
 		{"DELETE", "/admin/subscriptions/sub-none", "", domain.RoleAdmin},
 		{"POST", "/admin/backup", `{}`, domain.RoleAdmin},
+		{"POST", "/admin/revert", `{"actor":"nobody-such"}`, domain.RoleAdmin},
+		{"POST", "/admin/shadow", `{}`, domain.RoleAdmin},
+		{"GET", "/ui/revert?actor=nobody-such", "", domain.RoleAdmin},
+		{"POST", "/ui/revert", "confirm=yes&actor=nobody-such", domain.RoleAdmin},
 	}
 }
 
