@@ -14,8 +14,10 @@ import (
 // AuditSlice names a slice of the history: the audit entries that match every field set. A
 // revert by filter reads it.
 type AuditSlice struct {
-	Actor   string
-	Actions []domain.Action
+	Actor string
+	// Principal is the token the changes came through.
+	Principal string
+	Actions   []domain.Action
 	// Since and Until bound the entries' times: at or after Since, before Until.
 	Since, Until time.Time
 	MemoryIDs    []string
@@ -50,6 +52,7 @@ type sliceHead struct {
 	MemoryID      string        `json:"memory_id"`
 	Action        domain.Action `json:"action"`
 	Actor         string        `json:"actor"`
+	Principal     string        `json:"principal"`
 	Timestamp     time.Time     `json:"timestamp"`
 	CorrelationID string        `json:"correlation_id"`
 	Before        struct {
@@ -66,7 +69,7 @@ func (f AuditSlice) matches(h sliceHead) bool {
 	if len(f.Actions) == 0 && h.Action == domain.ActionReverted {
 		return false
 	}
-	return (f.Actor == "" || h.Actor == f.Actor) &&
+	return (f.Actor == "" || h.Actor == f.Actor) && (f.Principal == "" || h.Principal == f.Principal) &&
 		(len(f.Actions) == 0 || slices.Contains(f.Actions, h.Action)) &&
 		(f.Since.IsZero() || !h.Timestamp.Before(f.Since)) &&
 		(f.Until.IsZero() || h.Timestamp.Before(f.Until)) &&

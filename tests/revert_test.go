@@ -86,6 +86,11 @@ func TestRevertActorSlice(t *testing.T) {
 	require.Equal(t, "alice", items[both.ID].Conflicts[0].Actor)
 	require.Equal(t, domain.ActionReinforced, items[both.ID].Conflicts[0].Action)
 
+	// The principal the changes came through (the harness's token) narrows nothing more; another
+	// one is an empty plan.
+	require.Equal(t, plan.Counts, l.revertPlan(map[string]any{"actor": "extractor-v2", "principal": principal, "since": since.Format(time.RFC3339)}).Counts)
+	require.Empty(t, l.revertPlan(map[string]any{"actor": "extractor-v2", "principal": "someone-else", "since": since.Format(time.RFC3339)}).Memories)
+
 	// Apply.
 	plan = l.revertPlan(map[string]any{"actor": "extractor-v2", "since": since.Format(time.RFC3339), "dry_run": false,
 		"note": "extractor-v2 wrote nonsense"}, "X-Actor", "ops-admin")
@@ -201,7 +206,7 @@ func TestRevertBadFilters(t *testing.T) {
 		{"bad time", map[string]any{"since": "yesterday"}, "since", "not an RFC 3339 time"},
 		{"bad memory id", map[string]any{"memory_ids": []string{"a.b"}}, "memory_ids", "cannot name a memory"},
 		{"bad night", map[string]any{"nightly_run": "last night"}, "nightly_run", "neither a night"},
-		{"two callers", map[string]any{"actor": "a", "principal": "b"}, "principal", "different callers"},
+		{"bad principal", map[string]any{"principal": "a b"}, "principal", "not a name"},
 		{"no body", nil, "", ""},
 	}
 	for _, c := range cases {

@@ -18,8 +18,7 @@ import (
 // RevertFilter names a slice of the history: the memory events that match every field set.
 // At least one must be.
 type RevertFilter struct {
-	// Actor (or Principal: the actor an authenticated caller's events are recorded under)
-	// who made the changes.
+	// Actor is whom the changes were made for; Principal the token they came through.
 	Actor     string `json:"actor,omitempty"`
 	Principal string `json:"principal,omitempty"`
 	// Actions are audit actions (created, promoted, ...); reverted entries are part of a
@@ -209,18 +208,13 @@ func (l *Ledger) revertSlices(f *RevertFilter) ([]projections.AuditSlice, error)
 		len(f.MemoryIDs) == 0 && f.Project == "" && f.CorrelationID == "" && f.NightlyRun == "" {
 		return nil, domain.Invalid("filter", "names no slice of the history: set at least one of actor, principal, actions, since, until, memory_ids, project, correlation_id, nightly_run")
 	}
-	var s projections.AuditSlice
-	switch {
-	case f.Actor != "" && f.Principal != "" && f.Actor != f.Principal:
-		return nil, domain.Invalid("principal", "%q and actor %q name different callers; name one", f.Principal, f.Actor)
-	case f.Principal != "":
-		s.Actor = f.Principal
-	default:
-		s.Actor = f.Actor
-	}
-	if s.Actor != "" {
-		if err := domain.CheckActor(s.Actor); err != nil {
-			return nil, err
+	s := projections.AuditSlice{Actor: f.Actor, Principal: f.Principal}
+	for field, v := range map[string]string{"actor": f.Actor, "principal": f.Principal} {
+		if v == "" {
+			continue
+		}
+		if err := domain.CheckActor(v); err != nil {
+			return nil, domain.Invalid(field, "%q is not a name an actor or a token can have", v)
 		}
 	}
 	for _, a := range f.Actions {
