@@ -1,6 +1,7 @@
 package eventstore
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,8 @@ type Lease struct {
 	kv     jetstream.KeyValue
 	key    string
 	holder string
+	// value is what the holder writes to the key.
+	value []byte
 	// lost is closed when the lease is no longer held (released, or a renewal failed).
 	lost     chan struct{}
 	stop     chan struct{}
@@ -82,10 +85,16 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 	}
 	status, err := kv.Status(ctx)
 	if err != nil {
+		// Taken but not to be renewed: give it back rather than leave it held for a TTL.
+		dctx, cancel := withReadTimeout(context.WithoutCancel(ctx))
+		if derr := kv.Delete(dctx, name, jetstream.LastRevision(rev)); derr != nil {
+			err = errors.Join(err, fmt.Errorf("give it back: %w", derr))
+		}
+		cancel()
 		return nil, false, fmt.Errorf("lease %s: %w", name, err)
 	}
-	l := &Lease{kv: kv, key: name, holder: holder, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
-	go l.renew(value, status.TTL(), sent)
+	l := &Lease{kv: kv, key: name, holder: holder, value: value, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	go l.renew(status.TTL(), sent)
 	return l, true, nil
 }
 
@@ -128,43 +137,80 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
 // renew rewrites the lease every ttl/3, expecting the revision it last wrote. A lease taken
 // by another holder (after it expired) ends it, and so does a server that cannot be reached:
 // the server removes the lease ttl after it received the last write, which it received after
-// that write was sent, so a holder that has not renewed it for 2/3 of ttl since sent gives it
-// up before anyone else can take it.
-func (l *Lease) renew(value []byte, ttl time.Duration, sent time.Time) {
+// that write was sent, so a holder gives it up when 2/3 of ttl have passed since it sent its
+// last successful renewal, by a timer reset on each one and independent of the ticks; no
+// renewal request outlives that deadline.
+func (l *Lease) renew(ttl time.Duration, sent time.Time) {
 	defer close(l.done)
-	interval := ttl / 3
+	interval, giveUp := ttl/3, 2*ttl/3
+	lastOK := sent
+	deadline := lastOK.Add(giveUp)
+	expire := time.NewTimer(time.Until(deadline))
+	defer expire.Stop()
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	lastOK := sent
+	var last error
 	for {
 		select {
 		case <-l.stop:
 			return
+		case <-expire.C:
+			if last == nil {
+				last = errors.New("no renewal answered")
+			}
+			l.end(fmt.Errorf("lease %s lost: not renewed for %s: %w", l.key, time.Since(lastOK).Round(time.Millisecond), last))
+			return
 		case <-t.C:
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), interval/2)
 		sent := time.Now()
-		l.mu.Lock()
-		rev, err := l.kv.Update(ctx, l.key, value, l.rev)
-		if err == nil {
-			l.rev, lastOK = rev, sent
+		by := sent.Add(interval / 2)
+		if deadline.Before(by) {
+			by = deadline
 		}
-		l.mu.Unlock()
+		ctx, cancel := context.WithDeadline(context.Background(), by)
+		err := l.update(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
+			return l.kv.Update(ctx, l.key, l.value, rev)
+		})
 		cancel()
 		if err == nil {
+			lastOK, deadline = sent, sent.Add(giveUp)
+			expire.Reset(time.Until(deadline))
+			last = nil
 			continue
 		}
+		last = err
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyExists) {
+		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
 			// Another holder wrote it, or the server removed it: the lease expired.
 			l.end(fmt.Errorf("lease %s lost: %w", l.key, err))
 			return
 		}
-		if time.Since(lastOK) >= 2*ttl/3 {
-			l.end(fmt.Errorf("lease %s lost: not renewed for %s: %w", l.key, time.Since(lastOK).Round(time.Millisecond), err))
-			return
-		}
 	}
+}
+
+// update runs write (a renewal or the release's delete) expecting the revision last written.
+// A renewal that timed out may still have been applied, leaving that revision stale: on a
+// revision mismatch, a lease whose stored value is still the holder's own is still held, and
+// write runs again expecting the revision the key now has.
+func (l *Lease) update(ctx context.Context, write func(ctx context.Context, rev uint64) (uint64, error)) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	rev, err := write(ctx, l.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		e, gerr := l.kv.Get(ctx, l.key)
+		if gerr != nil || e.Operation() != jetstream.KeyValuePut || !bytes.Equal(e.Value(), l.value) {
+			return err
+		}
+		l.rev = e.Revision()
+		rev, err = write(ctx, l.rev)
+	}
+	if err != nil {
+		return err
+	}
+	if rev != 0 {
+		l.rev = rev
+	}
+	return nil
 }
 
 func (l *Lease) end(err error) {
@@ -200,12 +246,11 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l.Err() != nil {
 		return nil
 	}
-	l.mu.Lock()
-	rev := l.rev
-	l.mu.Unlock()
 	ctx, cancel := withReadTimeout(ctx)
 	defer cancel()
-	if err := l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev)); err != nil {
+	if err := l.update(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
+		return 0, l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev))
+	}); err != nil {
 		return fmt.Errorf("release lease %s: %w", l.key, err)
 	}
 	return nil

@@ -6,27 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
 )
-
-// startExternal starts a NATS server with JetStream on loopback, as an external server the
-// stores of several memledger instances share, and stops it when the test ends.
-func startExternal(t *testing.T) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	go srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv
-}
 
 // instanceStore opens a store on the external server at url, as one instance's.
 func instanceStore(t *testing.T, url string, ttl time.Duration) *eventstore.Store {
@@ -39,9 +23,9 @@ func instanceStore(t *testing.T, url string, ttl time.Duration) *eventstore.Stor
 }
 
 func TestLeaseOneHolderAtATime(t *testing.T) {
-	srv := startExternal(t)
+	url := eventstoretest.StartServer(t)
 	const ttl = time.Second
-	stores := []*eventstore.Store{instanceStore(t, srv.ClientURL(), ttl), instanceStore(t, srv.ClientURL(), ttl), instanceStore(t, srv.ClientURL(), ttl)}
+	stores := []*eventstore.Store{instanceStore(t, url, ttl), instanceStore(t, url, ttl), instanceStore(t, url, ttl)}
 
 	// Three instances take turns, each holding the lease a while, longer than its TTL (it is
 	// renewed): never two at once.
@@ -76,9 +60,9 @@ func TestLeaseOneHolderAtATime(t *testing.T) {
 }
 
 func TestLeaseExpiresWhenItsHolderDies(t *testing.T) {
-	srv := startExternal(t)
+	url := eventstoretest.StartServer(t)
 	const ttl = time.Second
-	a, b := instanceStore(t, srv.ClientURL(), ttl), instanceStore(t, srv.ClientURL(), ttl)
+	a, b := instanceStore(t, url, ttl), instanceStore(t, url, ttl)
 	la, ok, err := a.TryAcquireLease(t.Context(), "nightly", "a")
 	require.NoError(t, err)
 	require.True(t, ok)
@@ -90,20 +74,37 @@ func TestLeaseExpiresWhenItsHolderDies(t *testing.T) {
 	require.False(t, ok, "held by a")
 
 	// a dies: its connection goes without a release, and its renewals stop. It knows it has
-	// lost the lease, and says why.
+	// lost the lease, and says why, before b can take it: b tries from the moment a dies.
 	a.Close()
+	var lostAt time.Time
+	lost := make(chan struct{})
+	go func() {
+		defer close(lost)
+		<-la.Lost()
+		lostAt = time.Now()
+	}()
+	var (
+		l          *eventstore.Lease
+		acquiredAt time.Time
+	)
+	require.Eventually(t, func() bool {
+		tried := time.Now()
+		l, ok, err = b.TryAcquireLease(t.Context(), "nightly", "b")
+		require.NoError(t, err)
+		if ok {
+			// b took it no sooner than this attempt was made.
+			acquiredAt = tried
+		}
+		return ok
+	}, 30*time.Second, 50*time.Millisecond, "the lease of a holder that died expires")
 	select {
-	case <-la.Lost():
-		require.ErrorContains(t, la.Err(), "not renewed for")
+	case <-lost:
 	case <-time.After(30 * time.Second):
 		t.Fatal("a holder cut off from the server does not give its lease up")
 	}
-	var l *eventstore.Lease
-	require.Eventually(t, func() bool {
-		l, ok, err = b.TryAcquireLease(t.Context(), "nightly", "b")
-		require.NoError(t, err)
-		return ok
-	}, 30*time.Second, 50*time.Millisecond, "the lease of a holder that died expires")
+	require.ErrorContains(t, la.Err(), "not renewed for")
+	require.True(t, lostAt.Before(acquiredAt), "a gave the lease up at %s, after b's attempt that took it began at %s: two holders at once",
+		lostAt.Format(time.StampMicro), acquiredAt.Format(time.StampMicro))
 	holder, err = b.LeaseHolder(t.Context(), "nightly")
 	require.NoError(t, err)
 	require.Equal(t, "b", holder)

@@ -11,31 +11,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
 )
 
-// startSharedNATS starts a NATS server with JetStream on loopback, the external server that
-// several memledger instances share, and stops it when the test ends (after the instances).
-func startSharedNATS(t *testing.T) string {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
-		StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-	require.NoError(t, err)
-	go srv.Start()
-	require.True(t, srv.ReadyForConnections(10*time.Second))
-	t.Cleanup(func() {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-	})
-	return srv.ClientURL()
-}
-
 func TestNightlyRunsOncePerCluster(t *testing.T) {
-	url := startSharedNATS(t)
+	url := eventstoretest.StartServer(t)
 	instances := []*ledger{startLedger(t, withConfig(func(c *app.Config) { c.NatsURL = url }))}
 	for range 2 {
 		// The tokens are in the shared log: the other instances take the first one's admin token.

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/domain"
@@ -37,6 +38,23 @@ func OpenAt(tb testing.TB, dir, fsync string) *eventstore.Store {
 	require.NoError(tb, s.Open(tb.Context()))
 	tb.Cleanup(func() { s.Close() })
 	return s
+}
+
+// StartServer starts a NATS server with JetStream on loopback, as the external server that the
+// stores of several memledger instances share, and stops it when the test ends (after
+// whatever was opened on it later, whose cleanups run first). It returns the server's URL.
+func StartServer(tb testing.TB) string {
+	tb.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true,
+		StoreDir: tb.TempDir(), NoSigs: true, NoLog: true})
+	require.NoError(tb, err)
+	go srv.Start()
+	require.True(tb, srv.ReadyForConnections(10*time.Second), "the NATS server is not ready")
+	tb.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv.ClientURL()
 }
 
 // NewMemoryID returns a fresh memory id, a valid subject token.
