@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // Snapshot is what the server says of a snapshot of the log it sends (JetStream's stream
@@ -149,8 +150,13 @@ func (s *Store) OpenRestore(ctx context.Context, snap Snapshot, r io.Reader) (er
 		return fmt.Errorf("restore: stream %s already exists; restore into an empty log", s.Stream)
 	}
 	if err := s.restore(ctx, cfg, snap, r); err != nil {
-		return fmt.Errorf("restore stream %s: %w", s.Stream, err)
+		return errors.Join(fmt.Errorf("restore stream %s: %w", s.Stream, err), s.deleteUnfinished(ctx))
 	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, s.deleteUnfinished(ctx))
+		}
+	}()
 	if err := s.createStream(ctx); err != nil {
 		return err
 	}
@@ -161,6 +167,26 @@ func (s *Store) OpenRestore(ctx context.Context, snap Snapshot, r io.Reader) (er
 	if want := snap.State; st.LastSeq != want.LastSeq || st.Msgs != want.Msgs || st.FirstSeq != want.FirstSeq {
 		return fmt.Errorf("restore stream %s: it holds %d messages from %d to %d, the snapshot %d from %d to %d",
 			s.Stream, st.Msgs, st.FirstSeq, st.LastSeq, want.Msgs, want.FirstSeq, want.LastSeq)
+	}
+	return nil
+}
+
+// DeleteStream deletes the log's stream and everything in it, even when ctx is done (a
+// restore cut short is undone): what a restore that did not complete calls, so that no
+// complete-looking log is left on the server. A stream already gone is not an error.
+func (s *Store) DeleteStream(ctx context.Context) error {
+	ctx, cancel := withReadTimeout(context.WithoutCancel(ctx))
+	defer cancel()
+	if err := s.js.DeleteStream(ctx, s.Stream); err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("delete stream %s: %w", s.Stream, err)
+	}
+	return nil
+}
+
+// deleteUnfinished deletes the stream of a restore that failed after it began.
+func (s *Store) deleteUnfinished(ctx context.Context) error {
+	if err := s.DeleteStream(ctx); err != nil {
+		return fmt.Errorf("undo the restore: %w", err)
 	}
 	return nil
 }

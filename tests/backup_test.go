@@ -1,6 +1,8 @@
 package tests
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -11,9 +13,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/stretchr/testify/require"
+
 	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/cmd/memledger/app"
-	"github.com/stretchr/testify/require"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
 )
 
 // readManifest reads and checks the manifest of the backup in dir.
@@ -209,6 +215,10 @@ func TestBackupRestore(t *testing.T) {
 		testBackupRefusals(t, quiet, l.cfg.Data)
 	})
 
+	t.Run("a restore onto an external server cut short leaves no stream there", func(t *testing.T) {
+		testRestoreExternalCutShort(t, quiet)
+	})
+
 	t.Run("a stopped data directory with damaged projections: the restore builds them from the log", func(t *testing.T) {
 		p := filepath.Join(l.cfg.Data, "projections.db")
 		info, err := os.Stat(p)
@@ -242,6 +252,61 @@ func copyBackup(t *testing.T, dir string) string {
 		require.NoError(t, os.WriteFile(filepath.Join(out, e.Name()), data, 0o600))
 	}
 	return out
+}
+
+// cancelOn is the output of a command that cancels it (as Ctrl-C does) once it has written
+// a line holding mark.
+type cancelOn struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	mark   string
+	cancel context.CancelFunc
+}
+
+func (w *cancelOn) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.mark) {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+// testRestoreExternalCutShort restores the backup in from onto an external server and
+// interrupts it once the log is restored there: the restore deletes the stream it created,
+// leaves no directory behind, and a second restore onto the same server is not refused.
+func testRestoreExternalCutShort(t *testing.T, from string) {
+	m := readManifest(t, from)
+	url := eventstoretest.StartServer(t)
+	parent := t.TempDir()
+	target := filepath.Join(parent, "restored")
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	out := &cancelOn{mark: "restore: the log restored", cancel: cancel}
+	var errOut bytes.Buffer
+	code := app.Run(ctx, []string{"restore", "--from", from, "--data", target, "--nats-url", url}, out, &errOut)
+	require.Equal(t, 1, code, "stdout: %s\nstderr: %s", out.buf.String(), errOut.String())
+	require.Contains(t, out.buf.String(), "restore: the log restored", "interrupted after the log was restored on the server")
+	require.NotContains(t, out.buf.String(), "restore: done")
+	entries, err := os.ReadDir(parent)
+	require.NoError(t, err)
+	require.Empty(t, entries, "nothing is left behind")
+
+	nc, err := nats.Connect(url)
+	require.NoError(t, err)
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	require.NoError(t, err)
+	_, err = js.Stream(t.Context(), m.Stream)
+	require.ErrorIs(t, err, jetstream.ErrStreamNotFound, "the restored stream is deleted from the server")
+
+	code, stdout, stderr := runApp(t, "restore", "--from", from, "--data", target, "--nats-url", url)
+	require.Equal(t, 0, code, "stdout: %s\nstderr: %s", stdout, stderr)
+	require.Contains(t, stdout, "restore: done")
+	st, err := js.Stream(t.Context(), m.Stream)
+	require.NoError(t, err)
+	require.Equal(t, m.LastSeq, st.CachedInfo().State.LastSeq)
 }
 
 // testBackupRefusals damages copies of the good backup in good and checks that restore

@@ -23,7 +23,7 @@ import (
 // then builds a data directory from it beside NEW (the log restored through JetStream's restore
 // API, the projections' copy brought up to the log's end, the search index built) and renames
 // it to NEW once everything is written and synced. NEW must not exist or be empty.
-func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	cfg := DefaultConfig()
 	fs := flag.NewFlagSet("memledger restore", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -66,8 +66,26 @@ func restoreCmd(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	staged := cfg
 	staged.Data = stage
-	if err := restoreInto(ctx, staged, *from, m, stdout, logger); err != nil {
+	store, err := restoreInto(ctx, staged, *from, m, stdout, logger)
+	if store != nil {
+		defer store.Close()
+		if cfg.NatsURL != "" {
+			// The log was restored on the external server: a restore that fails from here on
+			// deletes it there too, so that it leaves nothing behind (a retry is not refused,
+			// serve does not serve it).
+			defer func() {
+				if err != nil {
+					err = errors.Join(err, store.DeleteStream(ctx))
+				}
+			}()
+		}
+	}
+	if err != nil {
 		return err
+	}
+	if cfg.NatsURL == "" {
+		// The embedded server writes into the staged directory: stopped before it is synced.
+		store.Close()
 	}
 	if err := syncTree(stage); err != nil {
 		return fmt.Errorf("restore: sync: %w", err)
@@ -103,11 +121,12 @@ func refuseNonEmpty(dir string) error {
 }
 
 // restoreInto restores the backup in from, whose manifest is m, into the data directory of
-// cfg, which is empty.
-func restoreInto(ctx context.Context, cfg Config, from string, m *backup.Manifest, stdout io.Writer, logger *slog.Logger) error {
+// cfg, which is empty. It returns the log's store, open, once the log is restored (even when
+// what follows fails), and nil before.
+func restoreInto(ctx context.Context, cfg Config, from string, m *backup.Manifest, stdout io.Writer, logger *slog.Logger) (*eventstore.Store, error) {
 	store, err := cfg.store(logger)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if cfg.NatsURL == "" {
 		// Written without a sync per message; the whole directory is synced at the end.
@@ -115,22 +134,26 @@ func restoreInto(ctx context.Context, cfg Config, from string, m *backup.Manifes
 	}
 	f, err := os.Open(filepath.Join(from, backup.LogFile))
 	if err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
 	defer f.Close()
 	want, _ := m.File(backup.LogFile)
 	h := sha256.New()
 	logStart := time.Now()
 	if err := store.OpenRestore(ctx, m.Snapshot(), io.TeeReader(f, h)); err != nil {
-		return fmt.Errorf("restore: %w", err)
+		return nil, fmt.Errorf("restore: %w", err)
 	}
-	defer store.Close()
 	if err := sameSum(h, want); err != nil {
-		return err
+		return store, err
 	}
 	fmt.Fprintf(stdout, "restore: the log restored in %s: %d events, positions %d to %d\n",
 		time.Since(logStart).Round(time.Millisecond), m.Messages, m.FirstSeq, m.LastSeq)
+	return store, restoreViews(ctx, cfg, store, from, m, stdout)
+}
 
+// restoreViews copies the backup's projections into the data directory of cfg, brings them up
+// to the end of the log restored in store and builds the search index.
+func restoreViews(ctx context.Context, cfg Config, store *eventstore.Store, from string, m *backup.Manifest, stdout io.Writer) error {
 	for _, file := range m.Files {
 		if file.Name == backup.LogFile {
 			continue
