@@ -3,6 +3,7 @@ package handlers
 import (
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/memledger/memledger/handlers/auth"
 )
@@ -25,6 +26,8 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, pattern strin
 	case open:
 		// A public route answers the anonymous (health then says less).
 		return r
+	case errors.Is(err, auth.ErrUnauthenticated) && signInFirst(r):
+		http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 	case errors.Is(err, auth.ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="memledger"`)
 		s.problem(w, r, http.StatusUnauthorized, err.Error(), "")
@@ -34,4 +37,12 @@ func (s *Server) authorize(w http.ResponseWriter, r *http.Request, pattern strin
 		s.fail(w, r, err)
 	}
 	return nil
+}
+
+// signInFirst reports whether an unauthenticated request is a person opening a page without a
+// session (no Authorization header, no usable cookie): it is sent to the sign-in page rather
+// than shown a 401 problem. API clients, and anything that sent a token, still get the 401.
+func signInFirst(r *http.Request) bool {
+	return (r.Method == http.MethodGet || r.Method == http.MethodHead) &&
+		strings.HasPrefix(r.URL.Path, "/ui/") && r.Header.Get("Authorization") == ""
 }

@@ -86,11 +86,12 @@ func startBrowserFor(t *testing.T, l *ledger) context.Context {
 	return ctx
 }
 
-// browserSignIn signs in to l's pages with token.
+// browserSignIn signs in to l's pages with token: a page opened without a session leads to
+// the sign-in form.
 func browserSignIn(t *testing.T, ctx context.Context, l *ledger, token string) {
 	t.Helper()
 	require.NoError(t, chromedp.Do(ctx,
-		chromedp.Navigate(l.URL+"/ui/signin"),
+		chromedp.Navigate(l.URL+"/ui/review"),
 		chromedp.WaitVisible(chromedp.CSS("#token")),
 		chromedp.SendKeys(chromedp.CSS("#token"), token),
 		chromedp.Click(chromedp.CSS("#signin")),
