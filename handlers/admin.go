@@ -138,7 +138,15 @@ type healthResponse struct {
 	// Search is the search index's position: it follows the log on its own, so a search
 	// misses the writes after indexed_seq.
 	Search searchHealth `json:"search"`
-	Error  string       `json:"error,omitempty"`
+	// CatchingUp, while the projections catch up with what the log held at the start, says
+	// where they are (position) and where they are going (target); reads wait meanwhile.
+	CatchingUp *catchingUp `json:"catching_up,omitempty"`
+	Error      string      `json:"error,omitempty"`
+}
+
+type catchingUp struct {
+	Position uint64 `json:"position"`
+	Target   uint64 `json:"target"`
 }
 
 type searchHealth struct {
@@ -183,6 +191,10 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	// A subscription's failing receiver is that subscription's trouble, not the service's.
 	h.Subscriptions = s.subscriptionStatuses(r.Context())
 	status := http.StatusOK
+	if applied, target := s.Runner.CatchUp(); applied < target {
+		h.Status, status = "catching_up", http.StatusServiceUnavailable
+		h.CatchingUp = &catchingUp{Position: applied, Target: target}
+	}
 	if err := errors.Join(errs...); err != nil {
 		h.Status, h.Error, status = "degraded", err.Error(), http.StatusServiceUnavailable
 	}

@@ -2,12 +2,14 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/ledger"
+	"github.com/memledger/memledger/projections"
 )
 
 // waitRead waits until the projections have applied the log up to seq, for a read that names
@@ -15,16 +17,13 @@ import (
 // (503).
 func (s *Server) waitRead(ctx context.Context, seq uint64) error {
 	timeout := s.Ledger.Timeout()
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := s.Runner.WaitFor(wctx, seq); err != nil {
-		if ctx.Err() == nil {
-			return fmt.Errorf("%w: the projections have not applied the log up to position %d within %s; retry (see /health)",
-				ledger.ErrNotVisible, seq, timeout)
-		}
-		return err
+	err := projections.WaitApplied(ctx, s.Runner, seq, timeout)
+	var behind *projections.BehindError
+	if errors.As(err, &behind) {
+		return fmt.Errorf("%w: the projections have not applied the log up to position %d within %s (they are at %d); retry (see /health)",
+			ledger.ErrNotVisible, seq, timeout, behind.At)
 	}
-	return nil
+	return err
 }
 
 // asOf reads the as_of query parameter of r: a log position or an RFC 3339 time, resolved to

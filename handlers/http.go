@@ -52,6 +52,9 @@ type Server struct {
 	Store        *eventstore.Store
 	DB           *projections.DB
 	Runner       *projections.Runner
+	// ReadWait bounds how long a read waits for the projections to reach the position it must
+	// reflect (DefaultReadWait when 0); see gateRead.
+	ReadWait time.Duration
 	// Search is the full-text index of memories (GET /memory/search).
 	Search *projections.Search
 	Rules  domain.Rules
@@ -188,7 +191,15 @@ func (s *Server) Handler() http.Handler {
 			s.refuseQuery(w, r, pattern, err)
 			return
 		}
-		m.observe(pattern, w, r, mux)
+		var h http.Handler = mux
+		if isRead(pattern) {
+			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if s.gateRead(w, r, pattern) {
+					mux.ServeHTTP(w, r)
+				}
+			})
+		}
+		m.observe(pattern, w, r, h)
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.guardHost(w, r) {
@@ -252,7 +263,7 @@ func statusOf(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
-	case errors.Is(err, ledger.ErrNotVisible), feed.IsUnavailable(err):
+	case errors.Is(err, ledger.ErrNotVisible), errors.Is(err, errReadBehind), feed.IsUnavailable(err):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError

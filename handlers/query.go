@@ -9,13 +9,23 @@ import (
 	"github.com/memledger/memledger/domain"
 )
 
+// routeParams is the query parameters the route with pattern p takes: its own, and min_seq on
+// every read (see gateRead).
+func routeParams(p string) []string {
+	params := slices.Clone(routes[p].query)
+	if isRead(p) {
+		params = append(params, ParamMinSeq)
+	}
+	return params
+}
+
 // checkRouteQuery refuses a query parameter the route with pattern p does not take, naming it
 // and those the route takes.
 func checkRouteQuery(p string, q url.Values) error {
 	if routes[p].uncheckedQuery {
 		return nil
 	}
-	allowed := routes[p].query
+	allowed := routeParams(p)
 	keys := make([]string, 0, len(q))
 	for k := range q {
 		if !slices.Contains(allowed, k) {

@@ -124,5 +124,5 @@ func RouteRole(p string) (domain.Role, bool) {
 // none), and whether they are checked at all.
 func QueryParams(p string) ([]string, bool) {
 	r := routes[p]
-	return slices.Clone(r.query), !r.uncheckedQuery
+	return routeParams(p), !r.uncheckedQuery
 }

@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -105,14 +106,11 @@ func (s *Server) searchQuery(v url.Values) (projections.SearchQuery, uint64, err
 
 // waitIndexed waits until the search index has applied the event at seq.
 func (s *Server) waitIndexed(ctx context.Context, seq uint64) error {
-	wctx, cancel := context.WithTimeout(ctx, s.Ledger.Timeout())
-	defer cancel()
-	if err := s.Search.WaitFor(wctx, seq); err != nil {
-		if ctx.Err() == nil {
-			return fmt.Errorf("%w: the search index has not applied log position %d within %s (it is at %d; see /health)",
-				ledger.ErrNotVisible, seq, s.Ledger.Timeout(), s.Search.Applied())
-		}
-		return err
+	err := projections.WaitApplied(ctx, s.Search, seq, s.Ledger.Timeout())
+	var behind *projections.BehindError
+	if errors.As(err, &behind) {
+		return fmt.Errorf("%w: the search index has not applied log position %d within %s (it is at %d; see /health)",
+			ledger.ErrNotVisible, seq, s.Ledger.Timeout(), behind.At)
 	}
-	return nil
+	return err
 }

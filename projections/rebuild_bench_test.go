@@ -44,6 +44,11 @@ type rebuildLog struct {
 // takes its memories one after the other through their whole life, as clients working through
 // the API do.
 func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
+	return writeLogOf(b, spread, rebuildMemories)
+}
+
+// writeLogOf is writeRebuildLog with memories memories (a multiple of rebuildWriters).
+func writeLogOf(b *testing.B, spread bool, memories int) *rebuildLog {
 	b.Helper()
 	store := openStore(b, b.TempDir(), eventstore.FsyncInterval)
 	start := time.Now()
@@ -51,7 +56,7 @@ func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
 	var wg sync.WaitGroup
 	for w := range rebuildWriters {
 		wg.Go(func() {
-			errs <- appendShare(store, w, spread)
+			errs <- appendShare(store, w, spread, memories)
 		})
 	}
 	wg.Wait()
@@ -63,8 +68,8 @@ func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
 	var err error
 	l.last, err = store.LastSeq(context.Background())
 	require.NoError(b, err)
-	require.Equal(b, uint64(rebuildMemories*rebuildRounds), l.last)
-	b.Logf("wrote %d events on %d memories in %s (%.0f appends/s)", l.last, rebuildMemories,
+	require.Equal(b, uint64(memories*rebuildRounds), l.last)
+	b.Logf("wrote %d events on %d memories in %s (%.0f appends/s)", l.last, memories,
 		time.Since(start).Round(time.Millisecond), float64(l.last)/time.Since(start).Seconds())
 
 	// The same log decoded, for the apply-only benchmark.
@@ -85,9 +90,9 @@ func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
 }
 
 // appendShare appends the events of writer w's share of the memories.
-func appendShare(store *eventstore.Store, w int, spread bool) error {
+func appendShare(store *eventstore.Store, w int, spread bool, memories int) error {
 	ctx := context.Background()
-	n := rebuildMemories / rebuildWriters
+	n := memories / rebuildWriters
 	ids := make([]string, n)
 	last := make([]uint64, n)
 	until := time.Date(2027, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -88,6 +88,8 @@ type Source interface {
 const (
 	DefaultBatchSize = 1000
 	followRetry      = time.Second
+	// catchUpGather is the longest a catching-up runner waits for the next event of a batch.
+	catchUpGather = 50 * time.Millisecond
 )
 
 // Runner applies the log to projections. Set its fields, then call Run.
@@ -99,9 +101,18 @@ type Runner struct {
 	BatchSize int
 	// Until, when not zero, makes Run return once every event up to this position is applied.
 	Until uint64
+	// CatchUpTo, when not zero, is the log position a live runner catches up to at rebuild
+	// speed (the log's last position when the service starts): until it is applied, the runner
+	// fills batches of RebuildBatchSize events, as a rebuild does, since nobody waits for
+	// single events of the past; then it applies what comes as it comes.
+	CatchUpTo uint64
 	// Progress, when set, is called after each batch with the position applied.
 	Progress func(applied uint64)
-	Logger   *slog.Logger
+	// BeforeCommit, when set, is called in each batch's transaction once the projections have
+	// written it, before it commits; an error it returns fails the batch as a failed write of
+	// the file does. Tests inject a full disk with it, or hold a batch back.
+	BeforeCommit func(batch []domain.Event) error
+	Logger       *slog.Logger
 
 	mu      sync.Mutex
 	applied uint64
@@ -205,10 +216,12 @@ func (e applyError) Unwrap() error { return e.error }
 func (r *Runner) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	events := make(chan domain.Event, 4*r.BatchSize)
+	events := make(chan domain.Event, 4*max(r.BatchSize, RebuildBatchSize))
 	followErr := make(chan error, 1)
 	go func() { followErr <- r.Source.Follow(ctx, r.Applied()+1, events) }()
 	batch := make([]domain.Event, 0, r.BatchSize)
+	gather := time.NewTimer(catchUpGather)
+	defer gather.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -217,9 +230,17 @@ func (r *Runner) follow(ctx context.Context) error {
 		case err := <-followErr:
 			return err
 		}
+		size := r.BatchSize
+		catchingUp := r.CatchUpTo > 0 && batch[0].Seq < r.CatchUpTo
+		if catchingUp {
+			size = max(size, RebuildBatchSize)
+			gather.Reset(catchUpGather)
+		}
 	drain:
-		for len(batch) < r.BatchSize {
-			if r.Until > 0 && batch[len(batch)-1].Seq < r.Until {
+		for len(batch) < size {
+			last := batch[len(batch)-1].Seq
+			switch {
+			case r.Until > 0 && last < r.Until:
 				// A rebuild: nobody waits for single events, so the batch is filled.
 				select {
 				case ev := <-events:
@@ -227,6 +248,18 @@ func (r *Runner) follow(ctx context.Context) error {
 					continue
 				case err := <-followErr:
 					return err
+				}
+			case catchingUp && last < r.CatchUpTo:
+				// Catching up: filled too, unless the log pauses (an event of the past that
+				// is not delivered, say), which must not hold the batch back.
+				select {
+				case ev := <-events:
+					batch = append(batch, ev)
+					continue
+				case err := <-followErr:
+					return err
+				case <-gather.C:
+					break drain
 				}
 			}
 			select {
@@ -287,6 +320,9 @@ func (r *Runner) apply(batch []domain.Event) error {
 				}
 			}
 		}
+		if r.BeforeCommit != nil {
+			return r.BeforeCommit(batch)
+		}
 		return nil
 	})
 	if err != nil {
@@ -298,6 +334,12 @@ func (r *Runner) apply(batch []domain.Event) error {
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
 	return nil
+}
+
+// CatchUp is where the runner stands against CatchUpTo: the position applied and the target;
+// the runner is catching up while applied < target.
+func (r *Runner) CatchUp() (applied, target uint64) {
+	return r.Applied(), r.CatchUpTo
 }
 
 // Applied is the log position every projection has applied.

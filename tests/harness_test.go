@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/domain"
 	"github.com/stretchr/testify/require"
 )
 
@@ -28,6 +29,8 @@ type ledger struct {
 	webhookTransport http.RoundTripper
 	// searchIdle leaves the search index idle (see app.Main.SearchIdle).
 	searchIdle bool
+	// projectionsHook, when set, is the projection runner's hook (see app.Main.ProjectionsHook).
+	projectionsHook func([]domain.Event) error
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -66,6 +69,7 @@ func (l *ledger) start() {
 	m.Now = l.now
 	m.WebhookTransport = l.webhookTransport
 	m.SearchIdle = l.searchIdle
+	m.ProjectionsHook = l.projectionsHook
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 	apiChecked(m.Addr())

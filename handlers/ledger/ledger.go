@@ -26,11 +26,9 @@ const DefaultWaitTimeout = 10 * time.Second
 // maxIdempotencyKey bounds an idempotency key's length.
 const maxIdempotencyKey = 128
 
-// Waiter is what the ledger needs of the projection runner: to wait until it has applied the
-// event at a log position.
-type Waiter interface {
-	WaitFor(ctx context.Context, seq uint64) error
-}
+// Waiter is what the ledger needs of the projection runner: where it stands and how to wait
+// until it has applied the event at a log position.
+type Waiter = projections.Positioned
 
 // Ledger carries out the commands. Set its fields, then use it; the zero Now, WaitTimeout and
 // Logger mean time.Now, DefaultWaitTimeout and slog.Default.
@@ -128,16 +126,13 @@ func (l *Ledger) meta(c Caller, note, key string) (domain.Meta, error) {
 // while ctx is still live is ErrNotVisible.
 func (l *Ledger) Wait(ctx context.Context, seq uint64) error {
 	timeout := l.Timeout()
-	wctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := l.Runner.WaitFor(wctx, seq); err != nil {
-		if ctx.Err() == nil {
-			return fmt.Errorf("%w: the write is recorded in the log at position %d but the projections have not applied it within %s (retry the read, not the write; see /health)",
-				ErrNotVisible, seq, timeout)
-		}
-		return err
+	err := projections.WaitApplied(ctx, l.Runner, seq, timeout)
+	var behind *projections.BehindError
+	if errors.As(err, &behind) {
+		return fmt.Errorf("%w: the write is recorded in the log at position %d but the projections have not applied it within %s (they are at %d; retry the read with min_seq=%d, not the write; see /health)",
+			ErrNotVisible, seq, timeout, behind.At, seq)
 	}
-	return nil
+	return err
 }
 
 // CaughtUp waits until the projections have applied every event the log holds now.

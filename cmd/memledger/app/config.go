@@ -14,6 +14,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/subscriptions"
@@ -84,6 +85,9 @@ type Config struct {
 	// before it cuts it; FeedBufferBytes bounds what one feed holds for its reader.
 	FeedStallTimeout time.Duration
 	FeedBufferBytes  int
+	// ReadWait bounds how long a read waits for the projections to reach the position it must
+	// reflect (the log's at start while they catch up, or its min_seq) before it answers 503.
+	ReadWait time.Duration
 	// NightlyAt is the UTC time ("03:00") the nightly pipeline runs at; "" disables it.
 	NightlyAt string
 }
@@ -98,7 +102,7 @@ func DefaultConfig() Config {
 		MaxContent:          domain.DefaultMaxContentLength,
 		SubscriptionBackoff: subscriptions.DefaultBackoff, SubscriptionMaxBackoff: subscriptions.DefaultMaxBackoff, SubscriptionTimeout: 10 * time.Second, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
 		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24,
-		FeedStallTimeout: feed.DefaultStallTimeout, FeedBufferBytes: feed.DefaultBufferBytes}
+		FeedStallTimeout: feed.DefaultStallTimeout, FeedBufferBytes: feed.DefaultBufferBytes, ReadWait: handlers.DefaultReadWait}
 }
 
 // serveFlags registers the flags only serve has: the projections' sync, the alert sinks and
@@ -124,6 +128,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.CandidateMaxAgeDays, "candidate-max-age-days", envFloat("MEMLEDGER_CANDIDATE_MAX_AGE_DAYS", d.CandidateMaxAgeDays), "expiry: candidates never reinforced and older than this many days (MEMLEDGER_CANDIDATE_MAX_AGE_DAYS)")
 	fs.DurationVar(&c.FeedStallTimeout, "feed-stall-timeout", envDuration("MEMLEDGER_FEED_STALL_TIMEOUT", d.FeedStallTimeout), "change feed: cut a reader whose buffer stays full this long (MEMLEDGER_FEED_STALL_TIMEOUT)")
 	fs.IntVar(&c.FeedBufferBytes, "feed-buffer", envInt("MEMLEDGER_FEED_BUFFER", d.FeedBufferBytes), "change feed: bytes of events one feed holds for its reader (MEMLEDGER_FEED_BUFFER)")
+	fs.DurationVar(&c.ReadWait, "read-wait", envDuration("MEMLEDGER_READ_WAIT", d.ReadWait), "longest a read waits for the projections to reach the position it must reflect (the log's at start while they catch up, or its min_seq) before it answers 503 with Retry-After (MEMLEDGER_READ_WAIT)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.StringVar(&c.SubscriptionKeyFile, "subscription-key-file", env("MEMLEDGER_SUBSCRIPTION_KEY_FILE", ""), "key file the subscriptions' secrets are sealed with, made on first use (default <data>/subscription-secrets.key) (MEMLEDGER_SUBSCRIPTION_KEY_FILE)")
 	fs.DurationVar(&c.SubscriptionBackoff, "subscription-backoff", envDuration("MEMLEDGER_SUBSCRIPTION_BACKOFF", d.SubscriptionBackoff), "wait after a subscription's first failed delivery, doubled after each (MEMLEDGER_SUBSCRIPTION_BACKOFF)")
@@ -137,6 +142,8 @@ func (c Config) check() error {
 	switch {
 	case c.MaxContent < 1 || c.MaxContent > 100_000:
 		return fmt.Errorf("max-content must be between 1 and 100000, got %d", c.MaxContent)
+	case c.ReadWait <= 0:
+		return fmt.Errorf("read-wait must be more than 0, got %s", c.ReadWait)
 	case c.AutoPromoteRefs < 1:
 		return fmt.Errorf("auto-promote-refs must be at least 1, got %d", c.AutoPromoteRefs)
 	case !(c.AutoPromoteConfidence >= 0 && c.AutoPromoteConfidence <= 1):

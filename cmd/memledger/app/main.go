@@ -45,6 +45,9 @@ type Main struct {
 	// SearchIdle, set before Open, opens the search index without letting it follow the log:
 	// benchmarks measure the writes without the indexing beside them.
 	SearchIdle bool
+	// ProjectionsHook, set before Open, is the runner's BeforeCommit: tests hold the
+	// projections back or fail their writes with it.
+	ProjectionsHook func(batch []domain.Event) error
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -125,9 +128,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.checkSearchAhead(ctx); err != nil {
 		return err
 	}
-	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: Projections(), Logger: m.Logger}
+	// The projections catch up, at a rebuild's speed, to what the log held at the start: the
+	// reads wait until they have (see handlers.Server.ReadWait).
+	last, err := m.Store.LastSeq(ctx)
+	if err != nil {
+		return err
+	}
+	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: Projections(), Logger: m.Logger, CatchUpTo: last,
+		BeforeCommit: m.ProjectionsHook}
 	if err := m.Runner.Init(); err != nil {
 		return err
+	}
+	if applied := m.Runner.Applied(); applied < last {
+		m.Logger.Info("projections catching up with the log; reads wait until they have", "applied", applied, "target", last)
 	}
 	runCtx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
@@ -156,7 +169,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	rules.MaxContentLength = m.Config.MaxContent
 	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger}
 	m.API = handlers.NewServer(m.Ledger, m.Runner)
-	m.API.Search, m.API.Version, m.API.Logger = m.Search, Version, m.Logger
+	m.API.Search, m.API.Version, m.API.Logger, m.API.ReadWait = m.Search, Version, m.Logger, m.Config.ReadWait
 	m.API.Jobs = jobs.Rules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 		CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))}
 	m.API.Pipeline = jobs.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates}
