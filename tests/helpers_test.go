@@ -79,11 +79,22 @@ type healthInfo struct {
 	Error       string            `json:"error"`
 }
 
+// health is /health once the projections have caught up after a start (while they catch up
+// it answers 503, catching_up), which must be 200.
 func (l *ledger) health() healthInfo {
 	l.t.Helper()
 	var h healthInfo
-	l.expect(http.StatusOK, "GET", "/health", nil).Decode(l.t, &h)
-	return h
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		res := l.do("GET", "/health", nil)
+		h = healthInfo{}
+		res.Decode(l.t, &h)
+		if h.Status != "catching_up" || time.Now().After(deadline) {
+			require.Equal(l.t, http.StatusOK, res.Status, "GET /health: body: %s", res.Body)
+			return h
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // lastSeq is the log position of the last event, from /health.
