@@ -73,3 +73,8 @@ var ErrTooLarge = errors.New("too large")
 // ErrUnavailable is returned when the log did not answer a write in time: the write may or may
 // not be stored, and retrying it with the same idempotency key is safe.
 var ErrUnavailable = errors.New("unavailable")
+
+// ErrInsufficientStorage is returned when a write cannot be stored for want of space (a full
+// disk under the log or the projections): nothing is wrong with the write, and it may be sent
+// again once space allows.
+var ErrInsufficientStorage = errors.New("insufficient storage")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"syscall"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go"
@@ -70,10 +71,17 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 			return res, fmt.Errorf("append %s to %s: %w: the event is %d bytes encoded; the log stores at most %d bytes per event",
 				ev.Type, subject, domain.ErrTooLarge, len(data), max)
 		}
-		ack, err := s.js.Publish(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID))...)
-		if err != nil {
-			return s.retried(ctx, res, subject, ev, err)
+		err = s.appendHook()
+		var ack *jetstream.PubAck
+		if err == nil {
+			ack, err = s.js.Publish(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID))...)
 		}
+		if err != nil {
+			res, err := s.retried(ctx, res, subject, ev, err)
+			s.noteAppend(err)
+			return res, err
+		}
+		s.noteAppend(nil)
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
 		evs[i].Seq = ack.Sequence
 		if expected != Unchecked {
@@ -102,8 +110,16 @@ func (s *Store) retried(ctx context.Context, res Appended, subject string, ev do
 	return res, fmt.Errorf("append %s to %s: %w", ev.Type, subject, err)
 }
 
-// JetStream's answer to a message larger than the stream's or the server's maximum.
-const errCodeMessageTooLarge jetstream.ErrorCode = 10054
+// JetStream's answers to a message larger than the stream's or the server's maximum, to a
+// message it has no storage for (10023, 10047: a full disk), and of a server whose JetStream
+// is off (10076, 10039: the server turns it off when its disk is full).
+const (
+	errCodeMessageTooLarge         jetstream.ErrorCode = 10054
+	errCodeInsufficientResources   jetstream.ErrorCode = 10023
+	errCodeStorageExceeded         jetstream.ErrorCode = 10047
+	errCodeJetStreamNotEnabled     jetstream.ErrorCode = 10076
+	errCodeJetStreamNotEnabledAcct jetstream.ErrorCode = 10039
+)
 
 // mapError is the one place where JetStream's errors become the domain's.
 func mapError(err error) error {
@@ -114,6 +130,12 @@ func mapError(err error) error {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		return fmt.Errorf("%w: %w", domain.ErrTooLarge, err)
 	}
+	if errors.Is(err, syscall.ENOSPC) {
+		return fmt.Errorf("%w: the log's disk is full (%w); retry once space allows", domain.ErrInsufficientStorage, err)
+	}
+	if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return fmt.Errorf("%w: the log does not take appends now (%w); nothing was stored: retry later", domain.ErrUnavailable, err)
+	}
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {
 		switch apiErr.ErrorCode {
@@ -121,6 +143,10 @@ func mapError(err error) error {
 			return fmt.Errorf("%w: changed concurrently (%w)", domain.ErrConflict, err)
 		case errCodeMessageTooLarge:
 			return fmt.Errorf("%w: %w", domain.ErrTooLarge, err)
+		case errCodeInsufficientResources, errCodeStorageExceeded:
+			return fmt.Errorf("%w: the log has no space for the append (%w); retry once space allows", domain.ErrInsufficientStorage, err)
+		case errCodeJetStreamNotEnabled, errCodeJetStreamNotEnabledAcct:
+			return fmt.Errorf("%w: the log does not take appends now (%w); nothing was stored: retry later", domain.ErrUnavailable, err)
 		}
 	}
 	return err

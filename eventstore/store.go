@@ -63,6 +63,8 @@ type Store struct {
 	Lost   []domain.SeqRange
 	Logger *slog.Logger
 
+	appends appendFailures
+
 	srv    *server.Server
 	nc     *nats.Conn
 	js     jetstream.JetStream

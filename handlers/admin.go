@@ -175,7 +175,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if h.Projections, err = s.DB.Checkpoints(); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, s.Runner.Err())
+	if failure, since := s.Runner.Failure(); failure != nil {
+		errs = append(errs, fmt.Errorf("the projections cannot be written since %s (writes are refused with 507 or 503, reads are served at log position %d; it resumes by itself once the cause is gone): %w",
+			since.UTC().Format(time.RFC3339), s.Runner.Applied(), failure))
+	} else {
+		errs = append(errs, s.Runner.Err())
+	}
+	if failure, since := s.Store.AppendFailure(); failure != nil {
+		errs = append(errs, fmt.Errorf("the log refuses appends since %s (writes answer 507 or 503, reads are served; it resumes with the first append it stores): %w",
+			since.UTC().Format(time.RFC3339), failure))
+	}
 	h.Search.IndexedSeq = s.Search.Applied()
 	h.Search.Lag = h.LastSeq - min(h.LastSeq, h.Search.IndexedSeq)
 	if err := s.Search.Err(); err != nil {

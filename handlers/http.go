@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/memledger/memledger/backup"
@@ -249,6 +250,10 @@ var (
 // statusOf is the one table from errors to HTTP statuses.
 func statusOf(err error) int {
 	switch {
+	case errors.Is(err, domain.ErrInsufficientStorage), errors.Is(err, syscall.ENOSPC):
+		return http.StatusInsufficientStorage
+	case errors.Is(err, ledger.ErrUnwritable), errors.Is(err, projections.ErrUnwritable):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, domain.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, domain.ErrNotFound):
@@ -285,8 +290,8 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case http.StatusInternalServerError:
 		s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		detail = "internal error; see the server log"
-	case http.StatusServiceUnavailable:
-		s.Logger.Warn("request answered 503", "method", r.Method, "path", r.URL.Path, "err", err)
+	case http.StatusServiceUnavailable, http.StatusInsufficientStorage:
+		s.Logger.Warn("request answered "+strconv.Itoa(status), "method", r.Method, "path", r.URL.Path, "err", err)
 		w.Header().Set("Retry-After", "1")
 	}
 	s.problem(w, r, status, detail, field)

@@ -118,6 +118,12 @@ type Runner struct {
 	applied uint64
 	changed chan struct{}
 	err     error
+	// failure is the write failure the runner retries, since failingSince.
+	failure      error
+	failingSince time.Time
+	// failures counts the times writing began to fail; firstFailure began the last of them.
+	failures     uint64
+	firstFailure error
 }
 
 // Init creates the projections' buckets and reads the position they have all applied.
@@ -178,8 +184,9 @@ func migrate(tx *bolt.Tx, versions *bolt.Bucket, v Versioned, logger *slog.Logge
 }
 
 // Run follows the log from the lowest checkpoint and applies it until ctx is done or, with
-// Until set, until that position is applied. A failed read of the log is retried; a gap in it (domain.ErrLogGap) or a failed
-// transaction stops the runner with its error.
+// Until set, until that position is applied. A failed read of the log is retried, and so is a
+// failed transaction of a live runner (see applyRetrying); a gap in the log (domain.ErrLogGap)
+// or a rebuild's failed transaction stops the runner with its error.
 func (r *Runner) Run(ctx context.Context) error {
 	if r.Until > 0 && r.Applied() >= r.Until {
 		return nil
@@ -279,10 +286,9 @@ func (r *Runner) follow(ctx context.Context) error {
 				return errDone
 			}
 		}
-		if err := r.apply(batch); err != nil {
-			return applyError{err}
+		if err := r.applyRetrying(ctx, batch); err != nil {
+			return err
 		}
-		r.setErr(nil)
 		applied := r.Applied()
 		if r.Progress != nil {
 			r.Progress(applied)
@@ -291,6 +297,80 @@ func (r *Runner) follow(ctx context.Context) error {
 			return errDone
 		}
 	}
+}
+
+// Waits between the attempts of a live runner's failed batch: doubled after each, up to the most.
+const (
+	applyRetryMin = 100 * time.Millisecond
+	applyRetryMax = 2 * time.Second
+)
+
+// applyRetrying applies batch. A rebuild's failure ends it; a live runner keeps the batch and
+// tries it again, with backoff, until it applies or ctx ends: a full disk or a failing write
+// degrades the service (Failure says why, writes are refused, reads are served from what is
+// applied) and it resumes by itself once the cause goes away.
+func (r *Runner) applyRetrying(ctx context.Context, batch []domain.Event) error {
+	wait := applyRetryMin
+	for {
+		err := r.apply(batch)
+		if err == nil {
+			if failure, since := r.Failure(); failure != nil {
+				r.Logger.Info("projection runner: the projections are written again", "failed_since", since, "err", failure, "applied", r.Applied())
+			}
+			r.setFailure(nil)
+			r.setErr(nil)
+			return nil
+		}
+		if r.Until > 0 {
+			return applyError{err}
+		}
+		if failure, _ := r.Failure(); failure == nil {
+			r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, retrying until it works",
+				"err", err, "batch_from", batch[0].Seq, "batch_to", batch[len(batch)-1].Seq)
+		}
+		r.setFailure(err)
+		r.setErr(err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, applyRetryMax)
+	}
+}
+
+// Failure is the write failure a live runner is retrying, and since when it fails; nil while it
+// applies. While it fails the projections stay where they are.
+func (r *Runner) Failure() (error, time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failure, r.failingSince
+}
+
+// Failures counts the times writing the projections began to fail since the runner started,
+// with the first error and the start of the last of those times: a watcher that looks now and
+// then misses none, however short.
+func (r *Runner) Failures() (count uint64, first error, since time.Time) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.failures, r.firstFailure, r.failingSince
+}
+
+// setFailure records the write failure (nil: none) and wakes the waiters, who learn of it.
+func (r *Runner) setFailure(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err != nil && r.failure == nil {
+		r.failingSince, r.firstFailure = time.Now(), err
+		r.failures++
+	}
+	if (err == nil) == (r.failure == nil) {
+		r.failure = err
+		return
+	}
+	r.failure = err
+	close(r.changed)
+	r.changed = make(chan struct{})
 }
 
 // apply writes one batch, and every projection's checkpoint, in one transaction.
@@ -362,14 +442,22 @@ func (r *Runner) setErr(err error) {
 	r.mu.Unlock()
 }
 
-// WaitFor returns once every projection has applied the event at position seq, or ctx's error.
+// ErrUnwritable is a wait that ends because the projections cannot be written (see Failure):
+// it would last as long as the failure.
+var ErrUnwritable = errors.New("the projections cannot be written")
+
+// WaitFor returns once every projection has applied the event at position seq, or ctx's error,
+// or, while the runner cannot write the projections, an ErrUnwritable that wraps the failure.
 func (r *Runner) WaitFor(ctx context.Context, seq uint64) error {
 	for {
 		r.mu.Lock()
-		applied, changed := r.applied, r.changed
+		applied, changed, failure, since := r.applied, r.changed, r.failure, r.failingSince
 		r.mu.Unlock()
 		if applied >= seq {
 			return nil
+		}
+		if failure != nil {
+			return fmt.Errorf("%w since %s, at log position %d (%w)", ErrUnwritable, since.UTC().Format(time.RFC3339), applied, failure)
 		}
 		select {
 		case <-changed:

@@ -307,8 +307,9 @@ func (s *Search) apply(evs []domain.Event) error {
 }
 
 // Run follows the log from the index's checkpoint and indexes it until ctx is done or, with
-// until set, until that position is indexed. A failed read of the log is retried; a failed
-// write of the index stops Run with its error (searches then answer with what is indexed).
+// until set, until that position is indexed. A failed read of the log is retried, and so is a
+// failed write of a live index (searches meanwhile answer with what is indexed, and /health
+// says why); with until set, a failed write stops Run with its error.
 func (s *Search) Run(ctx context.Context, src Source, until uint64, progress func(applied uint64)) error {
 	for {
 		if until > 0 && s.Applied() >= until {
@@ -323,10 +324,12 @@ func (s *Search) Run(ctx context.Context, src Source, until uint64, progress fun
 		}
 		s.setErr(err)
 		var applyErr applyError
-		if errors.As(err, &applyErr) {
+		if errors.As(err, &applyErr) && until > 0 {
 			return err
 		}
-		s.Logger.Error("search index: reading the log failed; retrying", "err", err)
+		// A failed write of a live index (a full disk) is retried as a failed read is: the
+		// index resumes from its checkpoint once it can write.
+		s.Logger.Error("search index: reading the log or writing the index failed; retrying", "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -35,8 +35,9 @@ func (e *BehindError) Error() string {
 func (e *BehindError) Unwrap() error { return ErrBehind }
 
 // WaitApplied is the one bounded wait for a view: it returns nil once v has applied the log up
-// to position seq, a *BehindError when timeout passes first while ctx is still live, and ctx's
-// error when ctx ends first. Reads use it to answer only from views at or past the position
+// to position seq, a *BehindError when timeout passes first while ctx is still live, ctx's
+// error when ctx ends first, and the view's own error when it cannot get there (the runner's
+// ErrUnwritable while it cannot write the projections). Reads use it to answer only from views at or past the position
 // they must reflect, writes to answer once their event is applied.
 func WaitApplied(ctx context.Context, v Positioned, seq uint64, timeout time.Duration) error {
 	if v.Applied() >= seq {
@@ -45,10 +46,8 @@ func WaitApplied(ctx context.Context, v Positioned, seq uint64, timeout time.Dur
 	wctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := v.WaitFor(wctx, seq)
-	if err == nil {
-		return nil
-	}
-	if ctx.Err() != nil {
+	if err == nil || ctx.Err() != nil || wctx.Err() == nil {
+		// Done, or the caller gave up, or the view said why it cannot get there.
 		return err
 	}
 	return &BehindError{Want: seq, At: v.Applied(), Waited: timeout}

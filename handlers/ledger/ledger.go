@@ -44,7 +44,11 @@ type Ledger struct {
 	Now func() time.Time
 	// WaitTimeout bounds how long a write waits for the projections to apply it.
 	WaitTimeout time.Duration
-	Logger      *slog.Logger
+	// Refuse, when set, is asked by every command before it writes: an error it returns (why
+	// the service cannot write now, such as projections that cannot be written) refuses the
+	// command with ErrUnwritable, before anything is appended.
+	Refuse func() error
+	Logger *slog.Logger
 }
 
 // Caller is who asks for a command. It is the one place where an edge says who it acts for:
@@ -106,8 +110,18 @@ func (l *Ledger) Timeout() time.Duration {
 
 // meta is the one check of a command's caller and note, and the metadata its events carry:
 // the actor, the note (at most Rules.MaxNoteLength characters), the time and the event id
-// (key, or a new UUID when key is empty). Every command calls it once, first.
+// (key, or a new UUID when key is empty). Every command calls it once, first. While the
+// service cannot write (Refuse), it refuses the command with ErrUnwritable.
 func (l *Ledger) meta(c Caller, note, key string) (domain.Meta, error) {
+	meta, err := l.metaOf(c, note, key)
+	if err != nil {
+		return meta, err
+	}
+	return meta, l.refuse()
+}
+
+// metaOf is meta without the refusal.
+func (l *Ledger) metaOf(c Caller, note, key string) (domain.Meta, error) {
 	if err := domain.CheckActor(c.Actor); err != nil {
 		return domain.Meta{}, err
 	}
@@ -132,7 +146,7 @@ func (l *Ledger) Wait(ctx context.Context, seq uint64) error {
 		return fmt.Errorf("%w: the write is recorded in the log at position %d but the projections have not applied it within %s (they are at %d; retry the read with min_seq=%d, not the write; see /health)",
 			ErrNotVisible, seq, timeout, behind.At, seq)
 	}
-	return err
+	return notApplied(seq, err)
 }
 
 // CaughtUp waits until the projections have applied every event the log holds now.

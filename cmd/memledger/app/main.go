@@ -167,7 +167,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	rules := domain.DefaultRules()
 	rules.MaxContentLength = m.Config.MaxContent
-	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger}
+	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger,
+		Refuse: m.refuseWrites}
+	m.sinksDone.Add(1)
+	go func() {
+		defer m.sinksDone.Done()
+		m.watchWrites(runCtx)
+	}()
 	m.API = handlers.NewServer(m.Ledger, m.Runner)
 	m.API.Search, m.API.Version, m.API.Logger, m.API.ReadWait = m.Search, Version, m.Logger, m.Config.ReadWait
 	m.API.Jobs = jobs.Rules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,

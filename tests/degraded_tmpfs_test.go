@@ -1,0 +1,68 @@
+package tests
+
+import (
+	"errors"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/stretchr/testify/require"
+)
+
+// A real full disk under the projections: the projection file lives on a small tmpfs (the
+// data directory's projections.db is a link to it), which the test fills. Writes answer 507,
+// reads are served, and once space is freed the service resumes without a restart. Mounting
+// needs the right to (root); where the test has none it skips, and the injected-error tests
+// (degraded_test.go) cover the same paths.
+func TestProjectionsOnAFullDiskDegradeAndRecover(t *testing.T) {
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "tmpfs")
+	require.NoError(t, os.Mkdir(mnt, 0o700))
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", mnt).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here (%v: %s); the injected full disk of degraded_test.go is tested instead", err, strings.TrimSpace(string(out)))
+	}
+	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
+	data := filepath.Join(dir, "data")
+	require.NoError(t, os.Mkdir(data, 0o700))
+	require.NoError(t, os.Symlink(filepath.Join(mnt, "projections.db"), filepath.Join(data, "projections.db")))
+	l := startLedger(t, withConfig(func(c *app.Config) { c.Data = data }))
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "before the disk filled"})
+
+	filler := filepath.Join(mnt, "filler")
+	f, err := os.Create(filler)
+	require.NoError(t, err)
+	chunk := make([]byte, 64<<10)
+	for {
+		if _, err := f.Write(chunk); err != nil {
+			require.True(t, errors.Is(err, syscall.ENOSPC), "filling the tmpfs: %v", err)
+			break
+		}
+	}
+	require.NoError(t, f.Close())
+
+	// The file has some room left in its pages: write until the projections run out of it.
+	content := strings.Repeat("a memory to fill the disk with. ", 60)
+	var full response
+	for i := 0; i < 5000; i++ {
+		full = l.do("POST", "/memory", map[string]any{"memory_type": "knowledge", "content": content})
+		if full.Status != http.StatusCreated {
+			break
+		}
+	}
+	requireProblem(t, full, http.StatusInsufficientStorage, "", "no space left on device")
+	requireProblem(t, l.do("PUT", "/memory/"+m.ID, map[string]any{"content": "refused"}), http.StatusInsufficientStorage, "", "nothing was written")
+	require.Contains(t, l.degradedHealth(t).Error, "no space left on device")
+	res := l.expect(http.StatusOK, "GET", "/memory/"+m.ID, nil)
+	require.Equal(t, "before the disk filled", res.JSON(t)["content"])
+
+	require.NoError(t, os.Remove(filler))
+	eventually(t, l.healthOK, "the service resumes once space is freed")
+	l.mem(map[string]any{"memory_type": "knowledge", "content": "after"})
+	require.Equal(t, "before the disk filled", l.get(m.ID).Content, "the refused update was never written")
+	eventually(t, func() bool { return len(l.writeFailureAlerts(t)) == 1 }, "one critical alert")
+}
