@@ -159,12 +159,21 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if c, ok := auth.CallerFrom(r.Context()); s.Auth != nil && (!ok || auth.Require(c, domain.RoleReader) != nil) {
 		// Without a reader's token: up or degraded, nothing more.
 		status, code := "ok", http.StatusOK
-		if s.Runner.Err() != nil || s.Search.Err() != nil {
+		failure, _ := s.Store.AppendFailure()
+		summary := map[string]any{}
+		if applied, target := s.Runner.CatchUp(); applied < target {
+			// Where the catch-up stands says nothing of the ledger's content; the tokens
+			// themselves may not be known yet.
+			status, code = "catching_up", http.StatusServiceUnavailable
+			summary["catching_up"] = catchingUp{Position: applied, Target: target}
+		}
+		if s.Runner.Err() != nil || s.Search.Err() != nil || failure != nil {
 			status, code = "degraded", http.StatusServiceUnavailable
 		} else if _, err := s.Store.LastSeq(r.Context()); err != nil {
 			status, code = "degraded", http.StatusServiceUnavailable
 		}
-		writeJSON(w, code, map[string]string{"status": status})
+		summary["status"] = status
+		writeJSON(w, code, summary)
 		return
 	}
 	var errs []error

@@ -185,6 +185,13 @@ func (s *Server) Handler() http.Handler {
 			s.noRoute(w, r, mux)
 			return
 		}
+		if isRead(pattern) || !notReads[pattern] && s.Auth != nil {
+			// Who is calling is read from the projections too (the tokens): no request is
+			// authenticated on projections that are catching up after a start.
+			if !s.waitCatchUp(w, r, pattern) {
+				return
+			}
+		}
 		if r = s.authorize(w, r, pattern); r == nil {
 			return
 		}

@@ -113,6 +113,31 @@ func (s *Server) gateRead(w http.ResponseWriter, r *http.Request, pattern string
 	return true
 }
 
+// waitCatchUp holds a request back, at most ReadWait, while the projections catch up with
+// the log's position at the start; then it answers 503 and returns false.
+func (s *Server) waitCatchUp(w http.ResponseWriter, r *http.Request, pattern string) bool {
+	applied, target := s.Runner.CatchUp()
+	if applied >= target {
+		return true
+	}
+	err := projections.WaitApplied(r.Context(), s.Runner, target, s.readWait())
+	if err == nil {
+		return true
+	}
+	var behind *projections.BehindError
+	if errors.As(err, &behind) {
+		err = fmt.Errorf("%w: the projections are at log position %d, behind %d, the log's position at start (they are catching up; see /health), after waiting %s; retry",
+			errReadBehind, behind.At, target, s.readWait())
+	}
+	if strings.HasPrefix(pattern, "GET /ui/") {
+		w.Header().Set("Retry-After", "1")
+		s.uiFail(w, r, err)
+	} else {
+		s.fail(w, r, err)
+	}
+	return false
+}
+
 type positioned struct {
 	name string
 	v    projections.Positioned

@@ -106,23 +106,60 @@ func (p Memories) Flush(tx *bolt.Tx) error {
 	return p.held.buckets.flush(tx)
 }
 
-// NewMemories returns the projection with a cache of the decoded state of up to
-// DefaultStateCache memories, so that a memory changed again is not decoded again.
-func NewMemories() Memories { return Memories{cache: newStateCache(DefaultStateCache)} }
-
-// DefaultStateCache is how many decoded memories NewMemories keeps.
-const DefaultStateCache = 100_000
-
-// stateCache keeps decoded memories between batches. An entry is used only when its JSON is
-// byte for byte what the views hold, so a batch that was rolled back never leaks into it.
-type stateCache struct {
-	mu      sync.Mutex
-	max     int
-	entries map[string]*memoryState
+// NewMemories returns the projection with a cache of decoded memories that holds at most
+// cacheBytes (about: see stateSize), so that a memory changed again is not decoded again; 0
+// for no cache.
+func NewMemories(cacheBytes int64) Memories {
+	if cacheBytes <= 0 {
+		return Memories{}
+	}
+	return Memories{cache: newStateCache(cacheBytes)}
 }
 
-func newStateCache(max int) *stateCache {
-	return &stateCache{max: max, entries: make(map[string]*memoryState, max)}
+// DefaultStateCacheBytes is the byte budget of the decoded-state cache: 64 MiB, some 60,000
+// memories at the default content limit, a few hundred at the largest.
+const DefaultStateCacheBytes = 64 << 20
+
+// stateCache keeps decoded memories between batches, within a byte budget. An entry is used
+// only when its JSON is byte for byte what the views hold, so a batch that was rolled back
+// never leaks into it.
+type stateCache struct {
+	mu      sync.Mutex
+	max     int64
+	bytes   int64
+	entries map[string]*cachedState
+}
+
+type cachedState struct {
+	st   memoryState
+	size int64
+}
+
+func newStateCache(max int64) *stateCache {
+	return &stateCache{max: max, entries: map[string]*cachedState{}}
+}
+
+// stateEntryBytes is what an entry costs beyond its strings and JSON: the map slot, the
+// entry, the memory's fixed fields.
+const stateEntryBytes = 512
+
+// stateSize is about how many bytes a cached state of memory id holds: its JSON, the strings
+// of the decoded memory, the fixed parts.
+func stateSize(id string, st *memoryState) int64 {
+	m := &st.m
+	n := len(id) + cap(st.json) + len(st.createdSeq) + len(m.ID) + len(m.Content) + len(m.Project) +
+		len(m.SourceChunkID) + len(m.SupersededBy) + stateEntryBytes
+	for _, tag := range m.DomainTags {
+		n += len(tag) + 16
+	}
+	return int64(n)
+}
+
+// Bytes is the cache's accounted size; it stays within the budget.
+func (c *stateCache) Bytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.bytes
 }
 
 func (c *stateCache) get(id string, stored []byte) (*memoryState, bool) {
@@ -131,11 +168,11 @@ func (c *stateCache) get(id string, stored []byte) (*memoryState, bool) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	st, ok := c.entries[id]
-	if !ok || !bytes.Equal(st.json, stored) {
+	e, ok := c.entries[id]
+	if !ok || !bytes.Equal(e.st.json, stored) {
 		return nil, false
 	}
-	copied := *st
+	copied := e.st
 	return &copied, true
 }
 
@@ -145,15 +182,33 @@ func (c *stateCache) put(id string, st *memoryState) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
-		for k := range c.entries { // evict an arbitrary entry
-			delete(c.entries, k)
+	if old, ok := c.entries[id]; ok {
+		delete(c.entries, id)
+		c.bytes -= old.size
+	}
+	size := stateSize(id, st)
+	if size > c.max {
+		return // larger than the whole budget: not kept
+	}
+	for k, e := range c.entries { // evict arbitrary entries until it fits
+		if c.bytes+size <= c.max {
 			break
 		}
+		delete(c.entries, k)
+		c.bytes -= e.size
 	}
-	copied := *st
-	copied.dirty, copied.heldBytes = false, 0
-	c.entries[id] = &copied
+	e := &cachedState{st: *st, size: size}
+	e.st.dirty, e.st.heldBytes = false, 0
+	c.entries[id] = e
+	c.bytes += size
+}
+
+// CacheBytes is the accounted size of the projection's decoded-state cache (0 without one).
+func (p Memories) CacheBytes() int64 {
+	if p.cache == nil {
+		return 0
+	}
+	return p.cache.Bytes()
 }
 
 // Name implements Projection.

@@ -2,9 +2,12 @@ package projections
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/memledger/memledger/domain"
 	"github.com/stretchr/testify/require"
 )
 
@@ -32,4 +35,29 @@ func TestAppendAuditEntryIsMarshal(t *testing.T) {
 	}
 	_, err := appendAuditEntry(nil, AuditEntry{Timestamp: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)})
 	require.Error(t, err, "a time JSON cannot hold is refused, as encoding/json refuses it")
+}
+
+// The decoded-state cache accounts every entry it keeps, stays within its budget through any
+// churn, and keeps no entry larger than the whole budget.
+func TestStateCacheByteBudget(t *testing.T) {
+	const budget = 20_000
+	c := newStateCache(budget)
+	for i := range 2000 {
+		id := fmt.Sprintf("m%d", i%300)
+		st := &memoryState{json: make([]byte, 100+i%900), m: domain.Memory{ID: id, Content: strings.Repeat("x", i%3000)}}
+		c.put(id, st)
+		require.LessOrEqual(t, c.Bytes(), int64(budget))
+		var sum int64
+		for k, e := range c.entries {
+			require.Equal(t, stateSize(k, &e.st), e.size)
+			sum += e.size
+		}
+		require.Equal(t, sum, c.Bytes())
+		if got, ok := c.get(id, st.json); ok {
+			require.Equal(t, st.m.Content, got.m.Content)
+		}
+	}
+	c.put("huge", &memoryState{m: domain.Memory{Content: strings.Repeat("x", budget)}})
+	_, kept := c.entries["huge"]
+	require.False(t, kept, "an entry over the whole budget is not kept")
 }

@@ -386,7 +386,7 @@ func TestBuildEqualsLiveAndDiffNamesCorruption(t *testing.T) {
 
 	// However it batches and flushes what it holds, a build is the live file.
 	requireBuildsLikeLive(t, f.db, f.store, func() []projections.Projection {
-		return []projections.Projection{projections.NewMemories()}
+		return []projections.Projection{projections.NewMemories(projections.DefaultStateCacheBytes)}
 	}, f.last())
 
 	// Corrupt one key of the live file: Diff names the bucket and the key.

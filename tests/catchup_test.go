@@ -137,6 +137,7 @@ type catchUpHealth struct {
 func TestReadsWaitWhileCatchingUp(t *testing.T) {
 	g := newGate()
 	l := startLedger(t, withProjectionsHook(g.hook))
+	t.Cleanup(g.release) // before the ledger stops
 	var ids []string
 	for i := range 20 {
 		ids = append(ids, l.mem(map[string]any{"memory_type": "knowledge", "content": fmt.Sprintf("fact %d", i)}).ID)
@@ -186,6 +187,7 @@ func TestReadsWaitWhileCatchingUp(t *testing.T) {
 func TestReadDuringCatchUpAnswers503AfterItsWait(t *testing.T) {
 	g := newGate()
 	l := startLedger(t, withProjectionsHook(g.hook), withConfig(func(c *app.Config) { c.ReadWait = 200 * time.Millisecond }))
+	t.Cleanup(g.release) // before the ledger stops
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "acknowledged"})
 	l.stop()
 	require.NoError(t, os.Remove(l.cfg.ProjectionsPath()))
@@ -208,6 +210,7 @@ func TestReadDuringCatchUpAnswers503AfterItsWait(t *testing.T) {
 func TestReadYourWritesWithMinSeq(t *testing.T) {
 	g := newGate()
 	l := startLedger(t, withProjectionsHook(g.hook))
+	t.Cleanup(g.release) // before the ledger stops
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "first"})
 	res := l.expect(http.StatusOK, "GET", "/memory/"+m.ID, nil)
 	require.Equal(t, m.Seq, position(t, res))
@@ -270,6 +273,7 @@ func TestReadYourWritesWithMinSeq(t *testing.T) {
 func TestMinSeqNotReachedAnswers503(t *testing.T) {
 	g := newGate()
 	l := startLedger(t, withProjectionsHook(g.hook), withConfig(func(c *app.Config) { c.ReadWait = 200 * time.Millisecond }))
+	t.Cleanup(g.release) // before the ledger stops
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "first"})
 	g.hold()
 	defer g.release()

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/ledger"
 )
 
@@ -54,11 +55,10 @@ func isLoopback(host string) bool {
 // ensureAdminToken issues the first admin token when the ledger has no token at all, and
 // writes its secret to <data>/admin.token (0600).
 func (m *Main) ensureAdminToken(ctx context.Context) error {
-	if err := m.Ledger.CaughtUp(ctx); err != nil {
-		return err
-	}
-	ts, err := m.DB.ListTokens()
-	if err != nil || len(ts) > 0 {
+	// The log says whether a token was ever issued: the projections may still be catching up
+	// (the service answers meanwhile), and a start must not wait for them.
+	last, err := m.Store.LastSeqOf(ctx, eventstore.SubjectPrefix+domain.KindToken+".>")
+	if err != nil || last > 0 {
 		return err
 	}
 	path := m.Config.AdminTokenPath()

@@ -18,6 +18,7 @@ import (
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/subscriptions"
+	"github.com/memledger/memledger/projections"
 )
 
 // Version is memledger's version, reported by /health.
@@ -85,6 +86,8 @@ type Config struct {
 	// before it cuts it; FeedBufferBytes bounds what one feed holds for its reader.
 	FeedStallTimeout time.Duration
 	FeedBufferBytes  int
+	// CacheBytes is the byte budget of the decoded-state cache of the memories projection.
+	CacheBytes int64
 	// ReadWait bounds how long a read waits for the projections to reach the position it must
 	// reflect (the log's at start while they catch up, or its min_seq) before it answers 503.
 	ReadWait time.Duration
@@ -102,7 +105,8 @@ func DefaultConfig() Config {
 		MaxContent:          domain.DefaultMaxContentLength,
 		SubscriptionBackoff: subscriptions.DefaultBackoff, SubscriptionMaxBackoff: subscriptions.DefaultMaxBackoff, SubscriptionTimeout: 10 * time.Second, AutoPromoteRefs: domain.DefaultAutoPromoteRefs,
 		AutoPromoteConfidence: domain.DefaultAutoPromoteConf, CandidateMaxAgeDays: domain.DefaultCandidateMaxAge.Hours() / 24,
-		FeedStallTimeout: feed.DefaultStallTimeout, FeedBufferBytes: feed.DefaultBufferBytes, ReadWait: handlers.DefaultReadWait}
+		FeedStallTimeout: feed.DefaultStallTimeout, FeedBufferBytes: feed.DefaultBufferBytes, ReadWait: handlers.DefaultReadWait,
+		CacheBytes: projections.DefaultStateCacheBytes}
 }
 
 // serveFlags registers the flags only serve has: the projections' sync, the alert sinks and
@@ -128,6 +132,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.Float64Var(&c.CandidateMaxAgeDays, "candidate-max-age-days", envFloat("MEMLEDGER_CANDIDATE_MAX_AGE_DAYS", d.CandidateMaxAgeDays), "expiry: candidates never reinforced and older than this many days (MEMLEDGER_CANDIDATE_MAX_AGE_DAYS)")
 	fs.DurationVar(&c.FeedStallTimeout, "feed-stall-timeout", envDuration("MEMLEDGER_FEED_STALL_TIMEOUT", d.FeedStallTimeout), "change feed: cut a reader whose buffer stays full this long (MEMLEDGER_FEED_STALL_TIMEOUT)")
 	fs.IntVar(&c.FeedBufferBytes, "feed-buffer", envInt("MEMLEDGER_FEED_BUFFER", d.FeedBufferBytes), "change feed: bytes of events one feed holds for its reader (MEMLEDGER_FEED_BUFFER)")
+	fs.Int64Var(&c.CacheBytes, "cache-bytes", envInt64("MEMLEDGER_CACHE_BYTES", d.CacheBytes), "byte budget of the decoded-memory cache of the projections; 0 for none (MEMLEDGER_CACHE_BYTES)")
 	fs.DurationVar(&c.ReadWait, "read-wait", envDuration("MEMLEDGER_READ_WAIT", d.ReadWait), "longest a read waits for the projections to reach the position it must reflect (the log's at start while they catch up, or its min_seq) before it answers 503 with Retry-After (MEMLEDGER_READ_WAIT)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.StringVar(&c.SubscriptionKeyFile, "subscription-key-file", env("MEMLEDGER_SUBSCRIPTION_KEY_FILE", ""), "key file the subscriptions' secrets are sealed with, made on first use (default <data>/subscription-secrets.key) (MEMLEDGER_SUBSCRIPTION_KEY_FILE)")
@@ -142,6 +147,8 @@ func (c Config) check() error {
 	switch {
 	case c.MaxContent < 1 || c.MaxContent > 100_000:
 		return fmt.Errorf("max-content must be between 1 and 100000, got %d", c.MaxContent)
+	case c.CacheBytes < 0:
+		return fmt.Errorf("cache-bytes must be 0 or more, got %d", c.CacheBytes)
 	case c.ReadWait <= 0:
 		return fmt.Errorf("read-wait must be more than 0, got %s", c.ReadWait)
 	case c.AutoPromoteRefs < 1:
@@ -213,6 +220,16 @@ func env(key, def string) string {
 func envInt(key string, def int) int {
 	if v, ok := os.LookupEnv(key); ok {
 		if n, err := strconv.Atoi(v); err == nil {
+			return n
+		}
+		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a whole number\n", key, v)
+	}
+	return def
+}
+
+func envInt64(key string, def int64) int64 {
+	if v, ok := os.LookupEnv(key); ok {
+		if n, err := strconv.ParseInt(v, 10, 64); err == nil {
 			return n
 		}
 		fmt.Fprintf(os.Stderr, "memledger: ignoring %s=%q: not a whole number\n", key, v)

@@ -27,9 +27,13 @@ import (
 	"github.com/memledger/memledger/projections"
 )
 
-// Projections are the views the runner keeps, in the order it applies them.
-func Projections() []projections.Projection {
-	return []projections.Projection{projections.NewMemories(), projections.Alerts{}, projections.Projects{},
+// Projections are the views the runner keeps, in the order it applies them, with the default
+// cache budget.
+func Projections() []projections.Projection { return projectionsWith(DefaultConfig().CacheBytes) }
+
+// projectionsWith are Projections with a decoded-state cache of cacheBytes.
+func projectionsWith(cacheBytes int64) []projections.Projection {
+	return []projections.Projection{projections.NewMemories(cacheBytes), projections.Alerts{}, projections.Projects{},
 		projections.State{}, projections.Documents{}, projections.Integrity{}, projections.Nightly{}, projections.Subscriptions{}, projections.Timeline{}, projections.Tokens{}}
 }
 
@@ -134,7 +138,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: Projections(), Logger: m.Logger, CatchUpTo: last,
+	m.Runner = &projections.Runner{DB: m.DB, Source: m.Store, Projections: projectionsWith(m.Config.CacheBytes), Logger: m.Logger, CatchUpTo: last,
 		BeforeCommit: m.ProjectionsHook}
 	if err := m.Runner.Init(); err != nil {
 		return err
