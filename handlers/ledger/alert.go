@@ -13,6 +13,15 @@ func (l *Ledger) RaiseAlert(ctx context.Context, c Caller, cmd domain.RaiseAlert
 	if err != nil {
 		return domain.Alert{}, err
 	}
+	a, err := l.appendAlert(ctx, meta, cmd)
+	if err != nil {
+		return domain.Alert{}, err
+	}
+	return a, l.Wait(ctx, a.Seq)
+}
+
+// appendAlert decides an alert and appends it, returning it with its log position.
+func (l *Ledger) appendAlert(ctx context.Context, meta domain.Meta, cmd domain.RaiseAlert) (domain.Alert, error) {
 	ev, err := domain.DecideAlert(cmd, meta)
 	if err != nil {
 		return domain.Alert{}, err
@@ -23,7 +32,7 @@ func (l *Ledger) RaiseAlert(ctx context.Context, c Caller, cmd domain.RaiseAlert
 	}
 	a, _ := domain.AlertOf(ev)
 	a.Seq = res.Seq
-	return a, l.Wait(ctx, a.Seq)
+	return a, nil
 }
 
 // RaiseFailOpen raises an alert from inside the program: a failure to record it is logged

@@ -44,15 +44,5 @@ func (l *Ledger) RaiseDegraded(ctx context.Context, c Caller, cmd domain.RaiseAl
 	if err != nil {
 		return domain.Alert{}, err
 	}
-	ev, err := domain.DecideAlert(cmd, meta)
-	if err != nil {
-		return domain.Alert{}, err
-	}
-	res, err := l.appendFact(ctx, ev)
-	if err != nil {
-		return domain.Alert{}, err
-	}
-	a, _ := domain.AlertOf(ev)
-	a.Seq = res.Seq
-	return a, nil
+	return l.appendAlert(ctx, meta, cmd)
 }
