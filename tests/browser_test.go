@@ -249,7 +249,19 @@ func TestBrowserMemoryDiffAndTimeTravel(t *testing.T) {
 		chromedp.Click(chromedp.CSS("#asof a")),
 		chromedp.WaitNotPresent(chromedp.CSS("#asof")),
 	))
-	require.Equal(t, u.Content, browserText(t, ctx, "#content"))
+	// The old page's nodes can go away while the new one loads: read the content once the
+	// present page is in place (the text is read again if its node was replaced under it).
+	var present string
+	require.Eventually(t, func() bool {
+		loc, err := chromedp.Run(ctx, chromedp.Location())
+		if err != nil || loc != fmt.Sprintf("%s/ui/memory/%s", l.URL, m.ID) {
+			return false
+		}
+		text, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#content")))
+		present = strings.TrimSpace(text)
+		return err == nil && present != ""
+	}, 20*time.Second, 50*time.Millisecond, "the present page loads")
+	require.Equal(t, u.Content, present)
 }
 
 // TestScreenshots writes the README's screenshots when run with -screenshots:
