@@ -87,7 +87,7 @@ func TestManagerFollowsTheSubscriptions(t *testing.T) {
 		eid, seq := publishMemory(t, m.store)
 		ws = append(ws, want{eid, seq})
 	}
-	require.Eventually(t, func() bool { return m.status(id).Lag == 3 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { return m.status(id).Lag == 3 }, 30*time.Second, 10*time.Millisecond)
 	time.Sleep(200 * time.Millisecond)
 	require.Len(t, rec.deliveries(), 2)
 	m.write(id, domain.SubscriptionResumed{})
