@@ -53,7 +53,9 @@ func (m *managed) write(id string, p domain.Payload) uint64 {
 	m.t.Helper()
 	_, seq := publish(m.t, m.store, id, p)
 	require.NoError(m.t, m.runner.WaitFor(m.t.Context(), seq))
-	m.mgr.Notify()
+	// Reconciled here, not on the manager's next tick: a pause must have stopped the
+	// delivering feed before the test writes what the paused one must hold back.
+	require.NoError(m.t, m.mgr.Reconcile(m.t.Context()))
 	return seq
 }
 
