@@ -273,6 +273,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, domain.ErrUnavailable):
 		return http.StatusServiceUnavailable
+	case errors.Is(err, ledger.ErrForbidden):
+		return http.StatusForbidden
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
 	case errors.Is(err, ledger.ErrNotVisible), errors.Is(err, errReadBehind), feed.IsUnavailable(err):
@@ -443,7 +445,8 @@ func (o *optionalTime) UnmarshalJSON(b []byte) error {
 }
 
 // caller is who request r acts for: the actor from X-Actor (defaultActor when absent) and the
-// correlation id from X-Correlation-ID.
+// correlation id from X-Correlation-ID; without authentication (--auth off) every request is
+// an admin's, as the route table then checks no role.
 func caller(r *http.Request, defaultActor string) ledger.Caller {
 	if c, ok := auth.CallerFrom(r.Context()); ok {
 		// Authenticated: the actor is the principal, or whom it acts for (checked already).
@@ -453,7 +456,7 @@ func caller(r *http.Request, defaultActor string) ledger.Caller {
 	if actor == "" {
 		actor = defaultActor
 	}
-	return ledger.Caller{Actor: actor, CorrelationID: r.Header.Get("X-Correlation-ID")}
+	return ledger.Caller{Actor: actor, CorrelationID: r.Header.Get("X-Correlation-ID"), Role: domain.RoleAdmin}
 }
 
 // plainCaller is the caller of a request that is not a memory write: those take neither an

@@ -63,7 +63,7 @@ func BenchmarkRevert10kOf100k(b *testing.B) {
 	revertBenchLog(b, l, n, slice)
 	b.Logf("wrote %d events in %s", 4*n, time.Since(began).Round(time.Millisecond))
 	filter := commands.RevertFilter{Actor: "extractor-v2"}
-	admin := commands.Caller{Actor: "bench-admin"}
+	admin := commands.Caller{Actor: "bench-admin", Role: domain.RoleAdmin}
 
 	b.Run("dry-run", func(b *testing.B) {
 		for b.Loop() {
@@ -76,7 +76,7 @@ func BenchmarkRevert10kOf100k(b *testing.B) {
 	b.Run("apply", func(b *testing.B) {
 		f, i := filter, 0
 		for b.Loop() {
-			c := commands.Caller{Actor: fmt.Sprintf("bench-admin-%d", i)}
+			c := commands.Caller{Actor: fmt.Sprintf("bench-admin-%d", i), Role: domain.RoleAdmin}
 			plan, err := l.Main.Ledger.Revert(context.Background(), c, "", f, commands.RevertOptions{Apply: true})
 			require.NoError(b, err)
 			require.Equal(b, slice, plan.Counts.Reverted)

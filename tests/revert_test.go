@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/jobs"
 	commands "github.com/memledger/memledger/handlers/ledger"
@@ -257,4 +258,40 @@ func TestRevertCommand(t *testing.T) {
 	code, _, errOut = runApp(t, "revert", "--addr", addr)
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "names no slice of the history")
+}
+
+// TestRevertNeedsAnAdmin: the command layer itself refuses a revert, its plan too, to a caller
+// that is not an admin, whichever edge it came from (HTTP, pages, MCP, CLI all go through it),
+// and writes nothing; an admin's revert goes through.
+func TestRevertNeedsAnAdmin(t *testing.T) {
+	l := startLedger(t)
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "a wrong fact"}, "X-Actor", "extractor-v2")
+	last := l.lastSeq()
+	ctx := t.Context()
+	f := commands.RevertFilter{Actor: "extractor-v2"}
+	for _, c := range []commands.Caller{
+		{Actor: "w", Principal: "w", Role: domain.RoleWriter},
+		{Actor: "r", Principal: "r", Role: domain.RoleReviewer},
+		{Actor: "nightly"}, // no role: the service's own jobs
+	} {
+		for _, apply := range []bool{false, true} {
+			plan, err := l.Main.Ledger.Revert(ctx, c, "", f, commands.RevertOptions{Apply: apply})
+			require.ErrorIs(t, err, commands.ErrForbidden, "%+v, apply %v", c, apply)
+			require.Contains(t, err.Error(), "revert needs the role admin")
+			require.Empty(t, plan.Memories)
+		}
+	}
+	require.Equal(t, last, l.lastSeq(), "a refused revert writes nothing")
+	require.Equal(t, domain.StatusActive, l.get(m.ID).Status)
+
+	plan, err := l.Main.Ledger.Revert(ctx, commands.Caller{Actor: "ops", Principal: "ops", Role: domain.RoleAdmin}, "", f, commands.RevertOptions{Apply: true})
+	require.NoError(t, err)
+	require.Equal(t, 1, plan.Counts.Reverted)
+	require.Equal(t, domain.StatusInvalid, l.get(m.ID).Status)
+
+	// Without authentication every request is an admin's: the API reverts.
+	off := startLedger(t, withConfig(func(c *app.Config) { c.Auth = app.AuthOff }))
+	w := off.mem(map[string]any{"memory_type": "knowledge", "content": "a wrong fact"}, "X-Actor", "extractor-v2")
+	require.Equal(t, 1, off.revertPlan(map[string]any{"actor": "extractor-v2", "dry_run": false}).Counts.Reverted)
+	require.Equal(t, domain.StatusInvalid, off.get(w.ID).Status)
 }

@@ -61,7 +61,9 @@ type Caller struct {
 	Principal string
 	// CorrelationID, when set, is recorded on the events to tie them to the caller's request.
 	CorrelationID string
-	// Role is the principal's role (empty while the service does not authenticate).
+	// Role is the principal's role. While the service does not authenticate, the edges give
+	// their callers the admin role (every request may do everything then); the service's own
+	// jobs have none. The commands only an admin may issue check it (ErrForbidden).
 	Role domain.Role
 	// OnBehalf is the principal's right to name another actor (X-Actor).
 	OnBehalf bool

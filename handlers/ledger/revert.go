@@ -129,8 +129,12 @@ const maxRevertAttempts = 3
 // writes nothing and answers the plan. The plan is read from the views once they have applied
 // the whole log; its events are appended pipelined, each expecting its memory's position in
 // the plan, so a memory changed meanwhile makes Revert plan again. Reverting the same slice
-// again writes nothing: its memories are already reverted.
+// again writes nothing: its memories are already reverted. Only an admin may revert, or see
+// the plan (ErrForbidden otherwise).
 func (l *Ledger) Revert(ctx context.Context, c Caller, note string, f RevertFilter, o RevertOptions) (RevertPlan, error) {
+	if err := c.allow(domain.ActionReverted); err != nil {
+		return RevertPlan{}, err
+	}
 	meta, err := l.meta(c, note, "")
 	if err != nil {
 		return RevertPlan{}, err

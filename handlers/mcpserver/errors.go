@@ -32,7 +32,7 @@ func toolError(err error) error {
 		return fmt.Errorf("conflict: %v", err)
 	case errors.Is(err, ledger.ErrNotVisible):
 		return fmt.Errorf("written but not yet readable: %v", err)
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errForbidden), errors.Is(err, ledger.ErrForbidden):
 		return err
 	}
 	return fmt.Errorf("memledger could not carry this out: %v", err)

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/mcpserver"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
@@ -59,7 +60,7 @@ func mcpStdio(ctx context.Context, args []string, stdin io.Reader, stdout, stder
 	if err := m.Open(ctx); err != nil {
 		return err
 	}
-	p := mcpserver.Principal{Caller: ledger.Caller{Actor: MCPStdioActor}, Role: mcpserver.RoleAdmin}
+	p := mcpserver.Principal{Caller: ledger.Caller{Actor: MCPStdioActor, Role: domain.RoleAdmin}, Role: mcpserver.RoleAdmin}
 	err = m.MCP.NewServer(p).Run(ctx, transport)
 	if errors.Is(err, io.EOF) || ctx.Err() != nil {
 		err = nil

@@ -3,6 +3,7 @@ package app
 import (
 	"net/http"
 
+	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/handlers/mcpserver"
@@ -25,7 +26,7 @@ func mcpPrincipal(a *auth.Authenticator) mcpserver.Authenticator {
 			if actor == "" {
 				actor = MCPActor
 			}
-			return mcpserver.Principal{Caller: ledger.Caller{Actor: actor}, Role: mcpserver.RoleAdmin}, nil
+			return mcpserver.Principal{Caller: ledger.Caller{Actor: actor, Role: domain.RoleAdmin}, Role: mcpserver.RoleAdmin}, nil
 		}
 		c, err := a.Authenticate(r)
 		if err != nil {
