@@ -82,6 +82,9 @@ type Server struct {
 	// Feed serves the change feed (GET /events); Handler sets what is not set.
 	Feed *feed.Server
 
+	metricsOnce sync.Once
+	metricSet   *metrics
+
 	streamsOnce sync.Once
 	streamsCtx  context.Context
 	endStreams  context.CancelFunc
@@ -168,7 +171,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /ui/signin", s.signInPage)
 	mux.HandleFunc("POST /ui/signin", s.signIn)
 	mux.HandleFunc("POST /ui/signout", s.signOut)
-	m := s.newMetrics()
+	m := s.metrics()
 	mux.Handle("GET /metrics", m.handler())
 	s.routeUI(mux)
 	mux.HandleFunc("GET /health", s.health)
@@ -185,35 +188,40 @@ func (s *Server) Handler() http.Handler {
 			s.noRoute(w, r, mux)
 			return
 		}
-		if isRead(pattern) || !notReads[pattern] && s.Auth != nil {
-			// Who is calling is read from the projections too (the tokens): no request is
-			// authenticated on projections that are catching up after a start.
-			if !s.waitCatchUp(w, r, pattern) {
-				return
-			}
-		}
-		if r = s.authorize(w, r, pattern); r == nil {
-			return
-		}
-		if err := checkRouteQuery(pattern, r.URL.Query()); err != nil {
-			s.refuseQuery(w, r, pattern, err)
-			return
-		}
-		var h http.Handler = mux
-		if isRead(pattern) {
-			h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if s.gateRead(w, r, pattern) {
-					mux.ServeHTTP(w, r)
-				}
-			})
-		}
-		m.observe(pattern, w, r, h)
+		// Refusals (401, 403, 503 while catching up, a bad query) are counted with the
+		// route's answers.
+		m.observe(pattern, w, r, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.serveRoute(w, r, mux, pattern)
+		}))
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.guardHost(w, r) {
 			guarded.ServeHTTP(w, r)
 		}
 	})
+}
+
+// serveRoute serves a request for route pattern: it waits for the projections' catch-up,
+// authorizes the caller, checks the query and gates a read, then lets mux's handler answer.
+func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux, pattern string) {
+	if isRead(pattern) || !notReads[pattern] && s.Auth != nil {
+		// Who is calling is read from the projections too (the tokens): no request is
+		// authenticated on projections that are catching up after a start.
+		if !s.waitCatchUp(w, r, pattern) {
+			return
+		}
+	}
+	if r = s.authorize(w, r, pattern); r == nil {
+		return
+	}
+	if err := checkRouteQuery(pattern, r.URL.Query()); err != nil {
+		s.refuseQuery(w, r, pattern, err)
+		return
+	}
+	if isRead(pattern) && !s.gateRead(w, r, pattern) {
+		return
+	}
+	mux.ServeHTTP(w, r)
 }
 
 // changeFeed returns the change feed's handler, with the API's log, projections and errors.

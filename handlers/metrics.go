@@ -18,6 +18,34 @@ type metrics struct {
 	duration *prometheus.HistogramVec
 }
 
+// metrics returns the server's metrics, made on first use: the API's /metrics and the
+// separate listener of MetricsHandler serve the same ones.
+func (s *Server) metrics() *metrics {
+	s.metricsOnce.Do(func() { s.metricSet = s.newMetrics() })
+	return s.metricSet
+}
+
+// MetricsHandler serves the Prometheus metrics without authentication, for a listener of
+// their own (--metrics-addr): GET /metrics and nothing else, to a request whose Host is one of
+// hosts (any when empty; DNS rebinding as on the API). The API's GET /metrics serves the same
+// metrics to a reader.
+func (s *Server) MetricsHandler(hosts []string) http.Handler {
+	h := s.metrics().handler()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !hostAllowed(hosts, r.Host):
+			s.problem(w, r, http.StatusMisdirectedRequest, "Host "+quoteHost(r.Host)+" is not one this server answers to", "Host")
+		case r.URL.Path != "/metrics":
+			s.problem(w, r, http.StatusNotFound, "this listener serves only GET /metrics; the API is on --addr", "")
+		case r.Method != http.MethodGet && r.Method != http.MethodHead:
+			w.Header().Set("Allow", "GET")
+			s.problem(w, r, http.StatusMethodNotAllowed, r.Method+" /metrics is not supported; use GET", "")
+		default:
+			h.ServeHTTP(w, r)
+		}
+	})
+}
+
 // newMetrics registers the request metrics and the ledger's gauges, which are read from the
 // log, the projections and the sinks at each scrape.
 func (s *Server) newMetrics() *metrics {

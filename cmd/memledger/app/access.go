@@ -95,3 +95,15 @@ func (c Config) allowedHosts() []string {
 	}
 	return hosts
 }
+
+// metricsHosts are the hostnames the metrics listener answers to: the API's, and
+// --metrics-addr's host (unless it is a wildcard).
+func (c Config) metricsHosts() []string {
+	hosts := c.allowedHosts()
+	if h, _, err := net.SplitHostPort(c.MetricsAddr); err == nil && h != "" {
+		if ip := net.ParseIP(h); ip == nil || !ip.IsUnspecified() {
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts
+}

@@ -35,6 +35,9 @@ type Config struct {
 	// AllowedHosts are more hostnames the HTTP API answers to, besides the loopback names and
 	// --addr's host (comma-separated).
 	AllowedHosts string
+	// MetricsAddr, when set, is a listener of its own that serves GET /metrics without a
+	// token, for a scraper; the API's /metrics needs a reader's token either way.
+	MetricsAddr string
 	// ReadTimeout bounds the reading of one request, its body included.
 	ReadTimeout  time.Duration
 	NatsListen   string
@@ -115,6 +118,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	d := DefaultConfig()
 	fs.StringVar(&c.Auth, "auth", env("MEMLEDGER_AUTH", d.Auth), "on: every request needs a token; off: none do, allowed on a loopback address only (MEMLEDGER_AUTH)")
 	fs.StringVar(&c.AllowedHosts, "allowed-hosts", env("MEMLEDGER_ALLOWED_HOSTS", ""), "more hostnames requests may name in Host, comma-separated, besides localhost, 127.0.0.1, ::1 and --addr's host: the names clients or a reverse proxy use (MEMLEDGER_ALLOWED_HOSTS)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("MEMLEDGER_METRICS_ADDR", ""), "also serve GET /metrics, without a token, on this host:port (keep it on loopback or a network only the scraper reaches); the API's /metrics needs a reader's token (MEMLEDGER_METRICS_ADDR)")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", envDuration("MEMLEDGER_READ_TIMEOUT", d.ReadTimeout), "longest time to read one request, its body included (MEMLEDGER_READ_TIMEOUT)")
 	fs.BoolVar(&c.ProjectionsSync, "projections-sync", envBool("MEMLEDGER_PROJECTIONS_SYNC", false), "fsync every projection batch; by default a crash-damaged projection file is rebuilt from the log instead (MEMLEDGER_PROJECTIONS_SYNC)")
 	fs.BoolVar(&c.AcceptLogLoss, "accept-log-loss", false, "start even though the log lost acknowledged events: record the decision in the log, raise a critical alert, build the projections again from what the log holds (no variable: decide each time)")

@@ -69,7 +69,10 @@ type Main struct {
 	lock     *dataLock
 	http     *http.Server
 	listener net.Listener
-	cancel   context.CancelFunc
+	// metrics serves /metrics alone on --metrics-addr, when set.
+	metrics         *http.Server
+	metricsListener net.Listener
+	cancel          context.CancelFunc
 	// runnerDone is closed when the runner stops, runnerErr holding why.
 	runnerDone chan struct{}
 	runnerErr  error
@@ -246,6 +249,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// The goroutine holds its own copies: Close may clear the fields before it runs.
 	srv, ln := m.http, m.listener
 	go func() { m.serveErr <- srv.Serve(ln) }()
+	if err := m.serveMetrics(); err != nil {
+		return err
+	}
 	m.Logger.Info("memledger serving", "addr", m.Addr(), "data", m.Config.Data,
 		"nats", natsDescription(m.Config, m.Store), "fsync", m.Config.Fsync)
 	return nil
@@ -338,6 +344,42 @@ func (m *Main) Addr() string {
 	return m.listener.Addr().String()
 }
 
+// serveMetrics listens on --metrics-addr, when set, and serves the metrics there without a
+// token: a scraper needs none. It says so in the log, louder off loopback.
+func (m *Main) serveMetrics() error {
+	if m.Config.MetricsAddr == "" {
+		return nil
+	}
+	ln, err := net.Listen("tcp", m.Config.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("listen on --metrics-addr %s: %w", m.Config.MetricsAddr, err)
+	}
+	m.metricsListener = ln
+	m.metrics = &http.Server{Handler: m.API.MetricsHandler(m.Config.metricsHosts()), ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout: m.Config.ReadTimeout, IdleTimeout: 2 * time.Minute}
+	srv := m.metrics
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			m.Logger.Error("metrics listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	host, _, _ := net.SplitHostPort(m.Config.MetricsAddr)
+	if isLoopback(host) {
+		m.Logger.Info("serving /metrics without a token", "metrics_addr", ln.Addr().String())
+	} else {
+		m.Logger.Warn("serving /metrics without a token on an address other hosts may reach: counts and positions, no memory content; keep it to the scraper's network", "metrics_addr", ln.Addr().String())
+	}
+	return nil
+}
+
+// MetricsAddr is the address the metrics listener listens on ("" without --metrics-addr).
+func (m *Main) MetricsAddr() string {
+	if m.metricsListener == nil {
+		return ""
+	}
+	return m.metricsListener.Addr().String()
+}
+
 // Wait blocks until ctx is done or a part of the service fails, and returns that failure.
 func (m *Main) Wait(ctx context.Context) error {
 	select {
@@ -354,6 +396,10 @@ func (m *Main) Wait(ctx context.Context) error {
 // the projection file.
 func (m *Main) Close() error {
 	var errs []error
+	if m.metrics != nil {
+		errs = append(errs, m.metrics.Close())
+		m.metrics, m.metricsListener = nil, nil
+	}
 	if m.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		if err := m.http.Shutdown(ctx); err != nil {
