@@ -71,6 +71,12 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 			return res, fmt.Errorf("append %s to %s: %w: the event is %d bytes encoded; the log stores at most %d bytes per event",
 				ev.Type, subject, domain.ErrTooLarge, len(data), max)
 		}
+		if broken := s.Broken(); broken != nil {
+			// Refused at once: the server would not answer it.
+			err := fmt.Errorf("append %s to %s: %w", ev.Type, subject, cannotWrite(broken))
+			s.noteAppend(err)
+			return res, err
+		}
 		err = s.appendHook()
 		var ack *jetstream.PubAck
 		if err == nil {
@@ -97,6 +103,12 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 // is mapped to the domain's.
 func (s *Store) retried(ctx context.Context, res Appended, subject string, ev domain.Event, err error) (Appended, error) {
 	err = mapError(err)
+	if errors.Is(err, domain.ErrUnavailable) {
+		// A stream that failed a write does not answer the later ones: say why.
+		if werr := s.writeError(); werr != nil {
+			err = cannotWrite(werr)
+		}
+	}
 	if errors.Is(err, domain.ErrConflict) {
 		evs, _, lerr := s.loadSubject(ctx, subject)
 		if lerr == nil {

@@ -61,9 +61,15 @@ type Store struct {
 	// Lost are positions an operator accepted as lost from the log: Follow passes over them
 	// instead of stopping with ErrGap.
 	Lost   []domain.SeqRange
-	Logger *slog.Logger
+	// ReviveFree is the free space the log's disk must have before the embedded server's
+	// JetStream, switched off by a full disk, is switched back on (DefaultReviveFree when 0);
+	// ReviveInterval is how often that is looked at (DefaultReviveInterval when 0).
+	ReviveFree     uint64
+	ReviveInterval time.Duration
+	Logger         *slog.Logger
 
 	appends appendFailures
+	revive  *revival
 
 	srv    *server.Server
 	nc     *nats.Conn
@@ -245,6 +251,7 @@ func (s *Store) startServer() (*server.User, error) {
 		return nil, fmt.Errorf("embedded nats: jetstream did not start on %s (see the log above)", opts.StoreDir)
 	}
 	s.srv = srv
+	s.startRevival()
 	return internal, nil
 }
 
@@ -324,6 +331,7 @@ func (s *Store) Close() error {
 		s.nc.Close()
 		s.nc = nil
 	}
+	s.stopRevival()
 	if s.srv != nil {
 		s.srv.Shutdown()
 		s.srv.WaitForShutdown()

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"testing"
 	"time"
 
@@ -31,6 +32,8 @@ type ledger struct {
 	searchIdle bool
 	// projectionsHook, when set, is the projection runner's hook (see app.Main.ProjectionsHook).
 	projectionsHook func([]domain.Event) error
+	// logReviveFree is app.Main.LogReviveFree.
+	logReviveFree uint64
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -65,11 +68,16 @@ func withWebhookTransport(rt http.RoundTripper) func(*ledger) {
 
 func (l *ledger) start() {
 	l.t.Helper()
-	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var logw io.Writer = io.Discard
+	if os.Getenv("MEMLEDGER_TEST_LOG") != "" {
+		logw = os.Stderr
+	}
+	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(logw, nil)))
 	m.Now = l.now
 	m.WebhookTransport = l.webhookTransport
 	m.SearchIdle = l.searchIdle
 	m.ProjectionsHook = l.projectionsHook
+	m.LogReviveFree = l.logReviveFree
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 	apiChecked(m.Addr())

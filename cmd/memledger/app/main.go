@@ -52,6 +52,10 @@ type Main struct {
 	// ProjectionsHook, set before Open, is the runner's BeforeCommit: tests hold the
 	// projections back or fail their writes with it.
 	ProjectionsHook func(batch []domain.Event) error
+	// LogReviveFree, set before Open, is the free space the log's disk must have before the
+	// embedded server's JetStream, switched off by a full disk, is switched back on
+	// (eventstore.DefaultReviveFree when 0): tests fill a small disk.
+	LogReviveFree uint64
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -114,6 +118,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Store, err = m.Config.store(m.Logger); err != nil {
 		return err
 	}
+	m.Store.ReviveFree = m.LogReviveFree
 	if err := m.Store.Open(ctx); err != nil {
 		return err
 	}
