@@ -1,7 +1,11 @@
 package handlers
 
 import (
+	"context"
+	"encoding/json"
+	"mime"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -63,10 +67,86 @@ func (s *Server) postShadow(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, domain.Invalid("until", "%s is not after since %s: the window is empty", q.Until, q.Since))
 		return
 	}
-	rep, err := jobs.Shadow(r.Context(), s.Store, p, o)
-	if err != nil {
-		s.fail(w, r, err)
+	// The body is read: a long replay must not be cut by the server's read timeout.
+	http.NewResponseController(w).SetReadDeadline(time.Time{})
+	if !wantsNDJSON(r) {
+		rep, err := jobs.Shadow(r.Context(), s.Store, p, o)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, rep)
 		return
 	}
-	writeJSON(w, http.StatusOK, rep)
+	s.streamShadow(w, r, p, o)
+}
+
+// shadowLine is one line of a streamed shadow replay: its progress, then its report, or the
+// error that ended it once progress was sent.
+type shadowLine struct {
+	Progress *shadowProgress    `json:"progress,omitempty"`
+	Report   *jobs.ShadowReport `json:"report,omitempty"`
+	Error    *problem           `json:"error,omitempty"`
+}
+
+// shadowProgress is how far a replay has read: the log position Seq of Last.
+type shadowProgress struct {
+	Seq  uint64 `json:"seq"`
+	Last uint64 `json:"last"`
+}
+
+// streamShadow answers a shadow replay as NDJSON: a progress line as the replay reads the log
+// (every 1,000 events, the first at 0 once the policy is accepted), then one line with the
+// report. A request refused before the replay starts is a problem as usual; an error after
+// the first line is its last line.
+func (s *Server) streamShadow(w http.ResponseWriter, r *http.Request, p jobs.Policy, o jobs.ShadowOptions) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	defer context.AfterFunc(s.streams(), cancel)()
+	rc := http.NewResponseController(w)
+	enc := json.NewEncoder(w)
+	started, broken := false, false
+	send := func(l shadowLine) {
+		if broken {
+			return
+		}
+		if !started {
+			started = true
+			w.Header().Set("Content-Type", "application/x-ndjson")
+			w.WriteHeader(http.StatusOK)
+		}
+		if enc.Encode(l) != nil || rc.Flush() != nil {
+			broken = true
+			cancel() // the client went away: stop replaying
+		}
+	}
+	o.Progress = func(seq, last uint64) { send(shadowLine{Progress: &shadowProgress{Seq: seq, Last: last}}) }
+	rep, err := jobs.Shadow(ctx, s.Store, p, o)
+	switch {
+	case err == nil:
+		send(shadowLine{Report: &rep})
+	case !started:
+		s.fail(w, r, err)
+	default:
+		status := statusOf(err)
+		detail := err.Error()
+		if status == http.StatusInternalServerError {
+			s.Logger.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+			detail = "internal error; see the server log"
+		}
+		send(shadowLine{Error: &problem{Type: "about:blank", Title: http.StatusText(status), Status: status,
+			Detail: detail, Instance: r.URL.Path}})
+	}
+}
+
+// wantsNDJSON reports whether r asks for a streamed answer (Accept: application/x-ndjson).
+func wantsNDJSON(r *http.Request) bool {
+	for _, v := range r.Header.Values("Accept") {
+		for _, part := range strings.Split(v, ",") {
+			if mt, _, err := mime.ParseMediaType(strings.TrimSpace(part)); err == nil && mt == "application/x-ndjson" {
+				return true
+			}
+		}
+	}
+	return false
 }

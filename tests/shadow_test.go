@@ -1,12 +1,16 @@
 package tests
 
 import (
+	"bytes"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/jobs"
+	commands "github.com/memledger/memledger/handlers/ledger"
 	"github.com/stretchr/testify/require"
 )
 
@@ -61,6 +65,12 @@ func TestShadowReplay(t *testing.T) {
 	require.Equal(t, []string{c.ID}, strict.Runs[0].ShadowExpired)
 	require.Empty(t, strict.Runs[0].Alerts, "the live rules raised nothing")
 	require.Equal(t, []string{"Candidate queue too long"}, strict.Runs[0].ShadowAlerts, "a, b and d wait, more than 1")
+	require.Equal(t, []jobs.ShadowAlert{{Seq: strict.Runs[0].Seq, Night: pfNight, Title: "Candidate queue too long", Fired: false, WouldFire: true}},
+		strict.Alerts, "the alert that would have fired")
+	require.Equal(t, jobs.ShadowDifferenceCounts{ByType: map[domain.MemoryType]int{domain.TypeKnowledge: 1},
+		ByProject: map[string]int{"p": 1}, ByChange: map[string]int{"active→candidate": 1}}, strict.DifferenceCounts)
+	require.Empty(t, live.Alerts)
+	require.Empty(t, live.DifferenceCounts.ByType)
 
 	loose := l.shadow(map[string]any{"auto_promote_refs": 2, "auto_promote_confidence": 0.6})
 	require.Equal(t, []string{a.ID, b.ID}, loose.Runs[0].ShadowPromoted)
@@ -91,14 +101,76 @@ func TestShadowReplay(t *testing.T) {
 		requireProblem(t, l.do("POST", "/admin/shadow", body), http.StatusBadRequest, "")
 	}
 	// The command prints the same.
-	code, out, errOut := runApp(t, "shadow", "--addr", l.Main.Addr(), "--auto-promote-refs", "4")
+	code, out, errOut := runApp(t, "shadow", "--addr", l.Main.Addr(), "--auto-promote-refs", "4", "--max-candidates", "1")
 	require.Equal(t, 0, code, "stderr: %s", errOut)
 	require.Contains(t, out, a.ID+" knowledge/p: active since")
 	require.Contains(t, out, "would be candidate since")
 	require.Contains(t, out, "promoted 1, would promote 0")
 	require.Contains(t, out, "1 memories would differ, 0 recorded events refused")
+	require.Contains(t, out, `alert "Candidate queue too long"`+" at run "+pfNight)
+	require.Contains(t, out, "differences by type: knowledge 1; by project: p 1; by change: active→candidate 1")
+	require.NotContains(t, out, "shadow replay", "no progress bar when stdout is not a terminal")
 	code, _, errOut = runApp(t, "shadow", "--addr", l.Main.Addr(), "--auto-promote-refs", "0")
 	require.Equal(t, 1, code)
 	require.Contains(t, errOut, "auto_promote_refs")
+	require.Equal(t, last, l.lastSeq(), "a shadow replay writes nothing")
+}
+
+// TestShadowProgressStream: asked for NDJSON, POST /admin/shadow streams its progress as it
+// reads the log (from 0, every 1,000 positions, up to the last), then the report the plain
+// request answers; a refused policy is still a 400 problem.
+func TestShadowProgressStream(t *testing.T) {
+	l := startLedger(t)
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var evs []domain.Event
+	for i := range 2500 {
+		meta := domain.Meta{EventID: commands.NewID(), Actor: "writer", Time: start.Add(time.Duration(i) * time.Second)}
+		evs = append(evs, domain.NewEvent(commands.NewID(), meta, domain.MemoryCreated{MemoryType: domain.TypeKnowledge,
+			Content: fmt.Sprintf("fact %d", i), Status: domain.StatusCandidate, Confidence: 0.5, DomainTags: []string{}}))
+	}
+	_, err := l.Main.Ledger.Import(t.Context(), commands.Caller{Actor: "test"}, evs, commands.ImportOptions{})
+	require.NoError(t, err)
+	last := l.lastSeq()
+	require.GreaterOrEqual(t, last, uint64(2500))
+
+	body := map[string]any{"auto_promote_refs": 2}
+	res := l.do("POST", "/admin/shadow", body, "Accept", "application/x-ndjson")
+	require.Equal(t, http.StatusOK, res.Status, string(res.Body))
+	require.Equal(t, "application/x-ndjson", res.Header.Get("Content-Type"))
+	lines := bytes.Split(bytes.TrimSpace(res.Body), []byte("\n"))
+	type line struct {
+		Progress *struct {
+			Seq  uint64 `json:"seq"`
+			Last uint64 `json:"last"`
+		} `json:"progress"`
+		Report *jobs.ShadowReport `json:"report"`
+	}
+	var seqs []uint64
+	for _, b := range lines[:len(lines)-1] {
+		var l line
+		require.NoError(t, json.Unmarshal(b, &l), string(b))
+		require.NotNil(t, l.Progress, "every line before the last is progress: %s", b)
+		require.Nil(t, l.Report)
+		require.Equal(t, last, l.Progress.Last)
+		seqs = append(seqs, l.Progress.Seq)
+	}
+	want := []uint64{0}
+	for s := uint64(1000); s < last; s += 1000 {
+		want = append(want, s)
+	}
+	want = append(want, last)
+	require.Equal(t, want, seqs, "progress from 0, every 1,000 positions, to the last")
+	var end line
+	require.NoError(t, json.Unmarshal(lines[len(lines)-1], &end))
+	require.NotNil(t, end.Report, "the last line is the report")
+	plain := l.shadow(body)
+	end.Report.Seconds, plain.Seconds = 0, 0
+	require.Equal(t, plain, *end.Report, "the streamed report is the plain one")
+	require.Equal(t, last, end.Report.AtSeq)
+	require.Equal(t, last, end.Report.Events)
+
+	// Refused before the replay starts: a problem, not a stream.
+	requireProblem(t, l.do("POST", "/admin/shadow", map[string]any{"auto_promote_refs": 0}, "Accept", "application/x-ndjson"),
+		http.StatusBadRequest, "auto_promote_refs")
 	require.Equal(t, last, l.lastSeq(), "a shadow replay writes nothing")
 }

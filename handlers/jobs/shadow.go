@@ -23,7 +23,8 @@ type ShadowOptions struct {
 	// Since and Until bound the recorded nightly runs decided again (by the run's record's
 	// time: at or after Since, before Until); zero values leave that side open.
 	Since, Until time.Time
-	// Progress, when set, is called as the replay goes: the log position read, of last.
+	// Progress, when set, is called as the replay goes: the log position read, of last; first
+	// with 0 once the policy is accepted, then every 1,000 positions and at last.
 	Progress func(seq, last uint64)
 }
 
@@ -55,6 +56,25 @@ type ShadowRun struct {
 	ShadowAlerts []string `json:"shadow_alerts"`
 }
 
+// ShadowAlert is an alert of the pipeline rules that one history raised at a nightly run and
+// the other would not have: Fired says whether the recorded run raised it, WouldFire whether
+// the policy's rules would have.
+type ShadowAlert struct {
+	Seq       uint64 `json:"seq"`
+	Night     string `json:"night"`
+	Title     string `json:"title"`
+	Fired     bool   `json:"fired"`
+	WouldFire bool   `json:"would_fire"`
+}
+
+// ShadowDifferenceCounts count the memories whose status would differ: by type, by project
+// ("" for global ones) and by change ("active→candidate": actual, then shadow).
+type ShadowDifferenceCounts struct {
+	ByType    map[domain.MemoryType]int `json:"by_type"`
+	ByProject map[string]int            `json:"by_project"`
+	ByChange  map[string]int            `json:"by_change"`
+}
+
 // ShadowCounts are the memories by status, by type and by project ("" for global ones).
 type ShadowCounts struct {
 	ByStatus  map[domain.Status]int     `json:"by_status"`
@@ -76,8 +96,13 @@ type ShadowReport struct {
 	// Runs are the recorded nightly runs decided again, in log order.
 	Runs        []ShadowRun        `json:"runs"`
 	Differences []ShadowDifference `json:"differences"`
-	Actual      ShadowCounts       `json:"actual"`
-	Shadow      ShadowCounts       `json:"shadow"`
+	// DifferenceCounts count Differences by type, project and change.
+	DifferenceCounts ShadowDifferenceCounts `json:"difference_counts"`
+	// Alerts are the pipeline rules' alerts that would have fired and did not, or fired and
+	// would not have, run by run.
+	Alerts []ShadowAlert `json:"alerts"`
+	Actual ShadowCounts  `json:"actual"`
+	Shadow ShadowCounts  `json:"shadow"`
 	// Refused counts the recorded events the shadow history refuses (a review of a candidate
 	// the policy had already promoted or expired, say): they are left out of it.
 	Refused int     `json:"refused"`
@@ -155,7 +180,8 @@ func Shadow(ctx context.Context, store *eventstore.Store, p Policy, o ShadowOpti
 	started := time.Now()
 	rep := ShadowReport{AutoPromoteRefs: p.Rules.AutoPromoteRefs, AutoPromoteConfidence: p.Rules.AutoPromoteConfidence,
 		CandidateMaxAgeDays: p.Rules.CandidateMaxAge.Hours() / 24, MinPassRate: p.Pipeline.MinPassRate,
-		MaxCandidates: p.Pipeline.MaxCandidates, Runs: []ShadowRun{}, Differences: []ShadowDifference{}}
+		MaxCandidates: p.Pipeline.MaxCandidates, Runs: []ShadowRun{}, Differences: []ShadowDifference{}, Alerts: []ShadowAlert{},
+		DifferenceCounts: ShadowDifferenceCounts{ByType: map[domain.MemoryType]int{}, ByProject: map[string]int{}, ByChange: map[string]int{}}}
 	if err := checkPolicy(p); err != nil {
 		return rep, err
 	}
@@ -164,6 +190,9 @@ func Shadow(ctx context.Context, store *eventstore.Store, p Policy, o ShadowOpti
 		return rep, err
 	}
 	rep.AtSeq = last
+	if o.Progress != nil {
+		o.Progress(0, last)
+	}
 	if last == 0 {
 		rep.Actual, rep.Shadow = newHistory().counts(), newHistory().counts()
 		return rep, nil
@@ -245,6 +274,7 @@ func Shadow(ctx context.Context, store *eventstore.Store, p Policy, o ShadowOpti
 			sr.Promoted, sr.Expired, sr.ShadowPromoted, sr.ShadowExpired = orEmpty(sr.Promoted), orEmpty(sr.Expired), orEmpty(sr.ShadowPromoted), orEmpty(sr.ShadowExpired)
 			sr.ShadowAlerts = orEmpty(sr.ShadowAlerts)
 			rep.Runs = append(rep.Runs, sr)
+			rep.Alerts = append(rep.Alerts, alertDifferences(sr)...)
 			return nil
 		}
 		if ev.Kind() != domain.KindMemory || ev.Data == nil {
@@ -272,6 +302,9 @@ func Shadow(ctx context.Context, store *eventstore.Store, p Policy, o ShadowOpti
 		if a.m.Status != s.m.Status {
 			rep.Differences = append(rep.Differences, ShadowDifference{MemoryID: id, MemoryType: a.m.MemoryType,
 				Project: a.m.Project, Actual: a.m.Status, Shadow: s.m.Status, ActualSince: a.since, ShadowSince: s.since})
+			rep.DifferenceCounts.ByType[a.m.MemoryType]++
+			rep.DifferenceCounts.ByProject[a.m.Project]++
+			rep.DifferenceCounts.ByChange[string(a.m.Status)+"→"+string(orNone(s.m.Status))]++
 		}
 	}
 	rep.Actual, rep.Shadow = actual.counts(), shadow.counts()
@@ -341,6 +374,26 @@ func decideJobs(h *history, rules domain.Rules, step domain.StepResult, cmd doma
 		out = append(out, id)
 	}
 	return out
+}
+
+// alertDifferences are the alerts one of run's histories raised and the other would not have.
+func alertDifferences(run ShadowRun) []ShadowAlert {
+	var out []ShadowAlert
+	for _, t := range []string{titlePassRate, titleCandidates} {
+		fired, would := slices.Contains(run.Alerts, t), slices.Contains(run.ShadowAlerts, t)
+		if fired != would {
+			out = append(out, ShadowAlert{Seq: run.Seq, Night: run.Night, Title: t, Fired: fired, WouldFire: would})
+		}
+	}
+	return out
+}
+
+// orNone names the status of a memory a history does not hold.
+func orNone(s domain.Status) domain.Status {
+	if s == "" {
+		return "none"
+	}
+	return s
 }
 
 // pipelineAlerts are the titles of the alerts the pipeline rules raise on these figures.

@@ -19,20 +19,25 @@ type reporter interface {
 // one a second) otherwise.
 func newReporter(w io.Writer, label string, total uint64) reporter {
 	if isTerminal(w) {
-		bar := progressbar.NewOptions64(int64(total),
-			progressbar.OptionSetWriter(w),
-			progressbar.OptionSetDescription(label),
-			progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(),
-			progressbar.OptionSetItsString("events"),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionSetPredictTime(true),
-			progressbar.OptionFullWidth(),
-			progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
-		)
-		return &barReporter{bar: bar}
+		return newBar(w, label, total)
 	}
 	return &lineReporter{newProgress(w, label, total)}
+}
+
+// newBar returns a progress bar over total events drawn on w, a terminal.
+func newBar(w io.Writer, label string, total uint64) *barReporter {
+	bar := progressbar.NewOptions64(int64(total),
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(label),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionSetItsString("events"),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
+	return &barReporter{bar: bar}
 }
 
 func isTerminal(w io.Writer) bool {
