@@ -30,6 +30,8 @@ func toolError(err error) error {
 		return fmt.Errorf("not found: %v; check the id (search_memories or list_memories give ids)", err)
 	case errors.Is(err, domain.ErrConflict):
 		return fmt.Errorf("conflict: %v", err)
+	case errors.Is(err, errNotReadable):
+		return fmt.Errorf("%v (the memory ledger is catching up or behind the min_seq asked for)", err)
 	case errors.Is(err, ledger.ErrNotVisible):
 		return fmt.Errorf("written but not yet readable: %v", err)
 	case errors.Is(err, errForbidden), errors.Is(err, ledger.ErrForbidden):

@@ -70,9 +70,12 @@ type Service struct {
 	Runner *projections.Runner
 	Rules  domain.Rules
 	// Now is the clock searches judge validity at (time.Now when nil).
-	Now     func() time.Time
-	Version string
-	Logger  *slog.Logger
+	Now func() time.Time
+	// ReadWait bounds how long a read tool waits for the projections to reach the position
+	// it must reflect (DefaultReadWait when 0).
+	ReadWait time.Duration
+	Version  string
+	Logger   *slog.Logger
 
 	schemas *mcp.SchemaCache
 	once    sync.Once

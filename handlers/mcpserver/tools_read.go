@@ -1,13 +1,13 @@
 package mcpserver
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"strconv"
 
 	"github.com/memledger/memledger/domain"
-	"github.com/memledger/memledger/handlers/ledger"
 	"github.com/memledger/memledger/projections"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -28,12 +28,14 @@ type SearchArgs struct {
 	IncludeExpired bool     `json:"include_expired,omitempty" jsonschema:"also memories whose valid_until has passed"`
 	Limit          int      `json:"limit,omitempty" jsonschema:"most hits returned, 1 to 100 (default 20)"`
 	Cursor         string   `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
-	AfterSeq       uint64   `json:"after_seq,omitempty" jsonschema:"the seq of a write of yours: the search waits until the index has it (the index follows writes within a fraction of a second)"`
+	AfterSeq       uint64   `json:"after_seq,omitempty" jsonschema:"the same as min_seq (kept for older clients)"`
+	ReadOptions
 }
 
 // IDArgs name one memory.
 type IDArgs struct {
 	ID string `json:"id" jsonschema:"the memory's id"`
+	ReadOptions
 }
 
 // ListArgs are the arguments of list_memories.
@@ -43,6 +45,7 @@ type ListArgs struct {
 	Project    string `json:"project,omitempty" jsonschema:"only memories of this project (an id or an alias)"`
 	Limit      int    `json:"limit,omitempty" jsonschema:"most memories returned, 1 to 200 (default 20)"`
 	Cursor     string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+	ReadOptions
 }
 
 // StateArgs are the arguments of get_project_state.
@@ -50,10 +53,13 @@ type StateArgs struct {
 	Project        string `json:"project" jsonschema:"the project (an id or an alias)"`
 	Category       string `json:"category,omitempty" jsonschema:"only entries of this category"`
 	IncludeInvalid bool   `json:"include_invalid,omitempty" jsonschema:"also invalidated entries"`
+	ReadOptions
 }
 
-// NoArgs is a tool without arguments.
-type NoArgs struct{}
+// ProjectsArgs are the arguments of list_projects.
+type ProjectsArgs struct {
+	ReadOptions
+}
 
 func (t tools) addRead(srv *mcp.Server) {
 	ro := &mcp.ToolAnnotations{ReadOnlyHint: true}
@@ -115,10 +121,9 @@ func (t tools) search(ctx context.Context, _ *mcp.CallToolRequest, a SearchArgs)
 			return nil, nil, toolError(domain.Invalid("cursor", "%q is not a next_cursor of search_memories", a.Cursor))
 		}
 	}
-	if a.AfterSeq > 0 {
-		if err := t.s.waitIndexed(ctx, a.AfterSeq); err != nil {
-			return nil, nil, toolError(err)
-		}
+	position, err := t.s.served(ctx, max(a.MinSeq, a.AfterSeq), true)
+	if err != nil {
+		return nil, nil, toolError(err)
 	}
 	res, err := t.s.Search.Search(ctx, q)
 	if err != nil {
@@ -130,21 +135,8 @@ func (t tools) search(ctx context.Context, _ *mcp.CallToolRequest, a SearchArgs)
 		Total      uint64                  `json:"total"`
 		NextCursor string                  `json:"next_cursor,omitempty"`
 		IndexedSeq uint64                  `json:"indexed_seq"`
-	}{a.Query, res.Hits, res.Total, cursorOf(uint64(res.NextOffset)), res.IndexedSeq}, nil
-}
-
-// waitIndexed waits until the search index has applied the event at seq.
-func (s *Service) waitIndexed(ctx context.Context, seq uint64) error {
-	wctx, cancel := context.WithTimeout(ctx, s.Ledger.Timeout())
-	defer cancel()
-	if err := s.Search.WaitFor(wctx, seq); err != nil {
-		if ctx.Err() == nil {
-			return fmt.Errorf("%w: the search index has not applied log position %d within %s (it is at %d)",
-				ledger.ErrNotVisible, seq, s.Ledger.Timeout(), s.Search.Applied())
-		}
-		return err
-	}
-	return nil
+		Position   uint64                  `json:"position"`
+	}{a.Query, res.Hits, res.Total, cursorOf(uint64(res.NextOffset)), res.IndexedSeq, position}, nil
 }
 
 func cursorOf(n uint64) string {
@@ -166,12 +158,29 @@ func (t tools) memoryJSON(id string) ([]byte, error) {
 	return data, err
 }
 
-func (t tools) getMemory(_ context.Context, _ *mcp.CallToolRequest, a IDArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) getMemory(ctx context.Context, _ *mcp.CallToolRequest, a IDArgs) (*mcp.CallToolResult, any, error) {
+	position, err := t.s.served(ctx, a.MinSeq, false)
+	if err != nil {
+		return nil, nil, toolError(err)
+	}
 	data, err := t.memoryJSON(a.ID)
 	if err != nil {
 		return nil, nil, toolError(err)
 	}
-	return raw(data)
+	return raw(withPosition(data, position))
+}
+
+// withPosition adds the log position a read was served at to a JSON object as "position".
+func withPosition(obj []byte, position uint64) []byte {
+	obj = bytes.TrimRight(obj, " \n")
+	if len(obj) < 2 || obj[len(obj)-1] != '}' {
+		return obj
+	}
+	sep := ","
+	if len(bytes.TrimSpace(obj[1:len(obj)-1])) == 0 {
+		sep = ""
+	}
+	return append(obj[:len(obj)-1:len(obj)-1], sep+`"position":`+strconv.FormatUint(position, 10)+"}"...)
 }
 
 // listFilter reads the filters and paging of a list.
@@ -205,8 +214,13 @@ func (t tools) listFilter(a ListArgs) (projections.MemoryFilter, error) {
 	return f, nil
 }
 
-// list answers a list of memories with the cursor of its next page.
-func (t tools) list(f projections.MemoryFilter) (*mcp.CallToolResult, any, error) {
+// list answers a list of memories with the cursor of its next page, once the projections
+// reflect what o asks.
+func (t tools) list(ctx context.Context, f projections.MemoryFilter, o ReadOptions) (*mcp.CallToolResult, any, error) {
+	position, err := t.s.served(ctx, o.MinSeq, false)
+	if err != nil {
+		return nil, nil, toolError(err)
+	}
 	mems, next, err := t.s.DB.ListMemories(f)
 	if err != nil {
 		return nil, nil, toolError(err)
@@ -214,18 +228,23 @@ func (t tools) list(f projections.MemoryFilter) (*mcp.CallToolResult, any, error
 	return nil, struct {
 		Memories   []json.RawMessage `json:"memories"`
 		NextCursor string            `json:"next_cursor,omitempty"`
-	}{mems, cursorOf(next)}, nil
+		Position   uint64            `json:"position"`
+	}{mems, cursorOf(next), position}, nil
 }
 
-func (t tools) listMemories(_ context.Context, _ *mcp.CallToolRequest, a ListArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) listMemories(ctx context.Context, _ *mcp.CallToolRequest, a ListArgs) (*mcp.CallToolResult, any, error) {
 	f, err := t.listFilter(a)
 	if err != nil {
 		return nil, nil, toolError(err)
 	}
-	return t.list(f)
+	return t.list(ctx, f, a.ReadOptions)
 }
 
-func (t tools) history(_ context.Context, _ *mcp.CallToolRequest, a IDArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) history(ctx context.Context, _ *mcp.CallToolRequest, a IDArgs) (*mcp.CallToolResult, any, error) {
+	position, err := t.s.served(ctx, a.MinSeq, false)
+	if err != nil {
+		return nil, nil, toolError(err)
+	}
 	if _, err := t.memoryJSON(a.ID); err != nil {
 		return nil, nil, toolError(err)
 	}
@@ -236,12 +255,17 @@ func (t tools) history(_ context.Context, _ *mcp.CallToolRequest, a IDArgs) (*mc
 	return nil, struct {
 		MemoryID string            `json:"memory_id"`
 		Entries  []json.RawMessage `json:"entries"`
-	}{a.ID, entries}, nil
+		Position uint64            `json:"position"`
+	}{a.ID, entries, position}, nil
 }
 
-func (t tools) getState(_ context.Context, _ *mcp.CallToolRequest, a StateArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) getState(ctx context.Context, _ *mcp.CallToolRequest, a StateArgs) (*mcp.CallToolResult, any, error) {
 	if a.Project == "" {
 		return nil, nil, toolError(domain.Invalid("project", "is required (list_projects names them)"))
+	}
+	position, err := t.s.served(ctx, a.MinSeq, false)
+	if err != nil {
+		return nil, nil, toolError(err)
 	}
 	project, err := t.s.Ledger.Project(a.Project)
 	if err != nil {
@@ -252,17 +276,23 @@ func (t tools) getState(_ context.Context, _ *mcp.CallToolRequest, a StateArgs) 
 		return nil, nil, toolError(err)
 	}
 	return nil, struct {
-		Project string            `json:"project"`
-		Entries []json.RawMessage `json:"entries"`
-	}{project, entries}, nil
+		Project  string            `json:"project"`
+		Entries  []json.RawMessage `json:"entries"`
+		Position uint64            `json:"position"`
+	}{project, entries, position}, nil
 }
 
-func (t tools) listProjects(context.Context, *mcp.CallToolRequest, NoArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) listProjects(ctx context.Context, _ *mcp.CallToolRequest, a ProjectsArgs) (*mcp.CallToolResult, any, error) {
+	position, err := t.s.served(ctx, a.MinSeq, false)
+	if err != nil {
+		return nil, nil, toolError(err)
+	}
 	projects, err := t.s.DB.ListProjects()
 	if err != nil {
 		return nil, nil, toolError(err)
 	}
 	return nil, struct {
 		Projects []json.RawMessage `json:"projects"`
-	}{projects}, nil
+		Position uint64            `json:"position"`
+	}{projects, position}, nil
 }

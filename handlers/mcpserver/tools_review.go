@@ -19,6 +19,7 @@ type QueueArgs struct {
 	Project string `json:"project,omitempty" jsonschema:"only candidates of this project"`
 	Limit   int    `json:"limit,omitempty" jsonschema:"most candidates returned, 1 to 200 (default 20)"`
 	Cursor  string `json:"cursor,omitempty" jsonschema:"next_cursor of the previous page"`
+	ReadOptions
 }
 
 func (t tools) addReview(srv *mcp.Server) {
@@ -33,7 +34,7 @@ func (t tools) addReview(srv *mcp.Server) {
 		t.reject)
 }
 
-func (t tools) queue(_ context.Context, _ *mcp.CallToolRequest, a QueueArgs) (*mcp.CallToolResult, any, error) {
+func (t tools) queue(ctx context.Context, _ *mcp.CallToolRequest, a QueueArgs) (*mcp.CallToolResult, any, error) {
 	if err := t.p.need(RoleReviewer, "review_queue"); err != nil {
 		return nil, nil, err
 	}
@@ -41,7 +42,7 @@ func (t tools) queue(_ context.Context, _ *mcp.CallToolRequest, a QueueArgs) (*m
 	if err != nil {
 		return nil, nil, toolError(err)
 	}
-	return t.list(f)
+	return t.list(ctx, f, a.ReadOptions)
 }
 
 func (t tools) promote(ctx context.Context, _ *mcp.CallToolRequest, a DecisionArgs) (*mcp.CallToolResult, any, error) {

@@ -196,7 +196,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.API.Now = m.Now
 	}
 	m.MCP = &mcpserver.Service{Ledger: m.Ledger, DB: m.DB, Search: m.Search, Store: m.Store, Runner: m.Runner, Rules: rules,
-		Now: m.Now, Version: Version, Logger: m.Logger}
+		Now: m.Now, ReadWait: m.Config.ReadWait, Version: Version, Logger: m.Logger}
 	var authn *auth.Authenticator
 	if m.Config.Auth != AuthOff {
 		authn = &auth.Authenticator{DB: m.DB, Now: m.Now}
