@@ -60,7 +60,7 @@ type Store struct {
 	LeaseTTL time.Duration
 	// Lost are positions an operator accepted as lost from the log: Follow passes over them
 	// instead of stopping with ErrGap.
-	Lost   []domain.SeqRange
+	Lost []domain.SeqRange
 	// ReviveFree is the free space the log's disk must have before the embedded server's
 	// JetStream, switched off by a full disk, is switched back on (DefaultReviveFree when 0);
 	// ReviveInterval is how often that is looked at (DefaultReviveInterval when 0).
