@@ -3,10 +3,6 @@ package eventstore_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
-	"net"
-	"net/url"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -17,149 +13,11 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
 )
 
 // clusterSize is the number of servers of the test cluster and the stream's replica count.
 const clusterSize = 3
-
-// discardLogger drops the cluster servers' log. Its Fatalf does not exit: a server that fails
-// to start is caught by startClusterOnce.
-type discardLogger struct{}
-
-func (discardLogger) Noticef(string, ...any) {}
-func (discardLogger) Warnf(string, ...any)   {}
-func (discardLogger) Fatalf(string, ...any)  {}
-func (discardLogger) Errorf(string, ...any)  {}
-func (discardLogger) Debugf(string, ...any)  {}
-func (discardLogger) Tracef(string, ...any)  {}
-
-// startCluster starts a JetStream cluster of n servers on loopback, waits until it has a meta
-// leader that knows every server, and shuts it down when the test ends (after the clients,
-// whose cleanups are registered later and so run first).
-//
-// Every server is given the route URLs of all servers, itself included (a server ignores its
-// own), as nats-server's createJetStreamClusterExplicit does: a clustered JetStream server
-// needs configured routes at start ("JetStream cluster requires configured routes"), and the
-// route count sets the meta group's expected size. The cluster ports are picked by listening
-// on port 0 and are freed just before their server starts; should another process take one
-// in that moment, the whole cluster is started again on fresh ports.
-func startCluster(t *testing.T, n int) []*server.Server {
-	t.Helper()
-	var err error
-	for range 3 {
-		var servers []*server.Server
-		servers, err = startClusterOnce(t, n)
-		if err == nil {
-			t.Cleanup(func() {
-				for _, srv := range servers {
-					srv.Shutdown()
-					srv.WaitForShutdown()
-				}
-			})
-			waitForMetaLeader(t, servers)
-			return servers
-		}
-		t.Logf("cluster start failed, retrying on fresh ports: %v", err)
-	}
-	require.NoError(t, err, "start cluster")
-	return nil
-}
-
-// startClusterOnce starts the n servers, shutting down the ones it started if one fails.
-func startClusterOnce(t *testing.T, n int) (_ []*server.Server, err error) {
-	listeners := make([]net.Listener, n)
-	routes := make([]*url.URL, n)
-	defer func() {
-		for _, l := range listeners {
-			if l != nil {
-				l.Close()
-			}
-		}
-	}()
-	for i := range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		listeners[i] = l
-		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
-	}
-
-	var servers []*server.Server
-	defer func() {
-		if err != nil {
-			for _, srv := range servers {
-				srv.Shutdown()
-				srv.WaitForShutdown()
-			}
-		}
-	}()
-	for i := range n {
-		name := fmt.Sprintf("n%d", i+1)
-		opts := &server.Options{
-			ServerName: name,
-			Host:       "127.0.0.1",
-			Port:       server.RANDOM_PORT,
-			JetStream:  true,
-			StoreDir:   t.TempDir(),
-			NoSigs:     true,
-			Cluster: server.ClusterOpts{
-				Name: "memledger-test",
-				Host: "127.0.0.1",
-				Port: listeners[i].Addr().(*net.TCPAddr).Port,
-			},
-			Routes: routes,
-		}
-		srv, err := server.NewServer(opts)
-		if err != nil {
-			return nil, fmt.Errorf("server %s: %w", name, err)
-		}
-		srv.SetLoggerV2(discardLogger{}, false, false, false)
-		listeners[i].Close()
-		listeners[i] = nil
-		go srv.Start()
-		servers = append(servers, srv)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			return nil, fmt.Errorf("server %s not ready for connections (cluster port %s)", name, routes[i].Host)
-		}
-		if !srv.JetStreamEnabled() {
-			return nil, fmt.Errorf("server %s: jetstream did not start", name)
-		}
-	}
-	return servers, nil
-}
-
-// waitForMetaLeader waits until one server is the JetStream meta leader, it counts every
-// server as a peer and every server's meta state is current.
-func waitForMetaLeader(t *testing.T, servers []*server.Server) {
-	t.Helper()
-	require.Eventually(t, func() bool {
-		var leader *server.Server
-		for _, srv := range servers {
-			if srv.JetStreamIsLeader() {
-				leader = srv
-			}
-		}
-		if leader == nil || len(leader.JetStreamClusterPeers()) != len(servers) {
-			return false
-		}
-		for _, srv := range servers {
-			if !srv.JetStreamIsCurrent() {
-				return false
-			}
-		}
-		return true
-	}, 20*time.Second, 20*time.Millisecond, "no JetStream meta leader with %d peers", len(servers))
-}
-
-// clientURLs are the servers' client addresses joined by commas, a Store's URL for the cluster.
-func clientURLs(servers []*server.Server) string {
-	urls := make([]string, len(servers))
-	for i, srv := range servers {
-		urls[i] = srv.ClientURL()
-	}
-	return strings.Join(urls, ",")
-}
 
 // streamInfo asks the cluster for the store's stream information.
 func streamInfo(ctx context.Context, s *eventstore.Store) (*jetstream.StreamInfo, error) {
@@ -297,11 +155,12 @@ func TestClusterReplicatedStream(t *testing.T) {
 		t.Skip("starts a three-server NATS cluster")
 	}
 	started := time.Now()
-	servers := startCluster(t, clusterSize)
+	cluster := eventstoretest.StartCluster(t, clusterSize)
+	servers := cluster.Servers
 	t.Logf("cluster with meta leader after %v", time.Since(started).Round(time.Millisecond))
 
 	s := eventstore.New(t.TempDir())
-	s.URL = clientURLs(servers)
+	s.URL = cluster.URLs()
 	s.Replicas = clusterSize
 	require.NoError(t, s.Open(t.Context()))
 	t.Cleanup(func() { s.Close() })
@@ -326,7 +185,7 @@ func TestClusterReplicatedStream(t *testing.T) {
 		require.NoError(t, err)
 		require.Equal(t, clusterSize, info.Config.Replicas)
 		require.Equal(t, jetstream.FileStorage, info.Config.Storage)
-		require.Equal(t, "memledger-test", info.Cluster.Name)
+		require.Equal(t, eventstoretest.ClusterName, info.Cluster.Name)
 		require.Len(t, info.Cluster.Replicas, clusterSize-1, "replicas besides the leader")
 		names := []string{leader}
 		for _, p := range info.Cluster.Replicas {

@@ -45,12 +45,30 @@ type leaseValue struct {
 	AcquiredAt time.Time `json:"acquired_at"`
 }
 
-// leaseBucket opens (or creates) the store's lease bucket.
+// leaseBucketCache is the lease bucket a store opened: it is created (or its settings
+// updated) once, not on every try of a waiting instance, since on a cluster each update is a
+// request to the meta leader that every waiting instance would otherwise make four times a
+// second.
+type leaseBucketCache struct {
+	mu sync.Mutex
+	kv jetstream.KeyValue
+}
+
+// leaseBucket opens (or creates) the store's lease bucket, within the read timeout.
 func (s *Store) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
+	s.leases.mu.Lock()
+	defer s.leases.mu.Unlock()
+	if s.leases.kv != nil {
+		return s.leases.kv, nil
+	}
 	ttl := s.LeaseTTL
 	if ttl <= 0 {
 		ttl = DefaultLeaseTTL
 	}
+	// Bounded even under a caller's longer deadline: a cluster asked to create the bucket by
+	// several instances at once may leave a request unanswered, and the next try succeeds.
+	ctx, cancel := leaseRequestContext(ctx)
+	defer cancel()
 	kv, err := s.js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      LeaseBucket(s.Stream),
 		Description: "memledger: the leases of the jobs that run once per cluster",
@@ -62,7 +80,25 @@ func (s *Store) leaseBucket(ctx context.Context) (jetstream.KeyValue, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease bucket: %w", err)
 	}
+	s.leases.kv = kv
 	return kv, nil
+}
+
+// leaseRequestContext bounds one request about a lease by the read timeout, whatever the
+// caller's own deadline: a waiting caller (a nightly run may wait an hour) tries again rather
+// than wait on a request the server left unanswered.
+func leaseRequestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, readTimeout)
+}
+
+// forgetLeaseBucket drops the opened bucket after an error that may mean it is gone, so that
+// the next try creates it again.
+func (s *Store) forgetLeaseBucket(err error) {
+	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+		s.leases.mu.Lock()
+		s.leases.kv = nil
+		s.leases.mu.Unlock()
+	}
 }
 
 // TryAcquireLease takes the lease name for holder if no one holds it, and reports whether it
@@ -74,19 +110,22 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 	}
 	sent := time.Now()
 	value, _ := json.Marshal(leaseValue{Holder: holder, AcquiredAt: sent.UTC()})
-	rctx, cancel := withReadTimeout(ctx)
+	rctx, cancel := leaseRequestContext(ctx)
 	rev, err := kv.Create(rctx, name, value)
 	cancel()
 	if errors.Is(err, jetstream.ErrKeyExists) {
 		return nil, false, nil
 	}
 	if err != nil {
+		s.forgetLeaseBucket(err)
 		return nil, false, fmt.Errorf("lease %s: %w", name, err)
 	}
-	status, err := kv.Status(ctx)
+	sctx, cancel := leaseRequestContext(ctx)
+	status, err := kv.Status(sctx)
+	cancel()
 	if err != nil {
 		// Taken but not to be renewed: give it back rather than leave it held for a TTL.
-		dctx, cancel := withReadTimeout(context.WithoutCancel(ctx))
+		dctx, cancel := leaseRequestContext(context.WithoutCancel(ctx))
 		if derr := kv.Delete(dctx, name, jetstream.LastRevision(rev)); derr != nil {
 			err = errors.Join(err, fmt.Errorf("give it back: %w", derr))
 		}
@@ -98,16 +137,32 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 	return l, true, nil
 }
 
-// AcquireLease waits until it holds the lease name for holder (polling every poll), or ctx is
-// done.
+// AcquireLease waits until it holds the lease name for holder (trying every poll), or ctx is
+// done. A try that fails (the server or cluster does not answer, say while its leader
+// changes) is logged and made again at the next poll: the wait is bounded by ctx alone.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, poll time.Duration) (*Lease, error) {
+	var failing error
 	for {
 		l, ok, err := s.TryAcquireLease(ctx, name, holder)
-		if err != nil || ok {
-			return l, err
+		switch {
+		case ok:
+			if failing != nil {
+				s.Logger.Info("lease taken after failed tries", "lease", name, "holder", holder)
+			}
+			return l, nil
+		case err != nil && ctx.Err() == nil:
+			if failing == nil {
+				s.Logger.Warn("taking a lease failed; trying again", "lease", name, "holder", holder, "err", err)
+			}
+			failing = err
+		case err != nil:
+			return nil, err
 		}
 		select {
 		case <-ctx.Done():
+			if failing != nil {
+				return nil, fmt.Errorf("lease %s: %w (last try: %v)", name, ctx.Err(), failing)
+			}
 			return nil, fmt.Errorf("lease %s: %w", name, ctx.Err())
 		case <-time.After(poll):
 		}
@@ -120,7 +175,9 @@ func (s *Store) LeaseHolder(ctx context.Context, name string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	e, err := kv.Get(ctx, name)
+	gctx, cancel := leaseRequestContext(ctx)
+	defer cancel()
+	e, err := kv.Get(gctx, name)
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return "", nil
 	}
@@ -246,7 +303,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if l.Err() != nil {
 		return nil
 	}
-	ctx, cancel := withReadTimeout(ctx)
+	ctx, cancel := leaseRequestContext(ctx)
 	defer cancel()
 	if err := l.update(ctx, func(ctx context.Context, rev uint64) (uint64, error) {
 		return 0, l.kv.Delete(ctx, l.key, jetstream.LastRevision(rev))

@@ -70,6 +70,7 @@ type Store struct {
 
 	appends appendFailures
 	revive  *revival
+	leases  leaseBucketCache
 
 	srv    *server.Server
 	nc     *nats.Conn

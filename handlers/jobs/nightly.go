@@ -120,6 +120,11 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 		if only != "" && step.Name != only {
 			continue
 		}
+		if err := ctx.Err(); err != nil {
+			// The lease was lost (or the caller went): another instance may run the night
+			// now, so this run starts no further step.
+			return run, fmt.Errorf("nightly: stopped before step %s: %w", step.Name, context.Cause(ctx))
+		}
 		res := domain.StepResult{Name: step.Name, Actor: step.Actor, StartedAt: n.Now().UTC()}
 		done, err := n.Ledger.DB.NightlyStepDone(night, step.Name)
 		if err != nil {
