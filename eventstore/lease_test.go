@@ -24,7 +24,8 @@ func instanceStore(t *testing.T, url string, ttl time.Duration) *eventstore.Stor
 
 func TestLeaseOneHolderAtATime(t *testing.T) {
 	url := eventstoretest.StartServer(t)
-	const ttl = time.Second
+	// Renewals get ttl/6 each: enough on a loaded machine.
+	const ttl = 3 * time.Second
 	stores := []*eventstore.Store{instanceStore(t, url, ttl), instanceStore(t, url, ttl), instanceStore(t, url, ttl)}
 
 	// Three instances take turns, each holding the lease a while, longer than its TTL (it is
@@ -46,7 +47,7 @@ func TestLeaseOneHolderAtATime(t *testing.T) {
 				select {
 				case <-l.Lost():
 					t.Errorf("lease lost while held: %v", l.Err())
-				case <-time.After(1200 * time.Millisecond):
+				case <-time.After(ttl + 200*time.Millisecond):
 				}
 				holding.Add(-1)
 				turns.Add(1)
