@@ -145,9 +145,17 @@ func (m *Manager) reconcileOne(ctx context.Context, s domain.Subscription) {
 		r = nil
 	}
 	if cleaned != mark {
-		// The consumers of other generations (a reset, or a removal, seen first here).
-		if err := m.deleteStale(ctx, s); err != nil {
+		// The consumers of earlier generations (a reset, or a removal, seen first here).
+		newer, err := m.deleteStale(ctx, s)
+		if err != nil {
 			m.setErr(s.ID, err.Error())
+			return
+		}
+		if newer != "" {
+			// Another instance on the log has applied a reset this one's projections have
+			// not applied yet: the newer consumer delivers, and this instance neither deletes
+			// it nor makes the old one again (which would deliver the old position twice).
+			m.setErr(s.ID, fmt.Sprintf("a later position of this subscription (consumer %s) is delivering; this instance has not applied it yet", newer))
 			return
 		}
 		m.mu.Lock()
@@ -238,31 +246,40 @@ func ptrTime(t *time.Time) time.Time {
 	return *t
 }
 
-// deleteStale deletes the consumers of s other than its current one (all of them once s is
-// removed).
-func (m *Manager) deleteStale(ctx context.Context, s domain.Subscription) error {
-	keep := ConsumerName(s)
-	if s.Status == domain.StatusSubscriptionRemoved {
-		keep = ""
-	}
+// deleteStale deletes the consumers of s of earlier generations than its own (all of them
+// once s is removed). A consumer of a later generation, made by another instance whose
+// projections are ahead, is kept and named (newer).
+func (m *Manager) deleteStale(ctx context.Context, s domain.Subscription) (newer string, err error) {
+	removed := s.Status == domain.StatusSubscriptionRemoved
 	prefix := consumerPrefix + s.ID + "-"
 	names := m.Stream.ConsumerNames(ctx)
 	var stale []string
 	for name := range names.Name() {
-		if strings.HasPrefix(name, prefix) && name != keep {
+		gen, ok := strings.CutPrefix(name, prefix)
+		if !ok {
+			continue
+		}
+		g, perr := strconv.ParseUint(gen, 10, 64)
+		switch {
+		case perr == nil && g > s.Generation:
+			newer = name
+		case removed || (perr == nil && g < s.Generation):
 			stale = append(stale, name)
 		}
 	}
 	if err := names.Err(); err != nil {
-		return fmt.Errorf("list consumers: %w", err)
+		return "", fmt.Errorf("list consumers: %w", err)
+	}
+	if newer != "" && !removed {
+		return newer, nil
 	}
 	for _, name := range stale {
 		if err := (&Feed{Stream: m.Stream, Name: name}).Delete(ctx); err != nil {
-			return err
+			return "", err
 		}
 		m.Logger.Info("subscription: consumer of an earlier position deleted", "subscription", s.ID, "consumer", name)
 	}
-	return nil
+	return "", nil
 }
 
 func (m *Manager) setErr(id, msg string) {

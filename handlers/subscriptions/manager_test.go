@@ -137,3 +137,43 @@ func TestManagerSaysWhenASecretCannotBeOpened(t *testing.T) {
 	}, 10*time.Second, 10*time.Millisecond)
 	require.Contains(t, m.status(id).Error, "sealed with another key "+other.ID)
 }
+
+// Another process on the log reset a subscription, and this one's projections have not
+// applied the reset yet: it neither deletes the later consumer nor makes its own again (which
+// would deliver the old position twice), and says why it does not deliver.
+func TestManagerLeavesALaterPositionAlone(t *testing.T) {
+	m := newManaged(t)
+	rec := newReceiver(t, "whsec-later")
+	id := uuid.NewString()
+	sealed, err := m.keys.Seal(id, []byte("whsec-later"))
+	require.NoError(t, err)
+	gen := m.write(id, domain.SubscriptionRegistered{URL: rec.URL(), Subjects: []string{"ledger.memory.>"},
+		From: domain.Position{Kind: domain.PositionBeginning}, SealedSecret: sealed, KeyID: m.keys.ID})
+	eid, seq := publishMemory(t, m.store)
+	requireInOrder(t, []want{{eid, seq}}, rec.waitFor(1))
+
+	// The other process's reset: its consumer at a later generation, this one's deleted.
+	st, err := m.store.JetStream().Stream(t.Context(), m.store.Stream)
+	require.NoError(t, err)
+	later := "sub-" + id + "-" + strconv.FormatUint(gen+100, 10)
+	require.NoError(t, (&subscriptions.Feed{Stream: st, Name: later, Subjects: []string{"ledger.memory.>"}}).Open(t.Context()))
+	require.NoError(t, (&subscriptions.Feed{Stream: st, Name: "sub-" + id + "-" + strconv.FormatUint(gen, 10)}).Delete(t.Context()))
+
+	consumers := func() []string {
+		var out []string
+		names := st.ConsumerNames(t.Context())
+		for n := range names.Name() {
+			if strings.HasPrefix(n, "sub-") {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	require.Eventually(t, func() bool { return strings.Contains(m.status(id).Error, "later position") }, 30*time.Second, 20*time.Millisecond,
+		"status: %+v", m.status(id))
+	require.Contains(t, m.status(id).Error, later)
+	// Several reconciliations later, the later consumer is still the only one.
+	time.Sleep(300 * time.Millisecond)
+	require.Equal(t, []string{later}, consumers())
+	require.Len(t, rec.deliveries(), 1, "nothing delivered twice")
+}
