@@ -27,7 +27,7 @@ var (
 	bucketIntProjects   = []byte("int_projects")        // registered project id → nil
 	bucketIntState      = []byte("int_state")           // project\x00category\x00key → nil (active)
 	bucketFindMissing   = []byte("find_missing_chunk")  // memory id → chunk id
-	bucketFindDups      = []byte("find_duplicates")     // duplicate key → nil (count >= 2)
+	bucketFindDups      = []byte("find_duplicates")     // group(duplicate key) → duplicate key (count >= 2)
 	bucketFindState     = []byte("find_state_project")  // project\x00category\x00key → nil
 	bucketFindOrphans   = []byte("find_orphaned_chunk") // chunk id → document id
 )
@@ -109,8 +109,9 @@ func (Integrity) Name() string { return "integrity" }
 func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
 // Version implements Versioned. (2: pair keys are length-prefixed; 3: duplicate groups are
-// keyed by a digest of the duplicate key.)
-func (Integrity) Version() int { return 3 }
+// keyed by a digest of the duplicate key; 4: so are the duplicate findings, whose key held
+// the whole content and was refused by bbolt beyond 32 KiB.)
+func (Integrity) Version() int { return 4 }
 
 // Buckets implements Versioned.
 func (Integrity) Buckets() [][]byte {
@@ -398,9 +399,9 @@ func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error 
 		return err
 	}
 	if n >= 2 {
-		return finds.Put([]byte(key), present)
+		return finds.Put([]byte(g), []byte(key))
 	}
-	return finds.Delete([]byte(key))
+	return finds.Delete([]byte(g))
 }
 
 func deletePrefix(b *bolt.Bucket, prefix []byte) error {
@@ -438,10 +439,10 @@ func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
 			return nil
 		})
 		members := tx.Bucket(bucketIntDupMembers)
-		tx.Bucket(bucketFindDups).ForEach(func(k, _ []byte) error {
-			parts := strings.SplitN(string(k), "\x00", 3)
+		tx.Bucket(bucketFindDups).ForEach(func(k, v []byte) error {
+			parts := append(strings.SplitN(string(v), "\x00", 3), "", "")
 			f := domain.Finding{Check: domain.CheckDuplicateMemory, MemoryType: parts[0], Project: parts[1], Content: parts[2]}
-			prefix := pairPrefix(group(string(k)))
+			prefix := pairPrefix(string(k))
 			c := members.Cursor()
 			for mk, _ := c.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, _ = c.Next() {
 				f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -343,4 +344,21 @@ func TestIntegrityProjectionChunkRefsDoNotBleed(t *testing.T) {
 	require.Empty(t, l.report().Findings)
 	l.add("d1", domain.DocumentDeleted{})
 	require.Equal(t, []domain.Finding{{Check: domain.CheckMissingChunk, MemoryID: "m1", ChunkID: "c"}}, l.report().Findings)
+}
+
+// Two active memories of the same content longer than bbolt's largest key (32 KiB) are a
+// duplicate finding like any other: the finding is keyed by a digest of the content, not by
+// the content, which once failed the projections' commit and stopped them.
+func TestIntegrityProjectionDuplicatesOfLongContent(t *testing.T) {
+	l := newIntegLog(t)
+	long := strings.Repeat("a long memory ", 8000) // 112,000 bytes
+	l.add("a", integCreated(domain.TypeKnowledge, "p", long, domain.StatusActive, ""))
+	l.add("b", integCreated(domain.TypeKnowledge, "p", long, domain.StatusActive, ""))
+	f := l.report().Findings
+	require.Len(t, f, 1)
+	require.Equal(t, []string{"a", "b"}, f[0].MemoryIDs)
+	require.Equal(t, strings.TrimSpace(long), f[0].Content)
+	l.add("b", domain.MemoryInvalidated{})
+	require.Empty(t, l.report().Findings)
+	integRequireRebuildEqual(t, l)
 }
