@@ -91,6 +91,9 @@ type Config struct {
 	FeedBufferBytes  int
 	// CacheBytes is the byte budget of the decoded-state cache of the memories projection.
 	CacheBytes int64
+	// MemoryLimit is serve's soft memory limit for the Go runtime, in bytes: 0 for CacheBytes
+	// plus DefaultMemoryBase, -1 for none (GOMEMLIMIT, when set, wins).
+	MemoryLimit int64
 	// ReadWait bounds how long a read waits for the projections to reach the position it must
 	// reflect (the log's at start while they catch up, or its min_seq) before it answers 503.
 	ReadWait time.Duration
@@ -137,6 +140,7 @@ func (c *Config) serveFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.FeedStallTimeout, "feed-stall-timeout", envDuration("MEMLEDGER_FEED_STALL_TIMEOUT", d.FeedStallTimeout), "change feed: cut a reader whose buffer stays full this long (MEMLEDGER_FEED_STALL_TIMEOUT)")
 	fs.IntVar(&c.FeedBufferBytes, "feed-buffer", envInt("MEMLEDGER_FEED_BUFFER", d.FeedBufferBytes), "change feed: bytes of events one feed holds for its reader (MEMLEDGER_FEED_BUFFER)")
 	fs.Int64Var(&c.CacheBytes, "cache-bytes", envInt64("MEMLEDGER_CACHE_BYTES", d.CacheBytes), "byte budget of the decoded-memory cache of the projections; 0 for none (MEMLEDGER_CACHE_BYTES)")
+	fs.Int64Var(&c.MemoryLimit, "memory-limit", envInt64("MEMLEDGER_MEMORY_LIMIT", d.MemoryLimit), "soft limit of the memory the Go runtime holds, in bytes; 0 for --cache-bytes plus 192 MiB, -1 for none; GOMEMLIMIT, when set, wins (MEMLEDGER_MEMORY_LIMIT)")
 	fs.DurationVar(&c.ReadWait, "read-wait", envDuration("MEMLEDGER_READ_WAIT", d.ReadWait), "longest a read waits for the projections to reach the position it must reflect (the log's at start while they catch up, or its min_seq) before it answers 503 with Retry-After (MEMLEDGER_READ_WAIT)")
 	fs.StringVar(&c.NightlyAt, "nightly-at", env("MEMLEDGER_NIGHTLY_AT", d.NightlyAt), "UTC time the nightly pipeline runs every day; empty disables it (MEMLEDGER_NIGHTLY_AT)")
 	fs.StringVar(&c.SubscriptionKeyFile, "subscription-key-file", env("MEMLEDGER_SUBSCRIPTION_KEY_FILE", ""), "key file the subscriptions' secrets are sealed with, made on first use (default <data>/subscription-secrets.key) (MEMLEDGER_SUBSCRIPTION_KEY_FILE)")
@@ -153,6 +157,10 @@ func (c Config) check() error {
 		return fmt.Errorf("max-content must be between 1 and 100000, got %d", c.MaxContent)
 	case c.CacheBytes < 0:
 		return fmt.Errorf("cache-bytes must be 0 or more, got %d", c.CacheBytes)
+	case c.MemoryLimit < -1:
+		return fmt.Errorf("memory-limit must be -1 (none), 0 (--cache-bytes plus 192 MiB) or a number of bytes, got %d", c.MemoryLimit)
+	case c.MemoryLimit > 0 && c.MemoryLimit < c.CacheBytes+minMemoryBase:
+		return fmt.Errorf("memory-limit %d is less than --cache-bytes (%d) plus the %d bytes memledger needs besides: the garbage collector would run without end", c.MemoryLimit, c.CacheBytes, int64(minMemoryBase))
 	case c.ReadWait <= 0:
 		return fmt.Errorf("read-wait must be more than 0, got %s", c.ReadWait)
 	case c.AutoPromoteRefs < 1:

@@ -154,6 +154,10 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.check(); err != nil {
+		return err
+	}
+	applyMemoryLimit(cfg, logger)
 	m := NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
