@@ -167,7 +167,7 @@ func TestChangeFeedMinSeq(t *testing.T) {
 	requireProblem(t, l.do("GET", "/events", nil, "Memledger-Min-Seq", "x"), http.StatusBadRequest, "Memledger-Min-Seq")
 }
 
-// While the projections catch up after a start, an MCP read waits for them (here without
+// While the projections catch up after a start, an MCP read (a tool or a resource) waits for them (here without
 // authentication, so that /mcp itself does not wait for them) instead of answering from
 // projections that lack acknowledged memories.
 func TestMCPReadsWaitWhileCatchingUp(t *testing.T) {
@@ -187,8 +187,21 @@ func TestMCPReadsWaitWhileCatchingUp(t *testing.T) {
 	c := mcpHTTP(t, l, nil)
 	read := c.callAsync("get_memory", map[string]any{"id": id})
 	list := c.callAsync("list_memories", map[string]any{"limit": 50})
+	resource := make(chan *mcp.ReadResourceResult, 1)
+	go func() {
+		res, err := c.ReadResource(context.Background(), &mcp.ReadResourceParams{URI: "memory://" + id})
+		if err != nil {
+			res = &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{Text: "error: " + err.Error()}}}
+		}
+		resource <- res
+	}()
 	requireToolWaiting(t, read, "a read of an acknowledged memory")
 	requireToolWaiting(t, list, "a list")
+	select {
+	case res := <-resource:
+		t.Fatalf("the memory's resource was read while the projections were held back: %+v", res.Contents[0])
+	case <-time.After(300 * time.Millisecond):
+	}
 	g.release()
 	out := toolResult(t, read)
 	require.Equal(t, "fact 19", out["content"])
@@ -196,4 +209,10 @@ func TestMCPReadsWaitWhileCatchingUp(t *testing.T) {
 	out = toolResult(t, list)
 	require.Len(t, out["memories"], 20)
 	require.GreaterOrEqual(t, positionOf(t, out), last)
+	select {
+	case res := <-resource:
+		require.Contains(t, res.Contents[0].Text, `"content":"fact 19"`, "the resource, once caught up")
+	case <-time.After(60 * time.Second):
+		t.Fatal("the resource read did not answer")
+	}
 }

@@ -36,7 +36,11 @@ func (s *Service) addResources(srv *mcp.Server, p Principal) {
 	}
 }
 
-func (s *Service) readMemory(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+func (s *Service) readMemory(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	// While the projections catch up after a start, the read waits for them as the tools do.
+	if _, err := s.served(ctx, 0, false); err != nil {
+		return nil, err
+	}
 	id := strings.TrimPrefix(req.Params.URI, memoryScheme)
 	data, err := s.DB.GetMemory(id)
 	if err != nil {
@@ -48,7 +52,10 @@ func (s *Service) readMemory(_ context.Context, req *mcp.ReadResourceRequest) (*
 	return &mcp.ReadResourceResult{Contents: []*mcp.ResourceContents{{URI: req.Params.URI, MIMEType: "application/json", Text: string(data)}}}, nil
 }
 
-func (s *Service) readQueue(_ context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+func (s *Service) readQueue(ctx context.Context, req *mcp.ReadResourceRequest) (*mcp.ReadResourceResult, error) {
+	if _, err := s.served(ctx, 0, false); err != nil {
+		return nil, err
+	}
 	mems, _, err := s.DB.ListMemories(projections.MemoryFilter{Status: domain.StatusCandidate, Limit: queueSize})
 	if err != nil {
 		return nil, err
