@@ -194,7 +194,8 @@ func (s *Server) uiReview(w http.ResponseWriter, r *http.Request) {
 	if data.Query != "" {
 		data.Candidates, err = s.searchCandidates(r, data.Query, f)
 	} else {
-		data.Candidates, err = s.DB.MemoriesOldestFirst(f)
+		f.Limit = reviewLimit
+		data.Candidates, err = s.DB.FirstMemories(f)
 	}
 	if err != nil {
 		s.uiFail(w, r, err)

@@ -202,3 +202,18 @@ func stateAsOf(data []byte, f StateFilter) (json.RawMessage, error) {
 	}
 	return bytes.Clone(e.After), nil
 }
+
+// matches reports whether the memory JSON data has the status, type and project f asks for.
+func matches(data []byte, f MemoryFilter) bool {
+	var m struct {
+		Status     domain.Status     `json:"status"`
+		MemoryType domain.MemoryType `json:"memory_type"`
+		Project    string            `json:"project"`
+	}
+	if json.Unmarshal(data, &m) != nil {
+		return false
+	}
+	return (f.Status == "" || m.Status == f.Status) &&
+		(f.MemoryType == "" || m.MemoryType == f.MemoryType) &&
+		(f.Project == "" || m.Project == f.Project)
+}

@@ -27,10 +27,22 @@ var (
 	indexStatus      = "status"
 	indexType        = "type"
 	indexProject     = "project"
+	// The compound indexes, so that a list with several filters walks only what it returns:
+	// their values are the fields joined by indexJoin, in the order of their names.
+	indexStatusType        = "status+type"
+	indexStatusProject     = "status+project"
+	indexTypeProject       = "type+project"
+	indexStatusTypeProject = "status+type+project"
+	// indexJoin separates the fields of a compound index's value; no status, type or project
+	// holds it.
+	indexJoin        = "\x01"
 	indexAuditMemory = "memory"
 	indexAuditAction = "action"
 	indexAuditActor  = "actor"
-	indexAuditEvent  = "event"
+	// indexAuditActionActor holds the entries by action and actor together (action, indexJoin,
+	// actor), for the recent audit filtered by both.
+	indexAuditActionActor = "action+actor"
+	indexAuditEvent       = "event"
 	// indexAuditCorrelation holds the entries of events recorded with a correlation id.
 	indexAuditCorrelation = "correlation"
 )
@@ -218,8 +230,10 @@ func (Memories) Name() string { return "memories" }
 func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
 // Version implements Versioned. (2: audit entries carry the correlation id, indexed, and a
-// revert's undone events.)
-func (Memories) Version() int { return 2 }
+// revert's undone events; 3: the compound indexes of memories by status, type and project, and
+// of audit entries by action and actor; the count of memories reinforced drops when a revert
+// brings a reference count back to zero.)
+func (Memories) Version() int { return 3 }
 
 // Buckets implements Versioned.
 func (Memories) Buckets() [][]byte {
@@ -336,8 +350,14 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	if err := reindexMemory(idx, counts, before, after, st.createdSeq); err != nil {
 		return err
 	}
-	if before.ReferenceCount == 0 && after.ReferenceCount > 0 {
-		if err := addCount(counts, []byte(keyReinforced), 1); err != nil {
+	// Reinforced counts the memories whose reference count is above zero: a revert of a
+	// reinforcement can bring one back to zero.
+	if was, is := before.ReferenceCount > 0, after.ReferenceCount > 0; was != is {
+		delta := int64(1)
+		if was {
+			delta = -1
+		}
+		if err := addCount(counts, []byte(keyReinforced), delta); err != nil {
 			return err
 		}
 	}
@@ -362,12 +382,39 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 }
 
 func memoryIndexKeys(m domain.Memory) [][2]string {
+	s, t, p := string(m.Status), string(m.MemoryType), m.Project
 	return [][2]string{
 		{indexAll, ""},
-		{indexStatus, string(m.Status)},
-		{indexType, string(m.MemoryType)},
-		{indexProject, m.Project},
+		{indexStatus, s},
+		{indexType, t},
+		{indexProject, p},
+		{indexStatusType, s + indexJoin + t},
+		{indexStatusProject, s + indexJoin + p},
+		{indexTypeProject, t + indexJoin + p},
+		{indexStatusTypeProject, s + indexJoin + t + indexJoin + p},
 	}
+}
+
+// memoryIndex is the index and value that select exactly the memories f selects.
+func memoryIndex(f MemoryFilter) (index, value string) {
+	s, t, p := string(f.Status), string(f.MemoryType), f.Project
+	switch {
+	case s != "" && t != "" && p != "":
+		return indexStatusTypeProject, s + indexJoin + t + indexJoin + p
+	case s != "" && t != "":
+		return indexStatusType, s + indexJoin + t
+	case s != "" && p != "":
+		return indexStatusProject, s + indexJoin + p
+	case t != "" && p != "":
+		return indexTypeProject, t + indexJoin + p
+	case s != "":
+		return indexStatus, s
+	case t != "":
+		return indexType, t
+	case p != "":
+		return indexProject, p
+	}
+	return indexAll, ""
 }
 
 func indexKey(index, value string, seq []byte) []byte {
@@ -482,6 +529,7 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
 	for _, k := range [][2]string{
 		{indexAuditAction, string(e.Action)},
 		{indexAuditActor, e.Actor},
+		{indexAuditActionActor, string(e.Action) + indexJoin + e.Actor},
 	} {
 		if err := idx.Put(indexKey(k[0], k[1], seq), nil); err != nil {
 			return err

@@ -3,7 +3,7 @@ package projections
 import (
 	"bytes"
 	"encoding/json"
-	"slices"
+	"fmt"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -36,15 +36,7 @@ type MemoryFilter struct {
 // ListMemories returns the memories matching f, newest first, and the cursor of the next page
 // (0 when there is none).
 func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
-	index, value := indexAll, ""
-	switch {
-	case f.Status != "":
-		index, value = indexStatus, string(f.Status)
-	case f.Project != "":
-		index, value = indexProject, f.Project
-	case f.MemoryType != "":
-		index, value = indexType, string(f.MemoryType)
-	}
+	index, value := memoryIndex(f)
 	out := []json.RawMessage{}
 	var next uint64
 	err := db.bolt.View(func(tx *bolt.Tx) error {
@@ -62,7 +54,7 @@ func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
 		}
 		for ; k != nil && bytes.HasPrefix(k, prefix); k, v = c.Prev() {
 			data := mems.Get(v)
-			if data == nil || !matches(data, f) {
+			if data == nil {
 				continue
 			}
 			if len(out) == f.Limit {
@@ -76,6 +68,37 @@ func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
 	return out, next, err
 }
 
+// FirstMemories returns the first f.Limit memories f selects (every one when Limit is 0), in
+// creation order, oldest first; f.Before is ignored. It reads only the memories it returns.
+func (db *DB) FirstMemories(f MemoryFilter) ([]domain.Memory, error) {
+	index, value := memoryIndex(f)
+	out := []domain.Memory{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		idx, mems := tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemories)
+		if idx == nil {
+			return nil
+		}
+		prefix := indexKey(index, value, nil)
+		c := idx.Cursor()
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+			if f.Limit > 0 && len(out) == f.Limit {
+				return nil
+			}
+			data := mems.Get(v)
+			if data == nil {
+				continue
+			}
+			var m domain.Memory
+			if err := json.Unmarshal(data, &m); err != nil {
+				return fmt.Errorf("memory %s: %w", v, err)
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	return out, err
+}
+
 // seekBefore positions c on the last key below key.
 func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
 	if k, _ := c.Seek(key); k == nil {
@@ -87,20 +110,6 @@ func seekBefore(c *bolt.Cursor, key []byte) ([]byte, []byte) {
 // seekLast positions c on the last key with prefix, or on the key before where it would be.
 func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
 	return seekBefore(c, append(bytes.Clone(prefix), 0xff))
-}
-
-func matches(data []byte, f MemoryFilter) bool {
-	var m struct {
-		Status     domain.Status     `json:"status"`
-		MemoryType domain.MemoryType `json:"memory_type"`
-		Project    string            `json:"project"`
-	}
-	if json.Unmarshal(data, &m) != nil {
-		return false
-	}
-	return (f.Status == "" || m.Status == f.Status) &&
-		(f.MemoryType == "" || m.MemoryType == f.MemoryType) &&
-		(f.Project == "" || m.Project == f.Project)
 }
 
 // MemoryAudit returns the audit entries of memory id, oldest first.
@@ -150,7 +159,10 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 		switch {
 		case f.Action != "" || f.Actor != "":
 			prefix := indexKey(indexAuditAction, string(f.Action), nil)
-			if f.Action == "" {
+			switch {
+			case f.Action != "" && f.Actor != "":
+				prefix = indexKey(indexAuditActionActor, string(f.Action)+indexJoin+f.Actor, nil)
+			case f.Action == "":
 				prefix = indexKey(indexAuditActor, f.Actor, nil)
 			}
 			c := idx.Cursor()
@@ -237,55 +249,24 @@ func (db *DB) MemoryCounts() (MemoryCounts, error) {
 		if b == nil {
 			return nil
 		}
-		return b.ForEach(func(k, v []byte) error {
-			n := int(decodeSeq(v))
-			if string(k) == keyReinforced {
-				c.Reinforced = n
-				return nil
+		c.Reinforced = int(decodeSeq(b.Get([]byte(keyReinforced))))
+		c.Total = int(decodeSeq(b.Get(indexKey(indexAll, "", nil))))
+		// Only the single indexes' counts: the compound ones are read where a filter needs them.
+		for index, into := range map[string]map[string]int{indexStatus: c.ByStatus, indexType: c.ByType, indexProject: c.ByProject} {
+			prefix := indexKey(index, "", nil)[:len(index)+1]
+			cur := b.Cursor()
+			for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+				into[string(bytes.TrimSuffix(k[len(prefix):], []byte{0}))] = int(decodeSeq(v))
 			}
-			index, value, _ := bytes.Cut(k, []byte{0})
-			value = bytes.TrimSuffix(value, []byte{0})
-			switch string(index) {
-			case indexAll:
-				c.Total = n
-			case indexStatus:
-				c.ByStatus[string(value)] = n
-			case indexType:
-				c.ByType[string(value)] = n
-			case indexProject:
-				c.ByProject[string(value)] = n
-			}
-			return nil
-		})
+		}
+		return nil
 	})
 	return c, err
 }
 
-// oldestFirstPage is the page size MemoriesOldestFirst reads with.
-const oldestFirstPage = 500
-
 // MemoriesOldestFirst returns every memory f selects (its Limit and Before are ignored), in
 // creation order.
 func (db *DB) MemoriesOldestFirst(f MemoryFilter) ([]domain.Memory, error) {
-	var out []domain.Memory
-	f.Limit, f.Before = oldestFirstPage, 0
-	for {
-		page, next, err := db.ListMemories(f)
-		if err != nil {
-			return nil, err
-		}
-		for _, data := range page {
-			var m domain.Memory
-			if err := json.Unmarshal(data, &m); err != nil {
-				return nil, err
-			}
-			out = append(out, m)
-		}
-		if next == 0 {
-			break
-		}
-		f.Before = next
-	}
-	slices.Reverse(out)
-	return out, nil
+	f.Limit = 0
+	return db.FirstMemories(f)
 }

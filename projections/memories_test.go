@@ -148,8 +148,10 @@ func (f *fixture) requireIndexExact() {
 	want := map[string]string{}
 	for id, m := range f.mems {
 		seq := string(binary.BigEndian.AppendUint64(nil, created[id]))
-		for _, k := range [][2]string{{"all", ""}, {"status", string(m.Status)},
-			{"type", string(m.MemoryType)}, {"project", m.Project}} {
+		st, ty, pr := string(m.Status), string(m.MemoryType), m.Project
+		for _, k := range [][2]string{{"all", ""}, {"status", st}, {"type", ty}, {"project", pr},
+			{"status+type", st + "\x01" + ty}, {"status+project", st + "\x01" + pr},
+			{"type+project", ty + "\x01" + pr}, {"status+type+project", st + "\x01" + ty + "\x01" + pr}} {
 			want[k[0]+"\x00"+k[1]+"\x00"+seq] = id
 		}
 	}

@@ -15,6 +15,17 @@ var (
 	bucketState      = []byte("state")           // project\x00category\x00key → entry JSON
 	bucketStateAudit = []byte("state_audit")     // seq → state audit entry JSON
 	bucketStateIndex = []byte("state_audit_idx") // project\x00category\x00key\x00seq → nil
+	// bucketStateCounts holds the counts the dashboard shows: "total" and "invalid" entries,
+	// and the active ones by "project\x00"+project and "category\x00"+category.
+	bucketStateCounts = []byte("state_counts")
+)
+
+// The keys of the state counts.
+const (
+	stateCountTotal    = "total"
+	stateCountInvalid  = "invalid"
+	stateCountProject  = "project"
+	stateCountCategory = "category"
 )
 
 // The audit actions of state entries.
@@ -51,12 +62,26 @@ func (State) Name() string { return "state" }
 // Init implements Projection.
 func (p State) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (State) Version() int { return 1 }
+// Version implements Versioned. (2: the counts by project and category.)
+func (State) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (State) Buckets() [][]byte {
-	return [][]byte{bucketState, bucketStateAudit, bucketStateIndex}
+	return [][]byte{bucketState, bucketStateAudit, bucketStateIndex, bucketStateCounts}
+}
+
+// countState adds delta to the counts entry e stands in: the active ones by project and
+// category, or the invalidated.
+func countState(b *bolt.Bucket, e domain.StateEntry, delta int64) error {
+	if e.Status != domain.StateActive {
+		return addCount(b, []byte(stateCountInvalid), delta)
+	}
+	for _, k := range [][]byte{[]byte(stateCountTotal), indexKey(stateCountProject, e.Project, nil), indexKey(stateCountCategory, e.Category, nil)} {
+		if err := addCount(b, k, delta); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Apply implements Projection.
@@ -105,12 +130,12 @@ func applyStateEvent(tx *bolt.Tx, ev domain.Event) error {
 	st := domain.ProjectState{}
 	beforeJSON := json.RawMessage("null")
 	action := StateCreated
+	var before domain.StateEntry
 	if old := states.Get(k); old != nil {
-		var e domain.StateEntry
-		if err := json.Unmarshal(old, &e); err != nil {
+		if err := json.Unmarshal(old, &before); err != nil {
 			return err
 		}
-		st[domain.StateKey{Category: category, Key: key}] = e
+		st[domain.StateKey{Category: category, Key: key}] = before
 		beforeJSON, action = bytes.Clone(old), StateUpdated
 	}
 	if _, ok := ev.Data.(domain.StateInvalidated); ok {
@@ -120,8 +145,18 @@ func applyStateEvent(tx *bolt.Tx, ev domain.Event) error {
 		action = StateInvalidated
 	}
 	domain.ApplyState(st, ev)
-	after, err := json.Marshal(st[domain.StateKey{Category: category, Key: key}])
+	entry := st[domain.StateKey{Category: category, Key: key}]
+	after, err := json.Marshal(entry)
 	if err != nil {
+		return err
+	}
+	counts := tx.Bucket(bucketStateCounts)
+	if action != StateCreated {
+		if err := countState(counts, before, -1); err != nil {
+			return err
+		}
+	}
+	if err := countState(counts, entry, 1); err != nil {
 		return err
 	}
 	if err := states.Put(k, after); err != nil {
@@ -240,8 +275,32 @@ type StateCounts struct {
 	ByCategory map[string]int `json:"by_category"`
 }
 
-// StateCounts counts the active entries by project and category, and the invalidated ones.
+// StateCounts returns the counts the state projection keeps of the active entries by project
+// and category, and of the invalidated ones.
 func (db *DB) StateCounts() (StateCounts, error) {
+	c := StateCounts{ByProject: map[string]int{}, ByCategory: map[string]int{}}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketStateCounts)
+		if b == nil {
+			return nil
+		}
+		c.Total = int(decodeSeq(b.Get([]byte(stateCountTotal))))
+		c.Invalid = int(decodeSeq(b.Get([]byte(stateCountInvalid))))
+		for index, into := range map[string]map[string]int{stateCountProject: c.ByProject, stateCountCategory: c.ByCategory} {
+			prefix := indexKey(index, "", nil)[:len(index)+1]
+			cur := b.Cursor()
+			for k, v := cur.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = cur.Next() {
+				into[string(bytes.TrimSuffix(k[len(prefix):], []byte{0}))] = int(decodeSeq(v))
+			}
+		}
+		return nil
+	})
+	return c, err
+}
+
+// RecountState counts the state entries one by one, as StateCounts would find them: verify
+// holds the kept counts to it.
+func (db *DB) RecountState() (StateCounts, error) {
 	c := StateCounts{ByProject: map[string]int{}, ByCategory: map[string]int{}}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
@@ -249,11 +308,7 @@ func (db *DB) StateCounts() (StateCounts, error) {
 			return nil
 		}
 		return b.ForEach(func(_, v []byte) error {
-			var e struct {
-				Project  string `json:"project"`
-				Category string `json:"category"`
-				Status   string `json:"status"`
-			}
+			var e domain.StateEntry
 			if err := json.Unmarshal(v, &e); err != nil {
 				return err
 			}

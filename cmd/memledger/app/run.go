@@ -390,6 +390,17 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stdout, "  "+d)
 		}
 	}
+	miscounts, err := live.CheckCounts(50)
+	if err != nil {
+		return err
+	}
+	if len(miscounts) > 0 {
+		drift = true
+		fmt.Fprintln(stdout, "verify: DRIFT, counts the live projections keep differ from a recount of their entries:")
+		for _, d := range miscounts {
+			fmt.Fprintln(stdout, "  "+d)
+		}
+	}
 	searchDrift, err := verifySearch(ctx, cfg, store, dir, stdout)
 	if err != nil {
 		return err
