@@ -54,30 +54,49 @@ func (s *Store) Unreadable(ctx context.Context, upTo uint64) ([]uint64, error) {
 		return nil, fmt.Errorf("scan the log: %w", err)
 	}
 	defer it.Stop()
+	type result struct {
+		msg jetstream.Msg
+		err error
+	}
+	// One reader hands the messages over; the scan waits with a timer only when none is ready.
+	got := make(chan result, 4096)
+	done := make(chan struct{})
+	defer close(done)
+	go func() {
+		for {
+			msg, err := it.Next()
+			select {
+			case got <- result{msg, err}:
+			case <-done:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	idle := time.NewTimer(scanIdle)
+	defer idle.Stop()
 	var missing []uint64
 	next := uint64(1)
 	for next <= upTo {
-		type result struct {
-			msg jetstream.Msg
-			err error
-		}
-		got := make(chan result, 1)
-		go func() {
-			msg, err := it.Next()
-			got <- result{msg, err}
-		}()
 		var r result
 		select {
 		case r = <-got:
-		case <-time.After(scanIdle):
-			// The stream holds positions it does not deliver: they are unreadable too.
-			it.Stop()
-			for ; next <= upTo; next++ {
-				missing = append(missing, next)
+		default:
+			idle.Reset(scanIdle)
+			select {
+			case r = <-got:
+			case <-idle.C:
+				// The stream holds positions it does not deliver: they are unreadable too.
+				it.Stop()
+				for ; next <= upTo; next++ {
+					missing = append(missing, next)
+				}
+				return missing, nil
+			case <-ctx.Done():
+				return missing, ctx.Err()
 			}
-			return missing, nil
-		case <-ctx.Done():
-			return missing, ctx.Err()
 		}
 		if r.err != nil {
 			return missing, fmt.Errorf("scan the log: %w", r.err)
