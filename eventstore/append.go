@@ -89,6 +89,11 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 		}
 		s.noteAppend(nil)
 		res = Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}
+		if s.Stored != nil && !ack.Duplicate {
+			if stored, err := Decode(data, ack.Sequence); err == nil {
+				s.Stored(stored)
+			}
+		}
 		evs[i].Seq = ack.Sequence
 		if expected != Unchecked {
 			expected = ack.Sequence

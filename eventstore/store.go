@@ -67,6 +67,11 @@ type Store struct {
 	ReviveFree     uint64
 	ReviveInterval time.Duration
 	Logger         *slog.Logger
+	// Stored, when set, is called after each event an Append or AppendFor wrote (not one the
+	// log already held), with the event as Follow delivers it: decoded from the bytes stored,
+	// its position set. The projections' runner takes it from there instead of waiting for the
+	// log to deliver it. It must not block. Set it before the first append.
+	Stored func(ev domain.Event)
 
 	appends appendFailures
 	revive  *revival

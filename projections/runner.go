@@ -114,6 +114,9 @@ type Runner struct {
 	BeforeCommit func(batch []domain.Event) error
 	Logger       *slog.Logger
 
+	// offers are events handed over by the writer that appended them (see Offer).
+	offers chan domain.Event
+
 	mu      sync.Mutex
 	applied uint64
 	changed chan struct{}
@@ -126,6 +129,30 @@ type Runner struct {
 	firstFailure error
 }
 
+// offerBuffer is how many offered events wait for the runner; an offer beyond is dropped (the
+// log delivers the event anyway). maxPending bounds the offered events held until the events
+// before them arrive.
+const (
+	offerBuffer = 1024
+	maxPending  = 4096
+)
+
+// Offer hands the runner an event its writer has just appended, as the log stores it (see
+// eventstore.Store.Stored), so that a live runner applies it without waiting for the log to
+// deliver it: the writer waiting for it answers sooner. The runner still follows the log, which
+// decides the order: an offered event is applied only once every event before it is, and each
+// position is applied once, from whichever copy comes first. Offer never blocks; an offer the
+// runner has no room for is dropped.
+func (r *Runner) Offer(ev domain.Event) {
+	if r.offers == nil || r.Until > 0 {
+		return
+	}
+	select {
+	case r.offers <- ev:
+	default:
+	}
+}
+
 // Init creates the projections' buckets and reads the position they have all applied.
 func (r *Runner) Init() error {
 	if r.BatchSize <= 0 {
@@ -135,6 +162,7 @@ func (r *Runner) Init() error {
 		r.Logger = slog.Default()
 	}
 	r.changed = make(chan struct{})
+	r.offers = make(chan domain.Event, offerBuffer)
 	return r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		first := true
 		versions, err := tx.CreateBucketIfNotExists(bucketVersions)
@@ -220,61 +248,124 @@ type applyError struct{ error }
 
 func (e applyError) Unwrap() error { return e.error }
 
+// intake is where a follow takes its events from: the log's delivery and the writers' offers,
+// merged into the log's order.
+type intake struct {
+	events    <-chan domain.Event
+	offers    <-chan domain.Event
+	followErr <-chan error
+	// next is the position of the next event to apply.
+	next uint64
+	// pending are offered events past next, held until the events before them arrive.
+	pending map[uint64]domain.Event
+}
+
+// pull returns the next event to apply: the event at next, from an offer or the log, or the
+// log's next event when it passes over lost positions. A copy of a position already taken is
+// passed over. Without block it returns at once, ok false when none is ready; with block it
+// waits, until timeout fires (ok false) when timeout is not nil.
+func (in *intake) pull(block bool, timeout <-chan time.Time) (ev domain.Event, ok bool, err error) {
+	for {
+		if ev, ok := in.pending[in.next]; ok {
+			delete(in.pending, in.next)
+			in.next = ev.Seq + 1
+			return ev, true, nil
+		}
+		offered := false
+		if block {
+			select {
+			case ev = <-in.events:
+			case ev = <-in.offers:
+				offered = true
+			case err := <-in.followErr:
+				return ev, false, err
+			case <-timeout:
+				return ev, false, nil
+			}
+		} else {
+			select {
+			case ev = <-in.events:
+			case ev = <-in.offers:
+				offered = true
+			default:
+				return ev, false, nil
+			}
+		}
+		switch {
+		case ev.Seq < in.next:
+			continue // the other copy was taken
+		case offered && ev.Seq > in.next:
+			in.hold(ev)
+			continue
+		}
+		delete(in.pending, ev.Seq)
+		in.next = ev.Seq + 1
+		return ev, true, nil
+	}
+}
+
+// hold keeps an offered event until the events before it arrive, within maxPending.
+func (in *intake) hold(ev domain.Event) {
+	if len(in.pending) >= maxPending {
+		for seq := range in.pending {
+			if seq < in.next {
+				delete(in.pending, seq)
+			}
+		}
+		if len(in.pending) >= maxPending {
+			return // the log delivers it
+		}
+	}
+	in.pending[ev.Seq] = ev
+}
+
 func (r *Runner) follow(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan domain.Event, 4*max(r.BatchSize, RebuildBatchSize))
 	followErr := make(chan error, 1)
-	go func() { followErr <- r.Source.Follow(ctx, r.Applied()+1, events) }()
+	from := r.Applied() + 1
+	go func() { followErr <- r.Source.Follow(ctx, from, events) }()
+	in := &intake{events: events, offers: r.offers, followErr: followErr, next: from, pending: map[uint64]domain.Event{}}
 	batch := make([]domain.Event, 0, r.BatchSize)
 	gather := time.NewTimer(catchUpGather)
 	defer gather.Stop()
 	for {
 		batch = batch[:0]
-		select {
-		case ev := <-events:
-			batch = append(batch, ev)
-		case err := <-followErr:
+		ev, _, err := in.pull(true, nil)
+		if err != nil {
 			return err
 		}
+		batch = append(batch, ev)
 		size := r.BatchSize
 		catchingUp := r.CatchUpTo > 0 && batch[0].Seq < r.CatchUpTo
 		if catchingUp {
 			size = max(size, RebuildBatchSize)
 			gather.Reset(catchUpGather)
 		}
-	drain:
 		for len(batch) < size {
 			last := batch[len(batch)-1].Seq
+			var ev domain.Event
+			var ok bool
+			var err error
 			switch {
 			case r.Until > 0 && last < r.Until:
 				// A rebuild: nobody waits for single events, so the batch is filled.
-				select {
-				case ev := <-events:
-					batch = append(batch, ev)
-					continue
-				case err := <-followErr:
-					return err
-				}
+				ev, ok, err = in.pull(true, nil)
 			case catchingUp && last < r.CatchUpTo:
 				// Catching up: filled too, unless the log pauses (an event of the past that
 				// is not delivered, say), which must not hold the batch back.
-				select {
-				case ev := <-events:
-					batch = append(batch, ev)
-					continue
-				case err := <-followErr:
-					return err
-				case <-gather.C:
-					break drain
-				}
-			}
-			select {
-			case ev := <-events:
-				batch = append(batch, ev)
+				ev, ok, err = in.pull(true, gather.C)
 			default:
-				break drain
+				ev, ok, err = in.pull(false, nil)
 			}
+			if err != nil {
+				return err
+			}
+			if !ok {
+				break
+			}
+			batch = append(batch, ev)
 		}
 		// past: the log has gone beyond Until (the event at Until itself may be missing).
 		past := false

@@ -151,6 +151,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.Runner.Init(); err != nil {
 		return err
 	}
+	// A write's own event goes to the runner as soon as the log has taken it.
+	m.Store.Stored = m.Runner.Offer
 	if applied := m.Runner.Applied(); applied < last {
 		m.Logger.Info("projections catching up with the log; reads wait until they have", "applied", applied, "target", last)
 	}
