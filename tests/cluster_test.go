@@ -29,7 +29,7 @@ const clusterReplicas = 3
 // ledgerCluster is a JetStream cluster of three NATS servers and memledger instances that
 // share one stream of three replicas on it, each with its own data directory.
 type ledgerCluster struct {
-	t     *testing.T
+	t     testing.TB
 	nats  *eventstoretest.Cluster
 	nodes []*ledger
 }
@@ -37,7 +37,7 @@ type ledgerCluster struct {
 // startLedgerCluster starts three NATS servers in a cluster and n memledger instances on
 // them; opt, when not nil, gives instance i options of its own. The instances take the
 // first one's admin token (tokens live in the shared log).
-func startLedgerCluster(t *testing.T, n int, opt func(i int) func(*ledger)) *ledgerCluster {
+func startLedgerCluster(t testing.TB, n int, opt func(i int) func(*ledger)) *ledgerCluster {
 	t.Helper()
 	c := &ledgerCluster{t: t, nats: eventstoretest.StartCluster(t, clusterReplicas)}
 	for i := range n {
@@ -82,10 +82,12 @@ func (c *ledgerCluster) streamLeader() string {
 	return leader
 }
 
-// crash stops instance i as a process that dies would: its connection to NATS goes first,
-// without releasing anything it holds, and then the rest of it.
-func (c *ledgerCluster) crash(i int) {
-	l := c.nodes[i]
+// crash stops instance i as a process that dies would (see crashLedger).
+func (c *ledgerCluster) crash(i int) { crashLedger(c.nodes[i]) }
+
+// crashLedger stops l as a process that dies would: its connection to NATS goes first,
+// without releasing anything it holds or acknowledging anything it pulled, then the rest.
+func crashLedger(l *ledger) {
 	l.Main.Store.Conn().Close()
 	// What it was doing fails on the closed connection; that is the point.
 	l.Main.Close()
@@ -93,7 +95,7 @@ func (c *ledgerCluster) crash(i int) {
 }
 
 // caughtUp waits until instance l's projections have applied the log up to seq.
-func caughtUp(t *testing.T, l *ledger, seq uint64) {
+func caughtUp(t testing.TB, l *ledger, seq uint64) {
 	t.Helper()
 	require.Eventually(t, func() bool {
 		res, err := l.send("GET", "/health", nil)

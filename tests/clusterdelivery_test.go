@@ -1,0 +1,115 @@
+package tests
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/eventstore/eventstoretest"
+	"github.com/memledger/memledger/handlers/subscriptions"
+)
+
+// instanceHeader names, on a webhook request, the test instance that sent it.
+const instanceHeader = "X-Test-Instance"
+
+// instanceTagged sends a webhook request with the header naming instance i.
+type instanceTagged int
+
+func (i instanceTagged) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set(instanceHeader, strconv.Itoa(int(i)))
+	return baseTransport.RoundTrip(r)
+}
+
+// Three instances on one log share the alert webhook sink's consumer and a webhook
+// subscription's: each alert and each event is delivered once by the three, in log order, and
+// when the instance delivering dies the others go on delivering.
+func TestClusterDeliversOnce(t *testing.T) {
+	url := eventstoretest.StartServer(t)
+	hook := newHookServer(t, hookOK)
+	key := filepath.Join(t.TempDir(), "subscription-secrets.key")
+	var nodes []*ledger
+	for i := range 3 {
+		opts := []func(*ledger){withWebhook(hook.URL+"/alerts", 5), withWebhookTransport(instanceTagged(i)), withSubscriptionBackoff,
+			withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile = url, key })}
+		if i > 0 {
+			dir := t.TempDir()
+			require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, nodes[0].cfg.Data)+"\n"), 0o600))
+			opts = append(opts, withConfig(func(c *app.Config) { c.Data = dir }))
+		}
+		nodes = append(nodes, startLedger(t, opts...))
+	}
+	nodes[0].expect(http.StatusCreated, "POST", "/admin/subscriptions", map[string]any{"url": hook.URL + "/events",
+		"subjects": []string{"ledger.memory.>"}, "from": "beginning", "secret": "a-secret-of-some-length"})
+
+	// delivered are the ids delivered to path, in the order received, and the instances that
+	// delivered them.
+	delivered := func(path string) ([]string, []string) {
+		var ids, from []string
+		for _, r := range hook.delivered() {
+			if r.Path != path {
+				continue
+			}
+			id := r.Header.Get(subscriptions.EventIDHeader)
+			if path == "/alerts" {
+				var a domain.Alert
+				require.NoError(t, json.Unmarshal(r.Body, &a))
+				id = a.ID
+			}
+			ids, from = append(ids, id), append(from, r.Header.Get(instanceHeader))
+		}
+		return ids, from
+	}
+	var alerts, events []string
+	// write raises an alert and creates a memory on each running instance in turn, and waits
+	// until each was delivered, and once.
+	write := func(round int, live ...*ledger) []string {
+		for i, l := range live {
+			alerts = append(alerts, alertRaise(t, l, map[string]any{"title": fmt.Sprintf("round %d, instance %d", round, i)}).ID)
+			m := l.mem(map[string]any{"memory_type": "knowledge", "content": fmt.Sprintf("round %d on instance %d", round, i)})
+			events = append(events, l.auditOf(m.ID)[0].EventID)
+		}
+		require.Eventually(t, func() bool {
+			a, _ := delivered("/alerts")
+			e, _ := delivered("/events")
+			return len(a) >= len(alerts) && len(e) >= len(events)
+		}, 30*time.Second, 10*time.Millisecond, "every alert and event delivered")
+		// A moment more, for a second delivery to show.
+		time.Sleep(300 * time.Millisecond)
+		a, aFrom := delivered("/alerts")
+		e, eFrom := delivered("/events")
+		require.Equal(t, alerts, a, "each alert delivered once by the cluster, in log order")
+		require.Equal(t, events, e, "each event delivered once by the cluster, in log order")
+		t.Logf("round %d: alerts delivered by instances %v, events by %v", round, aFrom, eFrom)
+		return aFrom
+	}
+	from := write(1, nodes...)
+	for round := 2; round <= 3; round++ {
+		from = write(round, nodes...)
+	}
+
+	// The instance that delivered the last alert dies; the others deliver what follows.
+	dead, err := strconv.Atoi(from[len(from)-1])
+	require.NoError(t, err)
+	crashLedger(nodes[dead])
+	var live []*ledger
+	for i, l := range nodes {
+		if i != dead {
+			live = append(live, l)
+		}
+	}
+	before := len(alerts)
+	from = write(4, live...)
+	for _, f := range from[before:] {
+		require.NotEqual(t, strconv.Itoa(dead), f, "delivered by the instance that died")
+	}
+}
