@@ -114,3 +114,87 @@ func TestLeaseExpiresWhenItsHolderDies(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "", holder, "released")
 }
+
+// A renewal that timed out on its way back but was applied leaves the holder expecting an old
+// revision: the holder finds its own value in the key and goes on from the key's revision. A
+// key written by another holder ends the lease.
+func TestLeaseAdoptsItsOwnValueAtANewRevision(t *testing.T) {
+	url := eventstoretest.StartServer(t)
+	const ttl = 3 * time.Second
+	a := instanceStore(t, url, ttl)
+	l, ok, err := a.TryAcquireLease(t.Context(), "nightly", "a")
+	require.NoError(t, err)
+	require.True(t, ok)
+	kv, err := a.JetStream().KeyValue(t.Context(), eventstore.LeaseBucket(a.Stream))
+	require.NoError(t, err)
+	e, err := kv.Get(t.Context(), "nightly")
+	require.NoError(t, err)
+
+	// The applied renewal whose answer was lost: the holder's own value, at a revision it has
+	// not seen.
+	rev, err := kv.Put(t.Context(), "nightly", e.Value())
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		now, err := kv.Get(t.Context(), "nightly")
+		return err == nil && now.Revision() > rev
+	}, 10*time.Second, 20*time.Millisecond, "the holder renews from the key's revision")
+	select {
+	case <-l.Lost():
+		t.Fatalf("lease lost: %v", l.Err())
+	default:
+	}
+
+	// Another holder's value: the lease is lost at the next renewal, and says why.
+	_, err = kv.Put(t.Context(), "nightly", []byte(`{"holder":"b"}`))
+	require.NoError(t, err)
+	select {
+	case <-l.Lost():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a lease taken by another holder is still held")
+	}
+	require.ErrorContains(t, l.Err(), "lease nightly lost")
+	require.NoError(t, l.Release(t.Context()), "releasing a lost lease deletes nothing")
+	holder, err := a.LeaseHolder(t.Context(), "nightly")
+	require.NoError(t, err)
+	require.Equal(t, "b", holder)
+}
+
+// A try that fails (the cluster has lost its quorum, so the key cannot be created and the
+// request times out) does not end the wait: AcquireLease tries again and takes the lease once
+// the cluster is back.
+func TestLeaseWaitOutlastsAClusterWithoutQuorum(t *testing.T) {
+	c := eventstoretest.StartCluster(t, 3)
+	s := eventstore.New(t.TempDir())
+	s.URL, s.Replicas, s.LeaseTTL = c.URLs(), 3, 3*time.Second
+	require.NoError(t, s.Open(t.Context()))
+	t.Cleanup(func() { s.Close() })
+	l, err := s.AcquireLease(t.Context(), "nightly", "a", 20*time.Millisecond)
+	require.NoError(t, err)
+	require.NoError(t, l.Release(t.Context()))
+
+	c.Kill("n2")
+	c.Kill("n3")
+	_, _, err = s.TryAcquireLease(t.Context(), "nightly", "a")
+	require.Error(t, err, "no quorum, no lease")
+
+	got := make(chan error, 1)
+	go func() {
+		l, err := s.AcquireLease(t.Context(), "nightly", "a", 100*time.Millisecond)
+		if err == nil {
+			err = l.Release(t.Context())
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("the wait ended without a quorum: %v", err)
+	case <-time.After(time.Second):
+	}
+	c.Restart("n2")
+	select {
+	case err := <-got:
+		require.NoError(t, err)
+	case <-time.After(90 * time.Second):
+		t.Fatal("no lease once the cluster has its quorum again")
+	}
+}
