@@ -34,12 +34,21 @@ func NewTokenSecret() string {
 // IssueToken issues a token and returns its secret, which is not kept anywhere: the log
 // records its digest.
 func (l *Ledger) IssueToken(ctx context.Context, c Caller, note string, cmd domain.IssueToken) (string, Result, error) {
+	return l.IssueTokenSecret(ctx, c, note, cmd, NewTokenSecret())
+}
+
+// IssueTokenSecret issues a token whose secret is secret (made by NewTokenSecret): the caller
+// may keep it somewhere first, so that no crash leaves a token issued whose secret is lost
+// (the first start writes <data>/admin.token before it issues the admin token).
+func (l *Ledger) IssueTokenSecret(ctx context.Context, c Caller, note string, cmd domain.IssueToken, secret string) (string, Result, error) {
+	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) < len(TokenPrefix)+43 {
+		return "", Result{}, domain.Invalid("secret", "is not a token secret made by NewTokenSecret")
+	}
 	meta, err := l.meta(c, note, "")
 	if err != nil {
 		return "", Result{}, err
 	}
 	cmd.Name = strings.TrimSpace(cmd.Name)
-	secret := NewTokenSecret()
 	cmd.Digest = TokenDigest(secret)
 	res, err := l.token(ctx, cmd.Name, func(t domain.Token) (domain.Event, error) {
 		return domain.DecideIssueToken(t, cmd, meta)

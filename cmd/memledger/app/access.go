@@ -52,31 +52,67 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// ensureAdminToken issues the first admin token when the ledger has no token at all, and
-// writes its secret to <data>/admin.token (0600).
+// ensureAdminToken issues the first admin token when the ledger has no token at all. Its
+// secret is in <data>/admin.token (0600, written to a temporary file, synced and renamed)
+// before the token is issued: a crash in between leaves a file whose token was never issued,
+// which the next start replaces, never an admin token whose secret is lost. A ledger that
+// has tokens but no admin.token is told how to get an admin token back (token recover).
 func (m *Main) ensureAdminToken(ctx context.Context) error {
 	// The log says whether a token was ever issued: the projections may still be catching up
 	// (the service answers meanwhile), and a start must not wait for them.
 	last, err := m.Store.LastSeqOf(ctx, eventstore.SubjectPrefix+domain.KindToken+".>")
-	if err != nil || last > 0 {
+	if err != nil {
 		return err
 	}
 	path := m.Config.AdminTokenPath()
-	secret, _, err := m.Ledger.IssueToken(ctx, ledger.Caller{Actor: "memledger"}, "issued at the first start",
-		domain.IssueToken{Name: AdminTokenName, Role: domain.RoleAdmin})
-	if err != nil {
+	if last > 0 {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) && !m.recovering {
+			m.Logger.Warn("tokens were issued but "+path+" is missing: if no admin token is at hand, stop the service and run `memledger token recover --data "+m.Config.Data+"`, which issues a new admin token and writes it there",
+				"path", path)
+		}
+		return nil
+	}
+	secret := ledger.NewTokenSecret()
+	if err := writeSecretFile(path, secret); err != nil {
 		return fmt.Errorf("first admin token: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, dataFileMode)
-	if err != nil {
-		return fmt.Errorf("first admin token: %w", err)
-	}
-	_, err = f.WriteString(secret + "\n")
-	if err = errors.Join(err, f.Close()); err != nil {
+	if _, _, err := m.Ledger.IssueTokenSecret(ctx, ledger.Caller{Actor: "memledger"}, "issued at the first start",
+		domain.IssueToken{Name: AdminTokenName, Role: domain.RoleAdmin}, secret); err != nil {
 		return fmt.Errorf("first admin token: %w", err)
 	}
 	m.Logger.Info("issued the first admin token; use it as: Authorization: Bearer $(cat "+path+")", "path", path)
 	return nil
+}
+
+// writeSecretFile replaces path with a file (0600) holding secret and a line break, through a
+// temporary file beside it that is synced before it is renamed, and the directory synced
+// after: path holds the old content or the new, whole, on disk.
+func writeSecretFile(path, secret string) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	err = f.Chmod(dataFileMode)
+	if err == nil {
+		_, err = f.WriteString(secret + "\n")
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if err = errors.Join(err, f.Close()); err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	return errors.Join(d.Sync(), d.Close())
 }
 
 // allowedHosts are the hostnames the HTTP API answers to: the loopback names, --addr's host

@@ -70,6 +70,10 @@ type Main struct {
 	// Nightly is the nightly pipeline; tests may change its steps before running it.
 	Nightly *jobs.Nightly
 
+	// recovering is set by token recover, which issues the admin token the start would warn
+	// is missing.
+	recovering bool
+
 	lock     *dataLock
 	http     *http.Server
 	listener net.Listener

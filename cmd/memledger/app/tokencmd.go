@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -12,6 +13,9 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/memledger/memledger/domain"
+	"github.com/memledger/memledger/handlers/ledger"
 )
 
 const tokenUsage = `usage:
@@ -20,6 +24,9 @@ const tokenUsage = `usage:
   memledger token list [--json]
   memledger token revoke --name NAME [--note WHY]
 Each talks to the running service as an admin: --token, else MEMLEDGER_TOKEN, else <data>/admin.token.
+  memledger token recover [--name NAME] [--data DIR] [--nats-url ...]
+      with the service stopped: issues a new admin token on the data directory itself and
+      writes its secret to <data>/admin.token (the way back when no admin token is at hand)
 `
 
 // tokenCmd is `memledger token create|list|revoke`: the token API of the running service.
@@ -29,6 +36,9 @@ func tokenCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return exitError(2)
 	}
 	sub, args := args[0], args[1:]
+	if sub == "recover" {
+		return tokenRecover(ctx, args, stdout, stderr)
+	}
 	fs := flag.NewFlagSet("memledger token "+sub, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var addr, name, role, expires, note string
@@ -152,4 +162,50 @@ func expiryTime(s string, now time.Time) (time.Time, error) {
 		return now.Add(d), nil
 	}
 	return time.Time{}, fmt.Errorf("--expires %q: give a duration from now (90m, 12h, 30d) or an RFC 3339 time", s)
+}
+
+// tokenRecover is `memledger token recover`: with the service stopped, it opens the data
+// directory itself (the data lock refuses while serve runs), issues an admin token recorded as
+// issued by memledger on the data directory, and writes its secret to <data>/admin.token.
+func tokenRecover(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	fs := flag.NewFlagSet("memledger token recover", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.flags(fs, false)
+	name := fs.String("name", "", "the new admin token's name (default admin-recovered-<UTC time>; a name is never reused)")
+	if err := fs.Parse(args); err != nil {
+		return flagError(err)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "memledger token recover: unexpected arguments %q\n", fs.Args())
+		return exitError(2)
+	}
+	if *name == "" {
+		*name = "admin-recovered-" + strings.ToLower(time.Now().UTC().Format("20060102t150405"))
+	}
+	logger, err := cfg.logger(stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Addr, cfg.NightlyAt, cfg.Auth, cfg.MetricsAddr = "127.0.0.1:0", "", AuthOn, ""
+	m := NewMain(cfg, logger)
+	m.recovering = true
+	if err := m.Open(ctx); err != nil {
+		return fmt.Errorf("open the data directory (stop the service first): %w", err)
+	}
+	secret := ledger.NewTokenSecret()
+	path := cfg.AdminTokenPath()
+	_, _, err = m.Ledger.IssueTokenSecret(ctx, ledger.Caller{Actor: "memledger"}, "recovered on the data directory by memledger token recover",
+		domain.IssueToken{Name: *name, Role: domain.RoleAdmin}, secret)
+	if err == nil {
+		// The token is issued before the file is replaced: a failed issue leaves the file
+		// as it was (perhaps holding a working token) rather than a secret no token has. A
+		// crash in between loses only this new token's secret; run the command again.
+		err = writeSecretFile(path, secret)
+	}
+	if err = errors.Join(err, m.Close()); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "issued the admin token %s and wrote its secret to %s; start the service and use it as: Authorization: Bearer $(cat %s)\n", *name, path, path)
+	return nil
 }
