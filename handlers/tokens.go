@@ -96,8 +96,9 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 	signInTemplate.Execute(w, map[string]string{"Error": ""})
 }
 
-// signIn checks the token a person pasted and keeps it in an HttpOnly, SameSite=Strict
-// session cookie, which the pages then authenticate with.
+// signIn checks the token a person pasted and starts a session for it: the HttpOnly,
+// SameSite=Strict cookie holds the session's random id, which the pages then authenticate
+// with; the secret stays in no cookie.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
@@ -109,7 +110,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 		return
 	}
-	c, err := s.Auth.Token(secret)
+	c, id, expires, err := s.Auth.SignIn(secret)
 	if err != nil {
 		status := http.StatusUnauthorized
 		if !errors.Is(err, auth.ErrUnauthenticated) {
@@ -121,14 +122,44 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		signInTemplate.Execute(w, map[string]string{"Error": "That token is not accepted: " + strings.TrimPrefix(err.Error(), "unauthenticated: ")})
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: secret, Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int((12 * time.Hour).Seconds())})
+	http.SetCookie(w, sessionCookie(r, id, int(expires.Sub(s.Now()).Round(time.Second).Seconds())))
+	w.Header().Set("Cache-Control", "no-store")
 	s.Logger.Info("signed in", "principal", c.Principal, "role", c.Role)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
 
+// signOut ends the session (on the server, not only in the browser) and clears its cookie.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: auth.SessionCookie, Value: "", Path: "/", HttpOnly: true,
-		SameSite: http.SameSiteStrictMode, MaxAge: -1})
+	if ck, err := r.Cookie(auth.SessionCookie); err == nil && s.Auth != nil {
+		s.Auth.SignOut(ck.Value)
+	}
+	http.SetCookie(w, sessionCookie(r, "", -1))
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
+}
+
+// sessionCookie is the session cookie holding id for maxAge seconds (-1 clears it). It is
+// Secure when the request came over TLS, or through a proxy that says it did
+// (X-Forwarded-Proto or Forwarded proto=https): a client that forges that header only keeps
+// its own cookie from being sent back over plain HTTP, so no proxy needs to be trusted for it.
+func sessionCookie(r *http.Request, id string, maxAge int) *http.Cookie {
+	return &http.Cookie{Name: auth.SessionCookie, Value: id, Path: "/", HttpOnly: true,
+		SameSite: http.SameSiteStrictMode, Secure: overHTTPS(r), MaxAge: maxAge}
+}
+
+// overHTTPS reports whether r came over TLS, here or at a proxy in front that says so.
+func overHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if p, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Proto"), ","); strings.EqualFold(strings.TrimSpace(p), "https") {
+		return true
+	}
+	first, _, _ := strings.Cut(r.Header.Get("Forwarded"), ",")
+	for part := range strings.SplitSeq(first, ";") {
+		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
+		if strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
+			return true
+		}
+	}
+	return false
 }

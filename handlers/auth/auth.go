@@ -1,6 +1,6 @@
-// Package auth authenticates the callers of memledger's edges: a bearer token (or the session
-// cookie the sign-in page sets, which holds one) is looked up by its digest in the tokens
-// projection and becomes a ledger.Caller with the token's name as principal and actor.
+// Package auth authenticates the callers of memledger's edges: a bearer token is looked up by
+// its digest in the tokens projection (a session cookie of the sign-in page names its token),
+// and becomes a ledger.Caller with the token's name as principal and actor.
 package auth
 
 import (
@@ -16,8 +16,8 @@ import (
 	"github.com/memledger/memledger/projections"
 )
 
-// SessionCookie is the cookie the sign-in page sets: it holds the token, HttpOnly and
-// SameSite=Strict.
+// SessionCookie is the cookie the sign-in page sets: HttpOnly and SameSite=Strict, it holds a
+// session's random id (see SignIn), never the token's secret.
 const SessionCookie = "memledger_session"
 
 // Errors of authentication and authorisation: ErrUnauthenticated is a 401 (no usable
@@ -27,11 +27,20 @@ var (
 	ErrForbidden       = errors.New("forbidden")
 )
 
-// Authenticator turns a request's credentials into a caller.
+// Authenticator turns a request's credentials into a caller. It holds the pages' sessions.
 type Authenticator struct {
 	DB *projections.DB
 	// Now is the clock expiry is checked against (time.Now).
 	Now func() time.Time
+
+	sessions sessions
+}
+
+func (a *Authenticator) now() time.Time {
+	if a.Now != nil {
+		return a.Now()
+	}
+	return time.Now()
 }
 
 // ParseBearer returns the token of an Authorization header value "Bearer <token>" (the scheme
@@ -48,30 +57,23 @@ func ParseBearer(header string) (string, error) {
 	return tok, nil
 }
 
-// Credentials returns the token a request carries: from the Authorization header, else from
-// the session cookie; "" when it carries none.
-func Credentials(r *http.Request) (string, error) {
-	if h := r.Header.Get("Authorization"); h != "" {
-		return ParseBearer(h)
-	}
-	if c, err := r.Cookie(SessionCookie); err == nil && c.Value != "" {
-		return ParseBearer("Bearer " + c.Value)
-	}
-	return "", nil
-}
-
-// Authenticate returns the caller of request r: principal, actor and role from its token.
-// X-Actor names another actor only when the token has the on-behalf right. Errors wrap
-// ErrUnauthenticated or ErrForbidden with a detail for the client.
+// Authenticate returns the caller of request r: principal, actor and role from its bearer
+// token (the Authorization header), else from its session cookie. X-Actor names another actor
+// only when the token has the on-behalf right. Errors wrap ErrUnauthenticated or ErrForbidden
+// with a detail for the client.
 func (a *Authenticator) Authenticate(r *http.Request) (ledger.Caller, error) {
-	secret, err := Credentials(r)
-	if err != nil {
-		return ledger.Caller{}, err
+	var c ledger.Caller
+	var err error
+	if h := r.Header.Get("Authorization"); h != "" {
+		var secret string
+		if secret, err = ParseBearer(h); err == nil {
+			c, err = a.Token(secret)
+		}
+	} else if ck, cerr := r.Cookie(SessionCookie); cerr == nil && ck.Value != "" {
+		c, err = a.Session(ck.Value)
+	} else {
+		err = fmt.Errorf("%w: send a token: Authorization: Bearer <token>", ErrUnauthenticated)
 	}
-	if secret == "" {
-		return ledger.Caller{}, fmt.Errorf("%w: send a token: Authorization: Bearer <token>", ErrUnauthenticated)
-	}
-	c, err := a.Token(secret)
 	if err != nil {
 		return ledger.Caller{}, err
 	}
@@ -88,11 +90,12 @@ func (a *Authenticator) Token(secret string) (ledger.Caller, error) {
 	if err != nil {
 		return ledger.Caller{}, err
 	}
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	if err := t.Usable(now()); err != nil {
+	return a.usable(t)
+}
+
+// usable is the caller of token t, or an ErrUnauthenticated when it is revoked or expired.
+func (a *Authenticator) usable(t domain.Token) (ledger.Caller, error) {
+	if err := t.Usable(a.now()); err != nil {
 		return ledger.Caller{}, fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
 	return ledger.Caller{Actor: t.Name, Principal: t.Name, Role: t.Role, OnBehalf: t.CanActOnBehalf()}, nil
