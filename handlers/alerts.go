@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/nats-io/nats.go/jetstream"
 )
@@ -142,6 +144,15 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 	for {
 		msg, err := it.Next()
 		if err != nil {
+			if ended := auth.Ended(r.Context()); ended != nil {
+				// The stream's token was revoked or expired, or its session ended: its last
+				// line says so.
+				data, _ := json.Marshal(watchEnd{End: "unauthenticated",
+					Reason: strings.TrimPrefix(ended.Error(), auth.ErrUnauthenticated.Error()+": ")})
+				out.Write(append(data, '\n'))
+				out.Flush()
+				rc.Flush()
+			}
 			return
 		}
 		meta, err := msg.Metadata()
@@ -159,6 +170,12 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// watchEnd is the last line of an alert watch stream its credentials ended.
+type watchEnd struct {
+	End    string `json:"end"`
+	Reason string `json:"reason"`
 }
 
 // parseSince reads a point in time given as RFC 3339 or as a duration before now ("1h").

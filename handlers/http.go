@@ -214,6 +214,14 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.Se
 	if r = s.authorize(w, r, pattern); r == nil {
 		return
 	}
+	if routes[pattern].stream && s.Auth != nil {
+		if _, ok := auth.CallerFrom(r.Context()); ok {
+			// A stream ends once its credentials no longer authenticate.
+			ctx, release := s.Auth.Hold(r)
+			defer release()
+			r = r.WithContext(ctx)
+		}
+	}
 	if err := checkRouteQuery(pattern, r.URL.Query()); err != nil {
 		s.refuseQuery(w, r, pattern, err)
 		return

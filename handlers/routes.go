@@ -24,6 +24,9 @@ type route struct {
 	// uncheckedQuery leaves the query to the route: the Model Context Protocol's transport
 	// follows its own specification.
 	uncheckedQuery bool
+	// stream routes answer for long: their request is held (auth.Hold), so that the answer
+	// ends once its token is revoked or expires, or its session ends.
+	stream bool
 }
 
 // The query parameters of the routes that read lists.
@@ -68,11 +71,11 @@ var routes = map[string]route{
 	"DELETE /documents/{id}":      {role: domain.RoleWriter, query: []string{"note"}},
 	"POST /documents/{id}/chunks": {role: domain.RoleWriter},
 
-	"GET /events": {role: domain.RoleReader, query: feed.QueryParams},
+	"GET /events": {role: domain.RoleReader, query: feed.QueryParams, stream: true},
 
 	"GET /admin/audit/recent":               {query: []string{"action", "actor", "since", "limit"}},
 	"GET /admin/alerts":                     {query: []string{"severity", "limit"}},
-	"GET /admin/alerts/watch":               {query: []string{"severity", "since"}},
+	"GET /admin/alerts/watch":               {query: []string{"severity", "since"}, stream: true},
 	"POST /admin/alerts/redeliver":          {role: domain.RoleAdmin},
 	"GET /admin/nightly":                    {query: []string{"limit"}},
 	"POST /admin/subscriptions":             {role: domain.RoleAdmin},
@@ -96,10 +99,9 @@ var routes = map[string]route{
 	"POST /ui/revert":      {role: domain.RoleAdmin},
 	"POST /ui/review/{id}": {role: domain.RoleReviewer},
 
-	// The MCP endpoint's tools act with every role until they are bound to the token's.
 	// The MCP endpoint acts as the token's principal with its role: a reader's session has the
 	// read tools, a writer's the writes too, a reviewer's promote and reject (mcpserver).
-	"/mcp": {role: domain.RoleReader, uncheckedQuery: true},
+	"/mcp": {role: domain.RoleReader, uncheckedQuery: true, stream: true},
 }
 
 // pageQuery is the query parameters of a web page: its own, and flash, what the review form's

@@ -19,6 +19,7 @@ import (
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/projections"
 )
 
@@ -46,6 +47,8 @@ const (
 	EndCut      = "cut"      // the reader did not keep up
 	EndShutdown = "shutdown" // the service is stopping
 	EndError    = "error"    // reading the log failed
+	// EndUnauthenticated: the feed's token was revoked or expired, or its session ended.
+	EndUnauthenticated = "unauthenticated"
 )
 
 // End is the last line of a feed (in Server-Sent Events, the data of an "end" event): why it
@@ -338,6 +341,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req request) {
 	out := bufio.NewWriterSize(w, 64<<10)
 	heartbeat := time.NewTicker(s.Heartbeat)
 	defer heartbeat.Stop()
+	clientGone := r.Context().Done()
 	write := func(lines [][]byte) error {
 		rc.SetWriteDeadline(time.Now().Add(s.WriteTimeout))
 		for _, l := range lines {
@@ -369,8 +373,12 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, req request) {
 			if req.sse && write([][]byte{[]byte(": keep-alive\n\n")}) != nil {
 				return
 			}
-		case <-r.Context().Done():
-			return
+		case <-clientGone:
+			if auth.Ended(r.Context()) == nil {
+				return
+			}
+			// The feed's credentials ended it: the producer ends it with its last line.
+			clientGone = nil
 		}
 	}
 }
@@ -415,6 +423,10 @@ func (s *Server) produce(ctx, client context.Context, req request, q *queue) []b
 		end.Reason = fmt.Sprintf("the reader did not keep up: the feed's buffer (%d bytes) stayed full for %s; resume with from=%d or Last-Event-ID: %d",
 			s.BufferBytes, s.StallTimeout, end.NextFrom, end.NextFrom-1)
 		s.Logger.Warn("change feed: cut a reader that did not keep up", "last_seq", sent, "next_from", end.NextFrom)
+	case auth.Ended(client) != nil:
+		end.End = EndUnauthenticated
+		end.Reason = fmt.Sprintf("%s; resume with from=%d with a token that is valid",
+			strings.TrimPrefix(auth.Ended(client).Error(), auth.ErrUnauthenticated.Error()+": "), end.NextFrom)
 	case client.Err() != nil:
 		return nil
 	case s.Done.Err() != nil:

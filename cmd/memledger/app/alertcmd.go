@@ -158,6 +158,14 @@ func watchAlerts(ctx context.Context, args []string, stdout, stderr io.Writer) e
 			fmt.Fprintln(stdout, sc.Text())
 			continue
 		}
+		var end struct {
+			End    string `json:"end"`
+			Reason string `json:"reason"`
+		}
+		if json.Unmarshal(sc.Bytes(), &end) == nil && end.End != "" {
+			// The service ended the stream (its token was revoked or expired).
+			return fmt.Errorf("the service ended the stream (%s): %s", end.End, end.Reason)
+		}
 		var a domain.Alert
 		if err := json.Unmarshal(sc.Bytes(), &a); err != nil {
 			return fmt.Errorf("unreadable alert: %w", err)
