@@ -18,13 +18,18 @@ import (
 // reader of its lines and the body to close.
 func openStream(t *testing.T, l *ledger, path string, headers ...string) (*bufio.Reader, io.Closer) {
 	t.Helper()
+	return openStreamWith(t, http.DefaultClient, l, path, headers...)
+}
+
+func openStreamWith(t *testing.T, client *http.Client, l *ledger, path string, headers ...string) (*bufio.Reader, io.Closer) {
+	t.Helper()
 	req, err := http.NewRequest("GET", l.URL+path, nil)
 	require.NoError(t, err)
 	req.Header.Set(noToken, "1")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := http.DefaultClient.Do(req)
+	res, err := client.Do(req)
 	require.NoError(t, err)
 	require.Equal(t, http.StatusOK, res.StatusCode)
 	t.Cleanup(func() { res.Body.Close() })
@@ -132,4 +137,45 @@ func TestStreamsEndWithTheirCredentials(t *testing.T) {
 	line, err := rd.ReadString('\n')
 	require.NoError(t, err)
 	require.Contains(t, line, "still streaming")
+}
+
+// An MCP session's open stream over HTTP (the standalone Server-Sent Events stream) ends once
+// its token is revoked; the session's next request is a 401 that says why.
+func TestMCPStreamEndsWithItsToken(t *testing.T) {
+	l := startLedger(t)
+	tok := "Bearer " + l.token("assistant", "writer", nil)
+	client := &http.Client{Transport: mcpTransport} // /mcp follows its own specification, not the OpenAPI document
+	post := func(session, body string) *http.Response {
+		req, err := http.NewRequest("POST", l.URL+"/mcp", strings.NewReader(body))
+		require.NoError(t, err)
+		req.Header.Set("Authorization", tok)
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if session != "" {
+			req.Header.Set("Mcp-Session-Id", session)
+		}
+		res, err := client.Do(req)
+		require.NoError(t, err)
+		return res
+	}
+	res := post("", `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"test","version":"1"}}}`)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	session := res.Header.Get("Mcp-Session-Id")
+	require.NotEmpty(t, session)
+	res = post(session, `{"jsonrpc":"2.0","method":"notifications/initialized"}`)
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	require.Less(t, res.StatusCode, 300)
+
+	rd, body := openStreamWith(t, client, l, "/mcp", "Authorization", tok, "Mcp-Session-Id", session, "Accept", "text/event-stream")
+	l.expect(http.StatusOK, "DELETE", "/admin/tokens/assistant", nil)
+	lastLines(t, rd, body) // ends, within the deadline
+
+	res = post(session, `{"jsonrpc":"2.0","id":2,"method":"tools/list"}`)
+	data, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	require.Equal(t, http.StatusUnauthorized, res.StatusCode)
+	require.Contains(t, string(data), "revoked")
 }
