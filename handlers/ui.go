@@ -88,6 +88,18 @@ type page struct {
 	Severities                 []domain.Severity
 	Checks                     []string
 	LastNightly                *projections.NightlyRun
+	// Principal and Role are who is signed in (empty without authentication, when every
+	// role's pages are offered).
+	Principal string
+	Role      domain.Role
+}
+
+// May reports whether the signed-in role may use the route with ServeMux pattern p, as the
+// route table says: a page offers only the links and buttons its reader may use (the
+// server refuses the others all the same).
+func (p page) May(pattern string) bool {
+	need, public := RouteRole(pattern)
+	return public || p.Role.Allows(need)
 }
 
 // flashPattern is the only message a page shows from its address: what the review queue's
@@ -120,6 +132,12 @@ func (s *Server) render(w http.ResponseWriter, r *http.Request, name string, p p
 	p.Version, p.Statuses, p.Types, p.Severities, p.Checks = s.Version, domain.Statuses, domain.MemoryTypes, domain.Severities, domain.IntegrityChecks
 	if p.Flash == "" {
 		p.Flash = flashOf(r)
+	}
+	p.Role = domain.RoleAdmin // without authentication every role's pages are offered
+	if c, ok := auth.CallerFrom(r.Context()); ok {
+		p.Principal, p.Role = c.Principal, c.Role
+	} else if s.Auth != nil {
+		p.Role = ""
 	}
 	var buf bytes.Buffer
 	if err := pages[name].ExecuteTemplate(&buf, "layout", p); err != nil {
