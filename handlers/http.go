@@ -226,8 +226,19 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.Se
 		s.refuseQuery(w, r, pattern, err)
 		return
 	}
-	if isRead(pattern) && !s.gateRead(w, r, pattern) {
-		return
+	if isRead(pattern) {
+		asked, _ := s.minSeq(r)
+		if !s.gateRead(w, r, pattern) {
+			return
+		}
+		if asked > 0 && s.Auth != nil {
+			// The read waited for a position: the caller is authenticated again there, so
+			// that a revocation the client knows of (its seq as min_seq) is honoured by an
+			// instance whose projections had not applied it yet.
+			if r = s.authorize(w, r, pattern); r == nil {
+				return
+			}
+		}
 	}
 	mux.ServeHTTP(w, r)
 }
