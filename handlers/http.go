@@ -110,7 +110,8 @@ func NewServer(l *ledger.Ledger, runner *projections.Runner) *Server {
 		Jobs: jobs.DefaultRules(), Pipeline: jobs.DefaultPipelineRules(), Now: time.Now, Logger: slog.Default()}
 }
 
-// Handler returns the API's routes. It changes nothing in s.
+// Handler returns the API's routes. It changes nothing in s but the metrics, made once and
+// shared with MetricsHandler.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /memory", s.createMemory)
