@@ -82,7 +82,7 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request) {
 
 var signInTemplate = template.Must(template.New("signin").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Sign in · memledger</title>
-<link rel="stylesheet" href="/ui/static/style.css"></head>
+<link rel="stylesheet" href="/ui/static/app.css"></head>
 <body><main><h1>Sign in</h1>
 {{if .Error}}<p class="error" role="alert">{{.Error}}</p>{{end}}
 <form method="post" action="/ui/signin">

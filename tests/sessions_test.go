@@ -3,6 +3,7 @@ package tests
 import (
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -64,6 +65,12 @@ func TestSessionCookie(t *testing.T) {
 	clk := newClock(time.Now().UTC())
 	l := startLedger(t, withClock(clk.Now))
 	secret := l.token("rita", "reviewer", nil)
+
+	// The sign-in page's stylesheet is one the server has.
+	form := string(l.expect(http.StatusOK, "GET", "/ui/signin", nil, noToken, "1").Body)
+	css := regexp.MustCompile(`<link rel="stylesheet" href="([^"]+)"`).FindStringSubmatch(form)
+	require.NotNil(t, css, form)
+	l.expect(http.StatusOK, "GET", css[1], nil, noToken, "1")
 
 	res := signInForm(t, l, secret)
 	require.Equal(t, http.StatusSeeOther, res.StatusCode)
