@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -112,4 +114,46 @@ func TestClusterDeliversOnce(t *testing.T) {
 	for _, f := range from[before:] {
 		require.NotEqual(t, strconv.Itoa(dead), f, "delivered by the instance that died")
 	}
+}
+
+// A subscription removed on one instance while another was stopped is not delivered again by
+// the other when it starts: its manager waits until its projections have caught up with the
+// log (and so with the removal) before it acts on the subscriptions they hold.
+func TestClusterSubscriptionRemovedWhileAnInstanceWasDown(t *testing.T) {
+	url := eventstoretest.StartServer(t)
+	hook := newHookServer(t, hookOK)
+	key := filepath.Join(t.TempDir(), "subscription-secrets.key")
+	a := startLedger(t, withSubscriptionBackoff, withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile = url, key }))
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, a.cfg.Data)+"\n"), 0o600))
+	hold, release := make(chan struct{}), make(chan struct{})
+	var held atomic.Bool
+	b := startLedger(t, withSubscriptionBackoff, withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile, c.Data = url, key, dir }))
+	res := a.expect(http.StatusCreated, "POST", "/admin/subscriptions", map[string]any{"url": hook.URL + "/events",
+		"subjects": []string{"ledger.memory.>"}, "from": "beginning", "secret": "a-secret-of-some-length"})
+	id := res.JSON(t)["id"].(string)
+	a.mem(map[string]any{"memory_type": "knowledge", "content": "delivered once"})
+	require.Eventually(t, func() bool { return len(hook.delivered()) == 1 }, 30*time.Second, 10*time.Millisecond)
+
+	b.stop()
+	a.expect(http.StatusOK, "DELETE", "/admin/subscriptions/"+id, nil)
+	// b starts with its projections held before they apply the removal.
+	b.projectionsHook = func([]domain.Event) error {
+		if held.CompareAndSwap(false, true) {
+			close(hold)
+			<-release
+		}
+		return nil
+	}
+	var once sync.Once
+	open := func() { once.Do(func() { close(release) }) }
+	t.Cleanup(open) // before b's own cleanup stops it, should the test fail while held
+	b.start()
+	<-hold
+	time.Sleep(time.Second) // several of the manager's reconcile intervals, were it running
+	require.Equal(t, 1, len(hook.delivered()), "nothing delivered from projections that have not seen the removal")
+	open()
+	require.NoError(t, b.Main.Runner.WaitFor(t.Context(), b.Main.Runner.CatchUpTo))
+	time.Sleep(500 * time.Millisecond)
+	require.Equal(t, 1, len(hook.delivered()), "the removed subscription is not delivered again")
 }

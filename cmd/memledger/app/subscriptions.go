@@ -24,6 +24,12 @@ func (m *Main) startSubscriptions(ctx context.Context) error {
 	m.sinksDone.Add(1)
 	go func() {
 		defer m.sinksDone.Done()
+		// The manager acts on the subscriptions as the projections hold them: before they have
+		// caught up with the log, one removed or reset meanwhile (by another instance, or
+		// before this start) would be made again and delivered from its start once more.
+		if err := m.Runner.WaitFor(ctx, m.Runner.CatchUpTo); err != nil {
+			return
+		}
 		mgr.Run(ctx)
 	}()
 	return nil
