@@ -197,6 +197,21 @@ func TestClusterReplicatedStream(t *testing.T) {
 	var id string
 	t.Run("AppendLoad", func(t *testing.T) {
 		ctx := t.Context()
+		// A stream just made may still change its leader, and a new leader that has not yet
+		// applied the last append refuses the next one's expected sequence: the appends below
+		// begin once every replica is current.
+		require.Eventually(t, func() bool {
+			info, err := streamInfo(ctx, s)
+			if err != nil || info.Cluster == nil || info.Cluster.Leader == "" || len(info.Cluster.Replicas) != clusterSize-1 {
+				return false
+			}
+			for _, p := range info.Cluster.Replicas {
+				if !p.Current {
+					return false
+				}
+			}
+			return true
+		}, 30*time.Second, 20*time.Millisecond, "every replica of the new stream current")
 		id = newMemoryID()
 		other := newMemoryID()
 		created := memEvent(other, 0, createdPayload(domain.StatusActive))

@@ -78,6 +78,7 @@ func (s *Store) reviveLoop(srv *server.Server, r *revival) {
 				werr = s.writeError()
 			}
 			if werr == nil {
+				r.broken.Store(nil)
 				offSince = time.Time{}
 				continue
 			}
@@ -116,6 +117,7 @@ func (s *Store) reviveLoop(srv *server.Server, r *revival) {
 		cfg := r.cfg
 		if err := srv.EnableJetStream(&cfg); err != nil {
 			s.Logger.Error("log: starting JetStream again failed; trying again", "err", err)
+			srv.ShutdownJetStream() // a failed start can leave it half on
 			continue
 		}
 		r.broken.Store(nil)

@@ -120,9 +120,9 @@ func TestSinkRunnerDeliversNewAlertsInOrder(t *testing.T) {
 		want = append(want, fmt.Sprint("alert ", i))
 		sinkTestRaise(t, store, want[i])
 	}
-	require.Eventually(t, func() bool { return len(sink.got()) == 5 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return len(sink.got()) == 5 }, 30*time.Second, 5*time.Millisecond)
 	require.Equal(t, want, sink.got(), "a new sink sees the alerts raised from then on, in order")
-	require.Eventually(t, func() bool { return r.Status().Delivered == 5 }, 10*time.Second, 5*time.Millisecond)
+	require.Eventually(t, func() bool { return r.Status().Delivered == 5 }, 30*time.Second, 5*time.Millisecond)
 	stop()
 	info, err := cons.Info(context.Background())
 	require.NoError(t, err)

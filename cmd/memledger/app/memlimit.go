@@ -32,9 +32,10 @@ func (c Config) memoryLimit() int64 {
 // as often as it must to keep the heap and the runtime's own memory under it, rather than
 // letting the heap grow to twice what is live before each collection. It bounds memledger's
 // own memory, not the page cache of the mapped projection file, which the kernel reclaims.
-// GOMEMLIMIT, when set, is the runtime's already and wins.
+// GOMEMLIMIT, when set to a limit, is the runtime's already and wins (empty or "off" leave the
+// flag to decide).
 func applyMemoryLimit(c Config, logger *slog.Logger) {
-	if v, ok := os.LookupEnv("GOMEMLIMIT"); ok {
+	if v := os.Getenv("GOMEMLIMIT"); v != "" && v != "off" {
 		logger.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v, "bytes", debug.SetMemoryLimit(-1))
 		return
 	}
