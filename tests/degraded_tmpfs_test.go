@@ -127,7 +127,12 @@ func TestLogOnAFullDiskDegradesAndRecovers(t *testing.T) {
 		l.expect(http.StatusOK, "GET", "/memory/"+id, nil)
 	}
 
-	last := l.Main.Runner.Applied()
+	// verify compares both views with the log: stop once each has applied all of it (the search
+	// index follows the log on its own).
+	last, err := l.Main.Store.LastSeq(t.Context())
+	require.NoError(t, err)
+	require.NoError(t, l.Main.Runner.WaitFor(t.Context(), last))
+	require.NoError(t, l.Main.Search.WaitFor(t.Context(), last))
 	l.stop()
 	verifyClean(t, data, last)
 	l.start()
