@@ -215,16 +215,8 @@ func TestReadYourWritesWithMinSeq(t *testing.T) {
 	res := l.expect(http.StatusOK, "GET", "/memory/"+m.ID, nil)
 	require.Equal(t, m.Seq, position(t, res))
 
-	g.hold()
 	defer g.release()
-	update := l.answerOf("PUT", "/memory/"+m.ID, map[string]any{"content": "second"})
-	g.waitHeld(t)
-	var h catchUpHealth
-	eventually(t, func() bool {
-		l.expect(http.StatusOK, "GET", "/health", nil).Decode(t, &h)
-		return h.LastSeq > m.Seq
-	}, "the update is in the log")
-	written := h.LastSeq
+	update, written := heldUpdate(t, l, g, m, "second")
 
 	// Without min_seq: served now, from the position the projections are at.
 	res = l.expect(http.StatusOK, "GET", "/memory/"+m.ID, nil)
@@ -269,22 +261,31 @@ func TestReadYourWritesWithMinSeq(t *testing.T) {
 	requireProblem(t, l.do("GET", "/memory?min_seq=-1", nil), http.StatusBadRequest, "min_seq")
 }
 
-// A read whose min_seq the projections do not reach within the wait answers 503.
-func TestMinSeqNotReachedAnswers503(t *testing.T) {
-	g := newGate()
-	l := startLedger(t, withProjectionsHook(g.hook), withConfig(func(c *app.Config) { c.ReadWait = 200 * time.Millisecond }))
-	t.Cleanup(g.release) // before the ledger stops
-	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "first"})
+// heldUpdate holds the projections back with g and updates memory m to content: it returns
+// the update's answer, which comes once g lets go, and the log position the update was
+// written at, which the projections have not applied.
+func heldUpdate(t *testing.T, l *ledger, g *gate, m domain.Memory, content string) (<-chan response, uint64) {
+	t.Helper()
 	g.hold()
-	defer g.release()
-	update := l.answerOf("PUT", "/memory/"+m.ID, map[string]any{"content": "second"})
+	update := l.answerOf("PUT", "/memory/"+m.ID, map[string]any{"content": content})
 	g.waitHeld(t)
 	var h catchUpHealth
 	eventually(t, func() bool {
 		l.expect(http.StatusOK, "GET", "/health", nil).Decode(t, &h)
 		return h.LastSeq > m.Seq
 	}, "the update is in the log")
-	res := l.do("GET", fmt.Sprintf("/memory/%s?min_seq=%d", m.ID, h.LastSeq), nil)
+	return update, h.LastSeq
+}
+
+// A read whose min_seq the projections do not reach within the wait answers 503.
+func TestMinSeqNotReachedAnswers503(t *testing.T) {
+	g := newGate()
+	l := startLedger(t, withProjectionsHook(g.hook), withConfig(func(c *app.Config) { c.ReadWait = 200 * time.Millisecond }))
+	t.Cleanup(g.release) // before the ledger stops
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "first"})
+	defer g.release()
+	update, written := heldUpdate(t, l, g, m, "second")
+	res := l.do("GET", fmt.Sprintf("/memory/%s?min_seq=%d", m.ID, written), nil)
 	requireProblem(t, res, http.StatusServiceUnavailable, "", "min_seq", fmt.Sprintf("position %d", m.Seq))
 	require.Equal(t, "1", res.Header.Get("Retry-After"))
 	g.release()

@@ -71,16 +71,8 @@ func TestMCPReadsWithMinSeq(t *testing.T) {
 	require.Equal(t, m.Seq, positionOf(t, out))
 	require.Equal(t, m.Seq, uint64(out["seq"].(float64)), "the memory's own seq is still its version")
 
-	g.hold()
 	defer g.release()
-	update := l.answerOf("PUT", "/memory/"+m.ID, map[string]any{"content": "second light"})
-	g.waitHeld(t)
-	var h catchUpHealth
-	eventually(t, func() bool {
-		l.expect(http.StatusOK, "GET", "/health", nil).Decode(t, &h)
-		return h.LastSeq > m.Seq
-	}, "the update is in the log")
-	written := h.LastSeq
+	update, written := heldUpdate(t, l, g, m, "second light")
 
 	// Without min_seq: served now, from where the projections are, and says so.
 	out = c.call(t, "get_memory", map[string]any{"id": m.ID})
@@ -136,18 +128,11 @@ func TestMCPMinSeqNotReached(t *testing.T) {
 	t.Cleanup(g.release) // before the ledger stops
 	c := mcpHTTP(t, l, nil)
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "first"})
-	g.hold()
 	defer g.release()
-	update := l.answerOf("PUT", "/memory/"+m.ID, map[string]any{"content": "second"})
-	g.waitHeld(t)
-	var h catchUpHealth
-	eventually(t, func() bool {
-		l.expect(http.StatusOK, "GET", "/health", nil).Decode(t, &h)
-		return h.LastSeq > m.Seq
-	}, "the update is in the log")
-	msg := c.callErr(t, "list_memories", map[string]any{"min_seq": h.LastSeq})
+	update, written := heldUpdate(t, l, g, m, "second")
+	msg := c.callErr(t, "list_memories", map[string]any{"min_seq": written})
 	require.Contains(t, msg, "not readable yet")
-	require.Contains(t, msg, fmt.Sprintf("position %d, behind %d", m.Seq, h.LastSeq))
+	require.Contains(t, msg, fmt.Sprintf("position %d, behind %d", m.Seq, written))
 	require.Contains(t, msg, "retry")
 	g.release()
 	require.Equal(t, http.StatusOK, receive(t, update).Status)
