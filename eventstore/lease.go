@@ -25,6 +25,7 @@ func LeaseBucket(stream string) string { return stream + "_LEASES" }
 // that dies (or is cut off) loses it TTL after its last renewal, by the server's clock alone
 // (a holder cut off gives it up sooner, see renew).
 type Lease struct {
+	store  *Store
 	kv     jetstream.KeyValue
 	key    string
 	holder string
@@ -91,10 +92,10 @@ func leaseRequestContext(ctx context.Context) (context.Context, context.CancelFu
 	return context.WithTimeout(ctx, readTimeout)
 }
 
-// forgetLeaseBucket drops the opened bucket after an error that may mean it is gone, so that
-// the next try creates it again.
+// forgetLeaseBucket drops the opened bucket after an error that may mean it is gone (see
+// leaseBucketGone), so that the next try creates it again.
 func (s *Store) forgetLeaseBucket(err error) {
-	if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, jetstream.ErrStreamNotFound) {
+	if leaseBucketGone(err) {
 		s.leases.mu.Lock()
 		s.leases.kv = nil
 		s.leases.mu.Unlock()
@@ -113,7 +114,8 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 	rctx, cancel := leaseRequestContext(ctx)
 	rev, err := kv.Create(rctx, name, value)
 	cancel()
-	if errors.Is(err, jetstream.ErrKeyExists) {
+	if leaseRaceLost(err) {
+		// Held by another, or just taken by another from under a delete marker.
 		return nil, false, nil
 	}
 	if err != nil {
@@ -132,14 +134,17 @@ func (s *Store) TryAcquireLease(ctx context.Context, name, holder string) (*Leas
 		cancel()
 		return nil, false, fmt.Errorf("lease %s: %w", name, err)
 	}
-	l := &Lease{kv: kv, key: name, holder: holder, value: value, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
+	l := &Lease{store: s, kv: kv, key: name, holder: holder, value: value, rev: rev, lost: make(chan struct{}), stop: make(chan struct{}), done: make(chan struct{})}
 	go l.renew(status.TTL(), sent)
 	return l, true, nil
 }
 
 // AcquireLease waits until it holds the lease name for holder (trying every poll), or ctx is
-// done. A try that fails (the server or cluster does not answer, say while its leader
-// changes) is logged and made again at the next poll: the wait is bounded by ctx alone.
+// done. A try that fails for a while (the server or cluster does not answer, say while its
+// leader changes; see leaseRetryable) is logged and made again at the next poll: that wait
+// is bounded by ctx alone. A try the server refuses for good (an account limit, a
+// permission, a bucket that cannot be made) ends the wait at once with an error that wraps
+// ErrLeaseRefused and says why.
 func (s *Store) AcquireLease(ctx context.Context, name, holder string, poll time.Duration) (*Lease, error) {
 	var failing error
 	for {
@@ -150,6 +155,12 @@ func (s *Store) AcquireLease(ctx context.Context, name, holder string, poll time
 				s.Logger.Info("lease taken after failed tries", "lease", name, "holder", holder)
 			}
 			return l, nil
+		case err != nil && ctx.Err() == nil && !s.leaseRetryable(err):
+			if s.leasePermissionDenied() {
+				// The request timed out; the refusal came apart, on the connection.
+				err = fmt.Errorf("%w: %w", err, s.nc.LastError())
+			}
+			return nil, fmt.Errorf("%w by the NATS server, not tried again: %w", ErrLeaseRefused, err)
 		case err != nil && ctx.Err() == nil:
 			if failing == nil {
 				s.Logger.Warn("taking a lease failed; trying again", "lease", name, "holder", holder, "err", err)
@@ -237,8 +248,10 @@ func (l *Lease) renew(ttl time.Duration, sent time.Time) {
 		}
 		last = err
 		var apiErr *jetstream.APIError
-		if errors.As(err, &apiErr) || errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
-			// Another holder wrote it, or the server removed it: the lease expired.
+		if leaseRaceLost(err) || (errors.As(err, &apiErr) && !l.store.leaseRetryable(err)) {
+			// Another holder wrote it, or the server removed it (the lease expired), or the
+			// server refuses the renewal for good. Other failures (no answer, a closed
+			// connection) are tried again until the give-up deadline.
 			l.end(fmt.Errorf("lease %s lost: %w", l.key, err))
 			return
 		}

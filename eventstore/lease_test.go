@@ -1,11 +1,16 @@
 package eventstore_test
 
 import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/eventstore"
@@ -197,4 +202,83 @@ func TestLeaseWaitOutlastsAClusterWithoutQuorum(t *testing.T) {
 	case <-time.After(90 * time.Second):
 		t.Fatal("no lease once the cluster has its quorum again")
 	}
+}
+
+// startAccountsServer starts a NATS server with JetStream whose users are in accounts of their
+// own: "limited" may keep one stream (the log, so no lease bucket), "denied" may not touch the
+// lease bucket's stream. It returns the server's URL.
+func startAccountsServer(t *testing.T) string {
+	t.Helper()
+	bucket := eventstore.LeaseBucket("LEDGER")
+	conf := filepath.Join(t.TempDir(), "nats.conf")
+	require.NoError(t, os.WriteFile(conf, []byte(fmt.Sprintf(`
+listen: "127.0.0.1:-1"
+jetstream { store_dir: %q }
+accounts {
+  LIMITED { jetstream { max_streams: 1 }, users: [{ user: limited, password: secret }] }
+  DENIED {
+    jetstream: enabled
+    users: [{ user: denied, password: secret, permissions: { publish: { deny: [
+      "$JS.API.STREAM.CREATE.KV_%[2]s", "$JS.API.STREAM.UPDATE.KV_%[2]s", "$JS.API.STREAM.INFO.KV_%[2]s"
+    ] } } }]
+  }
+}
+`, t.TempDir(), bucket)), 0o600))
+	opts, err := server.ProcessConfigFile(conf)
+	require.NoError(t, err)
+	opts.NoSigs, opts.NoLog = true, true
+	srv, err := server.NewServer(opts)
+	require.NoError(t, err)
+	go srv.Start()
+	require.True(t, srv.ReadyForConnections(10*time.Second), "the NATS server is not ready")
+	t.Cleanup(func() {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+	})
+	return srv.ClientURL()
+}
+
+// A lease the server refuses for good (the account may keep no more streams, or the user may
+// not make the lease bucket) ends the wait at once with an error that says why, instead of
+// retrying until the caller's deadline (a nightly run's is 30 minutes).
+func TestLeaseRefusedForGoodFailsFast(t *testing.T) {
+	url := startAccountsServer(t)
+	for _, tc := range []struct{ user, why string }{
+		{"limited", "maximum number of streams reached"},
+		{"denied", "ermissions"},
+	} {
+		t.Run(tc.user, func(t *testing.T) {
+			s := eventstore.New(t.TempDir())
+			s.URL, s.User, s.Password = url, tc.user, "secret"
+			require.NoError(t, s.Open(t.Context()))
+			t.Cleanup(func() { s.Close() })
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			_, err := s.AcquireLease(ctx, "nightly", "a", 20*time.Millisecond)
+			require.ErrorIs(t, err, eventstore.ErrLeaseRefused)
+			require.ErrorContains(t, err, tc.why)
+			require.NoError(t, ctx.Err(), "the wait ran to its deadline")
+		})
+	}
+}
+
+// A lease bucket deleted under an instance that had opened it (an operator's clean-up, a
+// restore) is made again by its next try: its key writes answer "no responders", which makes
+// the store forget the bucket it had opened.
+func TestLeaseBucketDeletedIsMadeAgain(t *testing.T) {
+	url := eventstoretest.StartServer(t)
+	s := instanceStore(t, url, 3*time.Second)
+	l, err := s.AcquireLease(t.Context(), "nightly", "a", 20*time.Millisecond)
+	require.NoError(t, err)
+	require.NoError(t, l.Release(t.Context()))
+
+	require.NoError(t, s.JetStream().DeleteKeyValue(t.Context(), eventstore.LeaseBucket(s.Stream)))
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	l, err = s.AcquireLease(ctx, "nightly", "a", 20*time.Millisecond)
+	require.NoError(t, err, "the lease of a deleted bucket")
+	holder, err := s.LeaseHolder(t.Context(), "nightly")
+	require.NoError(t, err)
+	require.Equal(t, "a", holder)
+	require.NoError(t, l.Release(t.Context()))
 }

@@ -42,7 +42,8 @@ type Nightly struct {
 	Logger *slog.Logger
 	// Lease, when set, is taken before a run and held through it, so that of all the
 	// instances sharing a log one runs the pipeline at a time (see Run). It returns a context
-	// that ends when the lease is lost, and the function that releases it.
+	// that ends when the lease is lost (its cause says why, and is what the run answers), and
+	// the function that releases it.
 	Lease func(ctx context.Context) (context.Context, func(), error)
 	mu    sync.Mutex
 }
@@ -92,7 +93,8 @@ func (n *Nightly) StepNames() []string {
 // shares the log: a run holds the Lease, when set, and first waits until the projections have
 // applied the whole log. A failing step is logged and raises
 // a warning alert, and the next step runs all the same. The run's summary is recorded as an
-// event.
+// event. A run whose context ends (its lease lost) starts no further step: it records the
+// steps that ended (the one cut short as failed) and answers the context's cause.
 func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (domain.NightlyRan, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -106,7 +108,7 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 	if n.Lease != nil {
 		leased, release, err := n.Lease(ctx)
 		if err != nil {
-			return run, fmt.Errorf("nightly: take the lease of the nightly pipeline: %w", err)
+			return run, fmt.Errorf("%w: nightly %s: the nightly pipeline's lease was not taken, no step ran: %w", domain.ErrUnavailable, night, err)
 		}
 		defer release()
 		ctx = leased
@@ -114,16 +116,19 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 	// What another instance ran for this night is in the log (it recorded its run before it
 	// let the lease go): the projections apply it before a step is found done or not.
 	if err := n.Ledger.CaughtUp(ctx); err != nil {
+		if ctx.Err() != nil {
+			return run, fmt.Errorf("nightly %s: stopped before its first step: %w", night, context.Cause(ctx))
+		}
 		return run, fmt.Errorf("nightly: the projections have not caught up with the log: %w", err)
 	}
 	for _, step := range n.Steps {
 		if only != "" && step.Name != only {
 			continue
 		}
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			// The lease was lost (or the caller went): another instance may run the night
 			// now, so this run starts no further step.
-			return run, fmt.Errorf("nightly: stopped before step %s: %w", step.Name, context.Cause(ctx))
+			return run, n.stopped(ctx, run, "before step "+step.Name)
 		}
 		res := domain.StepResult{Name: step.Name, Actor: step.Actor, StartedAt: n.Now().UTC()}
 		done, err := n.Ledger.DB.NightlyStepDone(night, step.Name)
@@ -138,7 +143,11 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 		start := time.Now()
 		summary, err := runStep(ctx, step, night)
 		res.DurationMS, res.Summary = time.Since(start).Milliseconds(), summary
-		if err != nil {
+		switch {
+		case err != nil && ctx.Err() != nil:
+			// Cut short by the lease's loss: failed, to be run again by whoever runs the night.
+			res.Status, res.Error = domain.StepFailed, fmt.Sprintf("stopped: %v (%v)", context.Cause(ctx), err)
+		case err != nil:
 			res.Status, res.Error = domain.StepFailed, err.Error()
 			n.Logger.Error("nightly step failed", "night", night, "step", step.Name, "err", err)
 			n.Ledger.RaiseFailOpen(ctx, ledger.Caller{Actor: ActorNightly}, domain.RaiseAlert{
@@ -147,13 +156,45 @@ func (n *Nightly) Run(ctx context.Context, night, only string, force bool) (doma
 				Message:  err.Error(),
 				Context:  map[string]any{"night": night, "step": step.Name},
 			})
-		} else {
+		default:
 			res.Status = domain.StepOK
 		}
 		run.Steps = append(run.Steps, res)
 	}
+	if ctx.Err() != nil {
+		return run, n.stopped(ctx, run, "after its last step")
+	}
 	_, err := n.Ledger.RecordNightly(ctx, ledger.Caller{Actor: ActorNightly}, run)
 	return run, err
+}
+
+// recordStoppedTimeout bounds the recording of a stopped run: a lease lost is given up a third
+// of its TTL before the server lets another instance take it, and the run's record should
+// be in the log by then, for that instance to find the steps done.
+const recordStoppedTimeout = 5 * time.Second
+
+// stopped records run, stopped when (say "before step x") because ctx ended, outside ctx (it
+// has ended, the steps' work has not), and returns the error the run answers: ctx's cause,
+// which says why (a lease lost: domain.ErrUnavailable).
+func (n *Nightly) stopped(ctx context.Context, run domain.NightlyRan, when string) error {
+	cause := context.Cause(ctx)
+	n.Logger.Warn("nightly run stopped", "night", run.Night, "when", when, "err", cause)
+	var ended []string
+	for _, s := range run.Steps {
+		ended = append(ended, s.Name+" "+string(s.Status))
+	}
+	if len(ended) == 0 {
+		return fmt.Errorf("nightly %s: stopped %s, no step ended: %w", run.Night, when, cause)
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordStoppedTimeout)
+	defer cancel()
+	if _, err := n.Ledger.RecordNightly(rctx, ledger.Caller{Actor: ActorNightly}, run); err != nil {
+		n.Logger.Error("recording a stopped nightly run failed", "night", run.Night, "err", err)
+		return fmt.Errorf("nightly %s: stopped %s; the steps that ended (%s) could not be recorded (%v): %w",
+			run.Night, when, strings.Join(ended, ", "), err, cause)
+	}
+	return fmt.Errorf("nightly %s: stopped %s; the steps that ended are recorded (%s): %w",
+		run.Night, when, strings.Join(ended, ", "), cause)
 }
 
 // runStep runs one step, turning a panic into its error.

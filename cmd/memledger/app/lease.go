@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"time"
+
+	"github.com/memledger/memledger/domain"
 )
 
 // nightlyLeaseName is the lease the nightly pipeline runs under (see eventstore.Lease).
@@ -14,7 +16,8 @@ const nightlyLeaseName = "nightly"
 const leasePoll = 250 * time.Millisecond
 
 // nightlyLease waits for the nightly pipeline's lease on the shared log and holds it: the
-// context it returns ends when the lease is lost, and release lets another instance take it.
+// context it returns ends when the lease is lost, with a cause that wraps
+// domain.ErrUnavailable (a 503 with Retry-After), and release lets another instance take it.
 func (m *Main) nightlyLease(ctx context.Context) (context.Context, func(), error) {
 	host, _ := os.Hostname()
 	holder := fmt.Sprintf("%s pid %d %s", host, os.Getpid(), m.Addr())
@@ -22,19 +25,21 @@ func (m *Main) nightlyLease(ctx context.Context) (context.Context, func(), error
 	if err != nil {
 		return nil, nil, err
 	}
-	leased, cancel := context.WithCancel(ctx)
+	leased, cancel := context.WithCancelCause(ctx)
 	go func() {
 		select {
 		case <-l.Lost():
 			if err := l.Err(); err != nil {
 				m.Logger.Error("the nightly pipeline's lease was lost; the run stops", "err", err)
+				cancel(fmt.Errorf("%w: this instance lost the nightly pipeline's lease (%w), so its run stopped; another instance may take the lease and run the steps not done", domain.ErrUnavailable, err))
+				return
 			}
-			cancel()
+			cancel(nil)
 		case <-leased.Done():
 		}
 	}()
 	return leased, func() {
-		cancel()
+		cancel(nil)
 		if err := l.Release(context.Background()); err != nil {
 			m.Logger.Warn("releasing the nightly pipeline's lease failed; it expires by itself", "err", err)
 		}
