@@ -27,13 +27,13 @@ func (s *Server) metrics() *metrics {
 
 // MetricsHandler serves the Prometheus metrics without authentication, for a listener of
 // their own (--metrics-addr): GET /metrics and nothing else, to a request whose Host is one of
-// hosts (any when empty; DNS rebinding as on the API). The API's GET /metrics serves the same
+// hosts (any when empty) or the IP address it came in on (DNS rebinding as on the API). The API's GET /metrics serves the same
 // metrics to a reader.
 func (s *Server) MetricsHandler(hosts []string) http.Handler {
 	h := s.metrics().handler()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
-		case !hostAllowed(hosts, r.Host):
+		case !hostAllowed(hosts, r.Host) && !hostIsLocalAddr(r):
 			s.problem(w, r, http.StatusMisdirectedRequest, "Host "+quoteHost(r.Host)+" is not one this server answers to", "Host")
 		case r.URL.Path != "/metrics":
 			s.problem(w, r, http.StatusNotFound, "this listener serves only GET /metrics; the API is on --addr", "")

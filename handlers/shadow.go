@@ -127,6 +127,13 @@ func (s *Server) streamShadow(w http.ResponseWriter, r *http.Request, p jobs.Pol
 		send(shadowLine{Report: &rep})
 	case !started:
 		s.fail(w, r, err)
+	case broken || r.Context().Err() != nil:
+		// The client went away: nothing is left to answer, and nothing failed.
+		s.Logger.Info("shadow replay stopped: the client went away", "path", r.URL.Path)
+	case s.streams().Err() != nil:
+		send(shadowLine{Error: &problem{Type: "about:blank", Title: http.StatusText(http.StatusServiceUnavailable),
+			Status: http.StatusServiceUnavailable, Detail: "the server is shutting down; run the replay again",
+			Instance: r.URL.Path}})
 	default:
 		status := statusOf(err)
 		detail := err.Error()

@@ -34,6 +34,8 @@ type ledger struct {
 	projectionsHook func([]domain.Event) error
 	// logReviveFree is app.Main.LogReviveFree.
 	logReviveFree uint64
+	// logw, when set, receives the ledger's log as well.
+	logw io.Writer
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -61,6 +63,9 @@ func withClock(now func() time.Time) func(*ledger) { return func(l *ledger) { l.
 // withConfig lets a test change the ledger's configuration before it starts.
 func withConfig(f func(*app.Config)) func(*ledger) { return func(l *ledger) { f(&l.cfg) } }
 
+// withLog copies the ledger's log to w.
+func withLog(w io.Writer) func(*ledger) { return func(l *ledger) { l.logw = w } }
+
 // withWebhookTransport makes the alert webhook sink send its requests through rt.
 func withWebhookTransport(rt http.RoundTripper) func(*ledger) {
 	return func(l *ledger) { l.webhookTransport = rt }
@@ -71,6 +76,9 @@ func (l *ledger) start() {
 	var logw io.Writer = io.Discard
 	if os.Getenv("MEMLEDGER_TEST_LOG") != "" {
 		logw = os.Stderr
+	}
+	if l.logw != nil {
+		logw = io.MultiWriter(logw, l.logw)
 	}
 	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(logw, nil)))
 	m.Now = l.now

@@ -98,3 +98,30 @@ func TestMetricsListener(t *testing.T) {
 	_, err := net.DialTimeout("tcp", addr, time.Second)
 	require.Error(t, err)
 }
+
+// On a wildcard --metrics-addr, a scraper that uses the address it connects to as its Host
+// (as Prometheus does with a target like 127.0.0.2:9100) is served; a Host naming another
+// address or a name is still refused.
+func TestMetricsListenerOnAWildcardAddress(t *testing.T) {
+	l := startLedger(t, withConfig(func(c *app.Config) { c.MetricsAddr = "0.0.0.0:0" }))
+	_, port, err := net.SplitHostPort(l.Main.MetricsAddr())
+	require.NoError(t, err)
+	get := func(host string) (int, string) {
+		req, err := http.NewRequest("GET", "http://"+net.JoinHostPort("127.0.0.2", port)+"/metrics", nil)
+		require.NoError(t, err)
+		req.Host = host
+		res, err := (&http.Transport{}).RoundTrip(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(b)
+	}
+	status, body := get(net.JoinHostPort("127.0.0.2", port))
+	require.Equal(t, http.StatusOK, status, body)
+	require.Contains(t, body, "memledger_memories")
+	status, _ = get("127.0.0.3:" + port)
+	require.Equal(t, http.StatusMisdirectedRequest, status, "another address than the one connected to")
+	status, _ = get("rebind.attacker.example:" + port)
+	require.Equal(t, http.StatusMisdirectedRequest, status, "a name")
+}

@@ -1,10 +1,12 @@
 package tests
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -173,4 +175,38 @@ func TestShadowProgressStream(t *testing.T) {
 	requireProblem(t, l.do("POST", "/admin/shadow", map[string]any{"auto_promote_refs": 0}, "Accept", "application/x-ndjson"),
 		http.StatusBadRequest, "auto_promote_refs")
 	require.Equal(t, last, l.lastSeq(), "a shadow replay writes nothing")
+}
+
+// TestShadowStreamClientLeaves: a client that leaves a streamed shadow replay ends it, and the
+// server logs that as a client going away, not as a failed request.
+func TestShadowStreamClientLeaves(t *testing.T) {
+	var logs syncBuffer
+	l := startLedger(t, withLog(&logs))
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	var evs []domain.Event
+	for i := range 6000 {
+		meta := domain.Meta{EventID: commands.NewID(), Actor: "writer", Time: start.Add(time.Duration(i) * time.Second)}
+		evs = append(evs, domain.NewEvent(commands.NewID(), meta, domain.MemoryCreated{MemoryType: domain.TypeKnowledge,
+			Content: fmt.Sprintf("fact %d", i), Status: domain.StatusCandidate, Confidence: 0.5, DomainTags: []string{}}))
+	}
+	_, err := l.Main.Ledger.Import(t.Context(), commands.Caller{Actor: "test"}, evs, commands.ImportOptions{})
+	require.NoError(t, err)
+
+	b, err := json.Marshal(map[string]any{"auto_promote_refs": 2})
+	require.NoError(t, err)
+	req, err := http.NewRequest("POST", l.URL+"/admin/shadow", bytes.NewReader(b))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "application/x-ndjson")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	first, err := bufio.NewReader(res.Body).ReadBytes('\n')
+	require.NoError(t, err)
+	require.Contains(t, string(first), `"progress"`)
+	require.NoError(t, res.Body.Close()) // leave mid-replay
+
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "shadow replay stopped: the client went away") },
+		30*time.Second, 50*time.Millisecond, "the replay noticed the client leave; log:\n%s", logs.String())
+	require.NotContains(t, logs.String(), "request failed", "a client leaving is not a failed request")
 }
