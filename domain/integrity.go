@@ -1,6 +1,9 @@
 package domain
 
-import "strings"
+import (
+	"strings"
+	"unicode/utf8"
+)
 
 // The integrity checks.
 const (
@@ -36,6 +39,36 @@ type IntegrityReport struct {
 	Counts   map[string]int `json:"counts"`
 	Total    int            `json:"total"`
 	Findings []Finding      `json:"findings"`
+}
+
+// The bounds of a recorded run (see Recorded).
+const (
+	// MaxRecordedFindings is how many findings a recorded run holds.
+	MaxRecordedFindings = 100
+	// MaxRecordedContent is how many characters of a duplicate's content a recorded run holds.
+	MaxRecordedContent = 200
+)
+
+// Recorded is r as an integrity run records it in the log: its counts and total whole, its
+// first MaxRecordedFindings findings, each duplicate's content cut to MaxRecordedContent
+// characters (ending in "…"), so that a ledger with many or long findings still records a
+// run well within an event's size limit. A reader tells a cut list by len(Findings) < Total;
+// the live report (GET /admin/integrity) lists them all.
+func (r IntegrityReport) Recorded() IntegrityReport {
+	out := r
+	out.Counts = make(map[string]int, len(r.Counts))
+	for k, v := range r.Counts {
+		out.Counts[k] = v
+	}
+	n := min(len(r.Findings), MaxRecordedFindings)
+	out.Findings = make([]Finding, n)
+	copy(out.Findings, r.Findings[:n])
+	for i := range out.Findings {
+		if c := out.Findings[i].Content; utf8.RuneCountInString(c) > MaxRecordedContent {
+			out.Findings[i].Content = string([]rune(c)[:MaxRecordedContent-1]) + "…"
+		}
+	}
+	return out
 }
 
 // IntegrityChecked records a recorded integrity run.

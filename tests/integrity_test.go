@@ -335,3 +335,39 @@ func TestIntegrityCLI(t *testing.T) {
 	require.Equal(t, len(domain.IntegrityChecks)+1, strings.Count(strings.TrimSpace(out.String()), "\n")+1)
 	require.Empty(t, pfAlerts(t, l2, ""))
 }
+
+// A ledger with many long duplicates records a run within an event's limits: the counts and
+// total whole, the first domain.MaxRecordedFindings findings, each content cut short; the
+// answer and the live report hold every finding whole.
+func TestIntegrityRecordedRunIsBounded(t *testing.T) {
+	l := startLedger(t)
+	const groups = domain.MaxRecordedFindings + 20
+	for g := range groups {
+		content := fmt.Sprintf("group %03d ", g) + strings.Repeat("é long duplicated content ", 70)
+		for range 2 {
+			l.create(map[string]any{"memory_type": "knowledge", "content": content, "status": "active"})
+		}
+	}
+	live := pfIntegrity(t, l)
+	require.Equal(t, groups, live.Total)
+	require.Len(t, live.Findings, groups)
+
+	var run handlers.IntegrityRun
+	pfExpect(t, l, http.StatusOK, "POST", "/admin/integrity/run", nil).Decode(t, &run)
+	require.Equal(t, live, run.IntegrityReport, "the answer holds every finding whole")
+
+	entries := pfState(t, l, pfQuery("project", "atocore", "category", "status"))
+	require.Len(t, entries, 1)
+	var recorded domain.IntegrityReport
+	require.NoError(t, json.Unmarshal([]byte(entries[0].Value), &recorded))
+	require.Equal(t, live.Counts, recorded.Counts)
+	require.Equal(t, groups, recorded.Total)
+	require.Len(t, recorded.Findings, domain.MaxRecordedFindings)
+	for i, f := range recorded.Findings {
+		require.Equal(t, live.Findings[i].MemoryIDs, f.MemoryIDs)
+		require.Equal(t, domain.MaxRecordedContent, len([]rune(f.Content)), f.Content)
+		require.True(t, strings.HasSuffix(f.Content, "…"))
+		require.True(t, strings.HasPrefix(live.Findings[i].Content, strings.TrimSuffix(f.Content, "…")))
+	}
+	require.Less(t, len(entries[0].Value), 64<<10, "the record stays small")
+}
