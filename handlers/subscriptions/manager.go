@@ -261,16 +261,17 @@ func (m *Manager) deleteStale(ctx context.Context, s domain.Subscription) (newer
 		}
 		g, perr := strconv.ParseUint(gen, 10, 64)
 		switch {
+		case removed || (perr == nil && g < s.Generation):
+			// A removal is final: every consumer of it goes, whatever its generation.
+			stale = append(stale, name)
 		case perr == nil && g > s.Generation:
 			newer = name
-		case removed || (perr == nil && g < s.Generation):
-			stale = append(stale, name)
 		}
 	}
 	if err := names.Err(); err != nil {
 		return "", fmt.Errorf("list consumers: %w", err)
 	}
-	if newer != "" && !removed {
+	if newer != "" {
 		return newer, nil
 	}
 	for _, name := range stale {
