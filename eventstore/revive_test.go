@@ -1,6 +1,9 @@
 package eventstore_test
 
 import (
+	"bytes"
+	"log/slog"
+	"sync"
 	"testing"
 	"time"
 
@@ -16,14 +19,19 @@ import (
 func TestStoreRestartsJetStreamSwitchedOff(t *testing.T) {
 	s := eventstore.New(t.TempDir())
 	s.ReviveInterval = 20 * time.Millisecond
+	var logs lockedBuffer
+	s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 	require.NoError(t, s.Open(t.Context()))
 	t.Cleanup(func() { s.Close() })
 	before, _ := appendCreated(t, s, domain.StatusActive)
 
 	require.NoError(t, s.EmbeddedServer().ShutdownJetStream())
-	require.Eventually(t, func() bool { return !s.EmbeddedServer().JetStreamEnabled() || s.Broken() != nil }, 10*time.Second, 5*time.Millisecond)
-	require.Eventually(t, func() bool { return s.EmbeddedServer().JetStreamEnabled() && s.Broken() == nil }, 30*time.Second, 10*time.Millisecond,
-		"JetStream is restarted")
+	// The store saw it off (it says so) and restarted it: not merely never noticed.
+	require.Eventually(t, func() bool {
+		return bytes.Contains(logs.Bytes(), []byte("JetStream restarted in the process")) &&
+			s.EmbeddedServer().JetStreamEnabled() && s.Broken() == nil
+	}, 30*time.Second, 10*time.Millisecond, "JetStream is restarted; log:\n%s", logs.Bytes())
+	require.Contains(t, string(logs.Bytes()), "the embedded server cannot write the log", "the switch-off was noticed and logged")
 	after, seq := appendCreated(t, s, domain.StatusActive)
 	require.Equal(t, uint64(2), seq)
 	for _, id := range []string{before, after} {
@@ -54,4 +62,23 @@ func TestStoreRefusesAppendsUntilJetStreamIsBack(t *testing.T) {
 	failure, _ := s.AppendFailure()
 	require.Error(t, failure)
 	require.False(t, s.EmbeddedServer().JetStreamEnabled(), "not restarted without room")
+}
+
+// lockedBuffer is a bytes.Buffer a logger writes to while a test reads it.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// Bytes returns a copy of what was written.
+func (b *lockedBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
 }
