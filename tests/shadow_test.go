@@ -123,15 +123,7 @@ func TestShadowReplay(t *testing.T) {
 // request answers; a refused policy is still a 400 problem.
 func TestShadowProgressStream(t *testing.T) {
 	l := startLedger(t)
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var evs []domain.Event
-	for i := range 2500 {
-		meta := domain.Meta{EventID: commands.NewID(), Actor: "writer", Time: start.Add(time.Duration(i) * time.Second)}
-		evs = append(evs, domain.NewEvent(commands.NewID(), meta, domain.MemoryCreated{MemoryType: domain.TypeKnowledge,
-			Content: fmt.Sprintf("fact %d", i), Status: domain.StatusCandidate, Confidence: 0.5, DomainTags: []string{}}))
-	}
-	_, err := l.Main.Ledger.Import(t.Context(), commands.Caller{Actor: "test"}, evs, commands.ImportOptions{})
-	require.NoError(t, err)
+	importCandidates(t, l, 2500)
 	last := l.lastSeq()
 	require.GreaterOrEqual(t, last, uint64(2500))
 
@@ -182,15 +174,7 @@ func TestShadowProgressStream(t *testing.T) {
 func TestShadowStreamClientLeaves(t *testing.T) {
 	var logs syncBuffer
 	l := startLedger(t, withLog(&logs))
-	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	var evs []domain.Event
-	for i := range 6000 {
-		meta := domain.Meta{EventID: commands.NewID(), Actor: "writer", Time: start.Add(time.Duration(i) * time.Second)}
-		evs = append(evs, domain.NewEvent(commands.NewID(), meta, domain.MemoryCreated{MemoryType: domain.TypeKnowledge,
-			Content: fmt.Sprintf("fact %d", i), Status: domain.StatusCandidate, Confidence: 0.5, DomainTags: []string{}}))
-	}
-	_, err := l.Main.Ledger.Import(t.Context(), commands.Caller{Actor: "test"}, evs, commands.ImportOptions{})
-	require.NoError(t, err)
+	importCandidates(t, l, 6000)
 
 	b, err := json.Marshal(map[string]any{"auto_promote_refs": 2})
 	require.NoError(t, err)
@@ -209,4 +193,18 @@ func TestShadowStreamClientLeaves(t *testing.T) {
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "shadow replay stopped: the client went away") },
 		30*time.Second, 50*time.Millisecond, "the replay noticed the client leave; log:\n%s", logs.String())
 	require.NotContains(t, logs.String(), "request failed", "a client leaving is not a failed request")
+}
+
+// importCandidates imports n candidate memories, one a second from 2026-11-01, as n events.
+func importCandidates(t *testing.T, l *ledger, n int) {
+	t.Helper()
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]domain.Event, 0, n)
+	for i := range n {
+		meta := domain.Meta{EventID: commands.NewID(), Actor: "writer", Time: start.Add(time.Duration(i) * time.Second)}
+		evs = append(evs, domain.NewEvent(commands.NewID(), meta, domain.MemoryCreated{MemoryType: domain.TypeKnowledge,
+			Content: fmt.Sprintf("fact %d", i), Status: domain.StatusCandidate, Confidence: 0.5, DomainTags: []string{}}))
+	}
+	_, err := l.Main.Ledger.Import(t.Context(), commands.Caller{Actor: "test"}, evs, commands.ImportOptions{})
+	require.NoError(t, err)
 }
