@@ -46,8 +46,11 @@ const (
 	DefaultBackoff    = 500 * time.Millisecond
 	DefaultMaxBackoff = 5 * time.Minute
 	// DefaultAckWait is how long the server waits for an acknowledgement before it offers the
-	// event again; a feed that is still working on an event tells it so well before.
-	DefaultAckWait = 30 * time.Second
+	// event again. A feed still working on an event (a slow delivery, a retry's backoff)
+	// tells it so every AckWait/5, so that only a feed that died or was cut off lets it pass:
+	// the event is then offered to another instance pulling from the same consumer, that long
+	// after the last sign of life of the one that had it.
+	DefaultAckWait = 5 * time.Second
 	// shutdownGrace is how long a delivery under way may go on after the feed is stopped.
 	shutdownGrace = 5 * time.Second
 )
@@ -317,7 +320,7 @@ func (f *Feed) deliverKeepingAlive(ctx context.Context, msg jetstream.Msg, m Mes
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
-		t := time.NewTicker(f.AckWait / 3)
+		t := time.NewTicker(f.heartbeat())
 		defer t.Stop()
 		for {
 			select {
@@ -331,12 +334,16 @@ func (f *Feed) deliverKeepingAlive(ctx context.Context, msg jetstream.Msg, m Mes
 	return f.Deliver(ctx, m)
 }
 
+// heartbeat is how often a feed working on an event tells the server so (msg.InProgress):
+// five times within the ack wait, so that a loaded process missing a few beats keeps it.
+func (f *Feed) heartbeat() time.Duration { return f.AckWait / 5 }
+
 // sleep waits d, keeping the event in progress; false when ctx ended first.
 func (f *Feed) sleep(ctx context.Context, msg jetstream.Msg, d time.Duration) bool {
 	msg.InProgress()
 	end := time.NewTimer(d)
 	defer end.Stop()
-	tick := time.NewTicker(f.AckWait / 3)
+	tick := time.NewTicker(f.heartbeat())
 	defer tick.Stop()
 	for {
 		select {
