@@ -172,13 +172,14 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// startProc starts `memledger serve` on dir and waits until /health answers.
-func startProc(t *testing.T, bin, dir string) *proc {
+// startProc starts `memledger serve` on dir, with the flags args besides, and waits until
+// /health answers.
+func startProc(t *testing.T, bin, dir string, args ...string) *proc {
 	t.Helper()
 	addr := freeAddr(t)
 	logFile, err := os.CreateTemp(t.TempDir(), "serve-*.log")
 	require.NoError(t, err)
-	cmd := exec.Command(bin, "serve", "--addr", addr, "--data", dir, "--log-format", "text")
+	cmd := exec.Command(bin, append([]string{"serve", "--addr", addr, "--data", dir, "--log-format", "text"}, args...)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	require.NoError(t, cmd.Start())
 	p := &proc{t: t, cmd: cmd, URL: "http://" + addr, log: logFile, done: make(chan error, 1)}
