@@ -70,7 +70,9 @@ type Store struct {
 	// Stored, when set, is called after each event an Append or AppendFor wrote (not one the
 	// log already held), with the event as Follow delivers it: decoded from the bytes stored,
 	// its position set. The projections' runner takes it from there instead of waiting for the
-	// log to deliver it. It must not block. Set it before the first append.
+	// log to deliver it, and may apply it there and then (projections.Runner.Offer): it runs in
+	// the appending goroutine, before the append returns, and must not wait for the appender.
+	// Set it before the first append.
 	Stored func(ev domain.Event)
 
 	appends appendFailures

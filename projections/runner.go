@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -116,6 +117,14 @@ type Runner struct {
 
 	// offers are events handed over by the writer that appended them (see Offer).
 	offers chan domain.Event
+	// applyMu is held while a batch is applied, by the runner or by a writer applying its own
+	// event (see Offer).
+	applyMu sync.Mutex
+	// appliedAt is applied, for the runner's intake; kick wakes the intake after a writer
+	// applied its event while held offered events wait for it.
+	appliedAt atomic.Uint64
+	kick      chan struct{}
+	held      atomic.Int64
 
 	mu      sync.Mutex
 	applied uint64
@@ -139,18 +148,51 @@ const (
 
 // Offer hands the runner an event its writer has just appended, as the log stores it (see
 // eventstore.Store.Stored), so that a live runner applies it without waiting for the log to
-// deliver it: the writer waiting for it answers sooner. The runner still follows the log, which
-// decides the order: an offered event is applied only once every event before it is, and each
-// position is applied once, from whichever copy comes first. Offer never blocks; an offer the
-// runner has no room for is dropped.
+// deliver it: the writer waiting for it answers sooner. When every event before it is applied
+// and no batch is being applied, Offer applies it at once, in the caller's goroutine, in a
+// transaction of its own: a single writer's answer then waits for no other goroutine. Otherwise
+// (other writers' events are ahead of it or being applied, the runner is catching up or
+// failing, a BeforeCommit hook is set) it hands the event to the runner. The runner still
+// follows the log, which decides the order: an offered event is applied only once every event
+// before it is, and each position is applied once, from whichever copy comes first. Offer
+// never waits for the runner; an offer the runner has no room for is dropped (the log delivers
+// the event anyway).
 func (r *Runner) Offer(ev domain.Event) {
 	if r.offers == nil || r.Until > 0 {
+		return
+	}
+	if r.applyOwn(ev) {
 		return
 	}
 	select {
 	case r.offers <- ev:
 	default:
 	}
+}
+
+// applyOwn applies ev in the caller's goroutine when it is the next event to apply and no
+// batch is being applied; false when it did not apply it.
+func (r *Runner) applyOwn(ev domain.Event) bool {
+	if r.BeforeCommit != nil || !r.applyMu.TryLock() {
+		return false
+	}
+	defer r.applyMu.Unlock()
+	r.mu.Lock()
+	next, failing := r.applied+1, r.failure != nil
+	r.mu.Unlock()
+	if ev.Seq != next || failing || next <= r.CatchUpTo {
+		return false
+	}
+	if r.apply([]domain.Event{ev}) != nil {
+		return false
+	}
+	if r.held.Load() > 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+	return true
 }
 
 // Init creates the projections' buckets and reads the position they have all applied.
@@ -163,6 +205,8 @@ func (r *Runner) Init() error {
 	}
 	r.changed = make(chan struct{})
 	r.offers = make(chan domain.Event, offerBuffer)
+	r.kick = make(chan struct{}, 1)
+	defer func() { r.appliedAt.Store(r.applied) }()
 	return r.DB.bolt.Update(func(tx *bolt.Tx) error {
 		first := true
 		versions, err := tx.CreateBucketIfNotExists(bucketVersions)
@@ -258,6 +302,33 @@ type intake struct {
 	next uint64
 	// pending are offered events past next, held until the events before them arrive.
 	pending map[uint64]domain.Event
+	// applied is the position every projection has applied: a writer may have applied its
+	// own events past next (see Runner.Offer), and then sends on kick if held is not zero.
+	applied func() uint64
+	kick    <-chan struct{}
+	// held is the number of pending events, for the writers.
+	held *atomic.Int64
+}
+
+// catchUp moves next past what the writers have applied, and drops what they made obsolete.
+func (in *intake) catchUp() {
+	applied := in.applied()
+	if applied < in.next {
+		return
+	}
+	if uint64(len(in.pending)) < applied+1-in.next {
+		for seq := range in.pending {
+			if seq <= applied {
+				delete(in.pending, seq)
+			}
+		}
+	} else {
+		for seq := in.next; seq <= applied && len(in.pending) > 0; seq++ {
+			delete(in.pending, seq)
+		}
+	}
+	in.next = applied + 1
+	in.held.Store(int64(len(in.pending)))
 }
 
 // pull returns the next event to apply: the event at next, from an offer or the log, or the
@@ -266,8 +337,10 @@ type intake struct {
 // waits, until timeout fires (ok false) when timeout is not nil.
 func (in *intake) pull(block bool, timeout <-chan time.Time) (ev domain.Event, ok bool, err error) {
 	for {
+		in.catchUp()
 		if ev, ok := in.pending[in.next]; ok {
 			delete(in.pending, in.next)
+			in.held.Store(int64(len(in.pending)))
 			in.next = ev.Seq + 1
 			return ev, true, nil
 		}
@@ -277,6 +350,8 @@ func (in *intake) pull(block bool, timeout <-chan time.Time) (ev domain.Event, o
 			case ev = <-in.events:
 			case ev = <-in.offers:
 				offered = true
+			case <-in.kick:
+				continue
 			case err := <-in.followErr:
 				return ev, false, err
 			case <-timeout:
@@ -298,7 +373,10 @@ func (in *intake) pull(block bool, timeout <-chan time.Time) (ev domain.Event, o
 			in.hold(ev)
 			continue
 		}
-		delete(in.pending, ev.Seq)
+		if _, ok := in.pending[ev.Seq]; ok {
+			delete(in.pending, ev.Seq)
+			in.held.Store(int64(len(in.pending)))
+		}
 		in.next = ev.Seq + 1
 		return ev, true, nil
 	}
@@ -317,6 +395,7 @@ func (in *intake) hold(ev domain.Event) {
 		}
 	}
 	in.pending[ev.Seq] = ev
+	in.held.Store(int64(len(in.pending)))
 }
 
 func (r *Runner) follow(ctx context.Context) error {
@@ -326,7 +405,8 @@ func (r *Runner) follow(ctx context.Context) error {
 	followErr := make(chan error, 1)
 	from := r.Applied() + 1
 	go func() { followErr <- r.Source.Follow(ctx, from, events) }()
-	in := &intake{events: events, offers: r.offers, followErr: followErr, next: from, pending: map[uint64]domain.Event{}}
+	in := &intake{events: events, offers: r.offers, followErr: followErr, next: from, pending: map[uint64]domain.Event{},
+		applied: r.appliedAt.Load, kick: r.kick, held: &r.held}
 	batch := make([]domain.Event, 0, r.BatchSize)
 	gather := time.NewTimer(catchUpGather)
 	defer gather.Stop()
@@ -377,7 +457,7 @@ func (r *Runner) follow(ctx context.Context) error {
 				return errDone
 			}
 		}
-		if err := r.applyRetrying(ctx, batch); err != nil {
+		if err := r.applyLocked(ctx, batch); err != nil {
 			return err
 		}
 		applied := r.Applied()
@@ -388,6 +468,20 @@ func (r *Runner) follow(ctx context.Context) error {
 			return errDone
 		}
 	}
+}
+
+// applyLocked applies what a writer has not applied of batch (see Offer), under applyMu.
+func (r *Runner) applyLocked(ctx context.Context, batch []domain.Event) error {
+	r.applyMu.Lock()
+	defer r.applyMu.Unlock()
+	applied := r.Applied()
+	for len(batch) > 0 && batch[0].Seq <= applied {
+		batch = batch[1:]
+	}
+	if len(batch) == 0 {
+		return nil
+	}
+	return r.applyRetrying(ctx, batch)
 }
 
 // Waits between the attempts of a live runner's failed batch: doubled after each, up to the most.
@@ -501,6 +595,7 @@ func (r *Runner) apply(batch []domain.Event) error {
 	}
 	r.mu.Lock()
 	r.applied = last
+	r.appliedAt.Store(last)
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
