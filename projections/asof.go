@@ -3,7 +3,6 @@ package projections
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 
 	"github.com/memledger/memledger/domain"
 	bolt "go.etcd.io/bbolt"
@@ -14,42 +13,25 @@ import (
 
 // memoryAsOf returns memory id's snapshot right after position seq from the audit, or nil.
 func memoryAsOf(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
-	idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
-	if idx == nil {
+	a, ok := newAuditReader(tx)
+	if !ok {
 		return nil, nil
 	}
 	prefix := indexKey(indexAuditMemory, id, nil)
-	k, _ := seekBefore(idx.Cursor(), indexKey(indexAuditMemory, id, encodeSeq(seq+1)))
+	k, _ := seekBefore(a.idx.Cursor(), indexKey(indexAuditMemory, id, encodeSeq(seq+1)))
 	if k == nil || !bytes.HasPrefix(k, prefix) || len(k) != len(prefix)+8 {
 		return nil, nil
 	}
-	after, err := auditAfter(audit.Get(k[len(prefix):]))
+	at := k[len(prefix):]
+	r, ok, err := a.record(at)
+	if err != nil || !ok {
+		return nil, err
+	}
+	after, err := a.after(r, id, at)
 	if err != nil || string(after) == "null" {
 		return nil, err
 	}
 	return bytes.Clone(after), nil
-}
-
-// afterField is how an audit entry's last field, the snapshot after the change, begins.
-var afterField = []byte(`,"after":`)
-
-// auditAfter returns the snapshot after the change of a memory's audit entry, without decoding
-// the whole entry: "after" is its last field (appendAuditEntry, and encoding/json from
-// AuditEntry before it), and within the snapshots a quote is escaped, so the entry's last
-// `,"after":` begins it. Anything else is decoded.
-func auditAfter(entry []byte) (json.RawMessage, error) {
-	if i := bytes.LastIndex(entry, afterField); i >= 0 && len(entry) > 0 && entry[len(entry)-1] == '}' {
-		if after := entry[i+len(afterField) : len(entry)-1]; json.Valid(after) {
-			return after, nil
-		}
-	}
-	var e struct {
-		After json.RawMessage `json:"after"`
-	}
-	if err := json.Unmarshal(entry, &e); err != nil {
-		return nil, fmt.Errorf("audit entry: %w", err)
-	}
-	return e.After, nil
 }
 
 // MemoryAsOf returns the JSON of memory id as it was right after log position seq, or nil
@@ -65,20 +47,7 @@ func (db *DB) MemoryAsOf(id string, seq uint64) ([]byte, error) {
 
 // MemoryAuditAsOf returns the audit entries of memory id up to log position seq, oldest first.
 func (db *DB) MemoryAuditAsOf(id string, seq uint64) ([]json.RawMessage, error) {
-	entries, err := db.MemoryAudit(id)
-	if err != nil {
-		return nil, err
-	}
-	out := []json.RawMessage{}
-	for _, e := range entries {
-		var v struct {
-			Seq uint64 `json:"seq"`
-		}
-		if json.Unmarshal(e, &v) == nil && v.Seq <= seq {
-			out = append(out, e)
-		}
-	}
-	return out, nil
+	return db.memoryAudit(id, seq)
 }
 
 // ListMemoriesAsOf returns the memories matching f as they were right after log position seq,

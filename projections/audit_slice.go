@@ -121,18 +121,19 @@ func (db *DB) HistorySlice(of ...AuditSlice) (HistorySlice, error) {
 	var out HistorySlice
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		out.AtSeq = checkpoint(tx, Memories{}.Name())
-		idx, audit, mems := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit), tx.Bucket(bucketMemories)
-		if idx == nil || audit == nil || mems == nil {
+		a, ok := newAuditReader(tx)
+		if !ok {
 			return nil
 		}
+		idx, audit, mems := a.idx, a.audit, a.mems
 		inSlice := map[string]bool{} // event ids
 		var order []string
 		seen := map[string]bool{}
 		for _, f := range of {
 			err := f.candidates(idx, audit, func(seq []byte) error {
-				data := audit.Get(seq)
-				if data == nil {
-					return nil
+				data, err := a.entry(seq)
+				if err != nil || data == nil {
+					return err
 				}
 				var h sliceHead
 				if err := json.Unmarshal(data, &h); err != nil {
@@ -154,13 +155,11 @@ func (db *DB) HistorySlice(of ...AuditSlice) (HistorySlice, error) {
 		}
 		for _, id := range order {
 			m := SliceMemory{ID: id, Current: bytes.Clone(mems.Get([]byte(id)))}
-			prefix := indexKey(indexAuditMemory, id, nil)
-			c := idx.Cursor()
-			for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-				data := audit.Get(k[len(prefix):])
-				if data == nil {
-					continue
-				}
+			entries, err := a.memory(id, allEntries)
+			if err != nil {
+				return err
+			}
+			for _, data := range entries {
 				var e AuditEntry
 				if err := json.Unmarshal(data, &e); err != nil {
 					return fmt.Errorf("audit entry of memory %s: %w", id, err)

@@ -232,8 +232,9 @@ func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()
 // Version implements Versioned. (2: audit entries carry the correlation id, indexed, and a
 // revert's undone events; 3: the compound indexes of memories by status, type and project, and
 // of audit entries by action and actor; the count of memories reinforced drops when a revert
-// brings a reference count back to zero.)
-func (Memories) Version() int { return 3 }
+// brings a reference count back to zero; 4: an audit entry stores the change of the memory's
+// snapshot, not the snapshots before and after it, see appendAuditRecord.)
+func (Memories) Version() int { return 4 }
 
 // Buckets implements Versioned.
 func (Memories) Buckets() [][]byte {
@@ -250,7 +251,9 @@ type memoryState struct {
 	m          domain.Memory
 	json       []byte
 	createdSeq []byte
-	dirty      bool
+	// auditN is the index its next audit entry has among its entries (see appendAuditRecord).
+	auditN uint64
+	dirty  bool
 	// heldBytes is what a rebuild counts the state as holding.
 	heldBytes int
 }
@@ -314,6 +317,13 @@ func (p Memories) load(tx *bolt.Tx, states map[string]*memoryState, id string) (
 			return nil, fmt.Errorf("memory %s: %w", id, err)
 		}
 		st.createdSeq = bytes.Clone(tx.Bucket(bucketMemCreated).Get([]byte(id)))
+		n, ok, err := lastAuditIndex(tx, id)
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			st.auditN = n + 1
+		}
 	}
 	states[id] = st
 	return st, nil
@@ -378,7 +388,9 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	if r, ok := ev.Data.(domain.MemoryReverted); ok {
 		e.Undoes = r.Undoes
 	}
-	return putAudit(tx, p.held, e)
+	n := st.auditN
+	st.auditN++
+	return putAudit(tx, p.held, e, n)
 }
 
 func memoryIndexKeys(m domain.Memory) [][2]string {
@@ -507,9 +519,10 @@ func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// putAudit writes e and its index keys; with held, the keys by memory are held back.
-func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry) error {
-	data, err := appendAuditEntry(make([]byte, 0, 256+len(e.Note)+len(e.Before)+len(e.After)+len(e.CorrelationID)+40*len(e.Undoes)), e)
+// putAudit writes e, the n-th entry of its memory, and its index keys; with held, the keys by
+// memory are held back.
+func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry, n uint64) error {
+	data, err := appendAuditRecord(make([]byte, 0, 256+len(e.Note)+len(e.CorrelationID)+40*len(e.Undoes)+len(e.After)/2), e, n)
 	if err != nil {
 		return err
 	}

@@ -114,19 +114,22 @@ func seekLast(c *bolt.Cursor, prefix []byte) ([]byte, []byte) {
 
 // MemoryAudit returns the audit entries of memory id, oldest first.
 func (db *DB) MemoryAudit(id string) ([]json.RawMessage, error) {
+	return db.memoryAudit(id, allEntries)
+}
+
+// memoryAudit returns the audit entries of memory id up to position upTo, oldest first.
+func (db *DB) memoryAudit(id string, upTo uint64) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
-		if idx == nil {
+		a, ok := newAuditReader(tx)
+		if !ok {
 			return nil
 		}
-		prefix := indexKey(indexAuditMemory, id, nil)
-		c := idx.Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			if data := audit.Get(k[len(prefix):]); data != nil {
-				out = append(out, bytes.Clone(data))
-			}
+		entries, err := a.memory(id, upTo)
+		if err != nil {
+			return err
 		}
+		out = append(out, entries...)
 		return nil
 	})
 	return out, err
@@ -150,10 +153,11 @@ const AuditClockSlack = 5 * time.Minute
 func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
-		if idx == nil {
+		a, ok := newAuditReader(tx)
+		if !ok {
 			return nil
 		}
+		idx, audit := a.idx, a.audit
 		// next steps to the previous candidate entry's (seq, data).
 		var next func() ([]byte, []byte)
 		switch {
@@ -190,7 +194,11 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 				Actor     string        `json:"actor"`
 				Timestamp time.Time     `json:"timestamp"`
 			}
-			if data == nil || json.Unmarshal(data, &e) != nil {
+			if data == nil {
+				continue
+			}
+			r, err := decodeAuditRecord(data)
+			if err != nil || json.Unmarshal(r.head, &e) != nil {
 				continue
 			}
 			if !f.Since.IsZero() && e.Timestamp.Before(f.Since) {
@@ -202,7 +210,11 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 			if (f.Action != "" && e.Action != f.Action) || (f.Actor != "" && e.Actor != f.Actor) {
 				continue
 			}
-			out = append(out, bytes.Clone(data))
+			entry, err := a.entry(seq)
+			if err != nil {
+				return err
+			}
+			out = append(out, entry)
 		}
 		return nil
 	})
@@ -213,12 +225,14 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 func (db *DB) AuditByEventID(eventID string) ([]byte, error) {
 	var out []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		idx, audit := tx.Bucket(bucketAuditIndex), tx.Bucket(bucketAudit)
-		if idx == nil {
+		a, ok := newAuditReader(tx)
+		if !ok {
 			return nil
 		}
-		if seq := idx.Get(indexKey(indexAuditEvent, eventID, nil)); seq != nil {
-			out = bytes.Clone(audit.Get(seq))
+		if seq := a.idx.Get(indexKey(indexAuditEvent, eventID, nil)); seq != nil {
+			var err error
+			out, err = a.entry(seq)
+			return err
 		}
 		return nil
 	})

@@ -117,14 +117,14 @@ func diffBucket(name string, live, rebuilt *bolt.Bucket, add func(string, ...any
 	for lk != nil || rk != nil {
 		switch c := compareKeys(lk, rk); {
 		case c < 0:
-			add("%s %s: in the live projections only: %s", name, showKey(lk), showValue(lv))
+			add("%s %s: in the live projections only: %s", name, showKey(lk), showValue(name, lv))
 			lk, lv = lc.Next()
 		case c > 0:
-			add("%s %s: missing in the live projections; rebuilt: %s", name, showKey(rk), showValue(rv))
+			add("%s %s: missing in the live projections; rebuilt: %s", name, showKey(rk), showValue(name, rv))
 			rk, rv = rc.Next()
 		default:
 			if !bytes.Equal(lv, rv) {
-				add("%s %s: live %s; rebuilt %s", name, showKey(lk), showValue(lv), showValue(rv))
+				add("%s %s: live %s; rebuilt %s", name, showKey(lk), showValue(name, lv), showValue(name, rv))
 			}
 			lk, lv = lc.Next()
 			rk, rv = rc.Next()
@@ -144,8 +144,14 @@ func showKey(k []byte) string {
 	return fmt.Sprintf("%q", strings.ReplaceAll(string(k), "\x00", " / "))
 }
 
-// showValue writes a value: JSON as it is, a position as its number, other bytes quoted.
-func showValue(v []byte) string {
+// showValue writes a value of bucket: JSON as it is, a position as its number, an audit entry
+// as its head and its change, other bytes quoted.
+func showValue(bucket string, v []byte) string {
+	if bucket == string(bucketAudit) {
+		if r, err := decodeAuditRecord(v); err == nil {
+			return fmt.Sprintf("%s (entry %d of its memory, its change %d bytes)", r.head, r.n, len(r.before))
+		}
+	}
 	switch {
 	case len(v) == 8 && !utf8.Valid(v):
 		return fmt.Sprintf("[%d]", decodeSeq(v))

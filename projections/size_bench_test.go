@@ -136,3 +136,54 @@ func BenchmarkProjectionsSize(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAuditReads measures the reads of the audit on the log of BenchmarkProjectionsSize
+// with 5 events per memory, applied as the live runner does: a memory's whole audit, the 50
+// most recent entries, one entry by its event id (an idempotent retry's answer), and a memory
+// as of its first and its third event.
+func BenchmarkAuditReads(b *testing.B) {
+	evs := sizeLog(2_000, 5)
+	last := evs[len(evs)-1].Seq
+	db, err := projections.Open(filepath.Join(b.TempDir(), "projections.db"), false)
+	require.NoError(b, err)
+	b.Cleanup(func() { db.Close() })
+	r := &projections.Runner{DB: db, Source: sliceSource(evs), Projections: app.Projections(), BatchSize: 4, Until: last, Logger: quietLogger()}
+	require.NoError(b, r.Init())
+	require.NoError(b, r.Run(context.Background()))
+	pick := func(i int) domain.Event { return evs[(i*7919)%len(evs)] }
+	b.Run("memory-audit", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			entries, err := db.MemoryAudit(pick(i).AggregateID)
+			if err != nil || len(entries) != 5 {
+				b.Fatal(err, len(entries))
+			}
+		}
+	})
+	b.Run("recent-50", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			entries, err := db.RecentAudit(projections.AuditFilter{Limit: 50})
+			if err != nil || len(entries) != 50 {
+				b.Fatal(err, len(entries))
+			}
+		}
+	})
+	b.Run("by-event-id", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			entry, err := db.AuditByEventID(pick(i).ID)
+			if err != nil || entry == nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	for _, nth := range []int{0, 2} {
+		b.Run(fmt.Sprintf("as-of-event-%d", nth+1), func(b *testing.B) {
+			for i := 0; i < b.N; i++ {
+				ev := evs[((i*7919)%(len(evs)/5))*5+nth]
+				m, err := db.MemoryAsOf(ev.AggregateID, ev.Seq)
+				if err != nil || m == nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
