@@ -15,6 +15,16 @@ const (
 	EventTokenRevoked = "token.revoked"
 )
 
+// The kinds of digest a token's secret is stored and looked up by.
+const (
+	// DigestHMAC is the hex HMAC-SHA256 of the secret under the server's token key (named by
+	// the event's key id): whoever holds the log without the key cannot test a secret.
+	DigestHMAC = "hmac-sha256"
+	// DigestSHA256 is the hex SHA-256 of the secret, unkeyed: the digest of the tokens issued
+	// before the keyed one (token.issued version 2 and older). They still sign in.
+	DigestSHA256 = "sha256"
+)
+
 // Role is what a token's holder may do. Each role may do everything the roles before it may.
 type Role string
 
@@ -56,8 +66,13 @@ type TokenIssued struct {
 	// OnBehalf is the right to act on behalf of others (X-Actor); an admin always has it.
 	OnBehalf  bool       `json:"on_behalf"`
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
-	// Digest is the hex SHA-256 of the token's secret (256 random bits).
+	// Digest is the hex digest of the token's secret (256 random bits), of the kind
+	// DigestKind.
 	Digest string `json:"digest"`
+	// DigestKind is DigestHMAC (version 3) or DigestSHA256 (versions 1 and 2, upcast).
+	DigestKind string `json:"digest_kind"`
+	// KeyID names the server key of a DigestHMAC digest (a digest of the key, not the key).
+	KeyID string `json:"key_id,omitempty"`
 }
 
 // EventType implements Payload.
@@ -76,11 +91,14 @@ type Token struct {
 	OnBehalf  bool       `json:"on_behalf"`
 	ExpiresAt *time.Time `json:"expires_at"`
 	Digest    string     `json:"-"`
-	IssuedBy  string     `json:"issued_by"`
-	IssuedAt  time.Time  `json:"issued_at"`
-	RevokedBy string     `json:"revoked_by,omitempty"`
-	RevokedAt *time.Time `json:"revoked_at"`
-	Seq       uint64     `json:"seq"`
+	// DigestKind and KeyID say how Digest was made (see TokenIssued).
+	DigestKind string     `json:"digest_kind"`
+	KeyID      string     `json:"key_id,omitempty"`
+	IssuedBy   string     `json:"issued_by"`
+	IssuedAt   time.Time  `json:"issued_at"`
+	RevokedBy  string     `json:"revoked_by,omitempty"`
+	RevokedAt  *time.Time `json:"revoked_at"`
+	Seq        uint64     `json:"seq"`
 }
 
 // CanActOnBehalf reports whether the token may name another actor.
@@ -101,14 +119,15 @@ func (t Token) Usable(now time.Time) error {
 
 var tokenName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-// IssueToken is the command that issues a token. Digest is the secret's; the secret itself
-// never reaches the domain.
+// IssueToken is the command that issues a token. Digest is the secret's keyed digest
+// (DigestHMAC under the key KeyID); the secret itself never reaches the domain.
 type IssueToken struct {
 	Name      string
 	Role      Role
 	OnBehalf  bool
 	ExpiresAt *time.Time
 	Digest    string
+	KeyID     string
 }
 
 // DecideIssueToken checks cmd against the token's current state t (zero when new).
@@ -126,7 +145,10 @@ func DecideIssueToken(t Token, cmd IssueToken, meta Meta) (Event, error) {
 		return Event{}, Invalid("expires_at", "%s is not in the future", cmd.ExpiresAt.Format(time.RFC3339))
 	}
 	if len(cmd.Digest) != 64 {
-		return Event{}, Invalid("digest", "must be a hex SHA-256")
+		return Event{}, Invalid("digest", "must be a hex HMAC-SHA256")
+	}
+	if cmd.KeyID == "" {
+		return Event{}, Invalid("key_id", "names no key: a token's digest is keyed")
 	}
 	if t.Name != "" {
 		return Event{}, fmt.Errorf("%w: a token named %s was issued already (names are never reused, so the audit stays unambiguous); choose another name", ErrConflict, cmd.Name)
@@ -136,7 +158,8 @@ func DecideIssueToken(t Token, cmd IssueToken, meta Meta) (Event, error) {
 		e := cmd.ExpiresAt.UTC()
 		exp = &e
 	}
-	return NewEvent(cmd.Name, meta, TokenIssued{Role: cmd.Role, OnBehalf: cmd.OnBehalf, ExpiresAt: exp, Digest: cmd.Digest}), nil
+	return NewEvent(cmd.Name, meta, TokenIssued{Role: cmd.Role, OnBehalf: cmd.OnBehalf, ExpiresAt: exp,
+		Digest: cmd.Digest, DigestKind: DigestHMAC, KeyID: cmd.KeyID}), nil
 }
 
 // DecideRevokeToken revokes token t.
@@ -158,7 +181,7 @@ func ApplyToken(t Token, ev Event) Token {
 	switch p := ev.Data.(type) {
 	case TokenIssued:
 		t = Token{Name: ev.AggregateID, Role: p.Role, OnBehalf: p.OnBehalf, ExpiresAt: p.ExpiresAt, Digest: p.Digest,
-			IssuedBy: ev.Actor, IssuedAt: ev.Time}
+			DigestKind: p.DigestKind, KeyID: p.KeyID, IssuedBy: ev.Actor, IssuedAt: ev.Time}
 	case TokenRevoked:
 		at := ev.Time
 		t.RevokedAt, t.RevokedBy = &at, ev.Actor

@@ -24,12 +24,13 @@ func TestTokenLifecycle(t *testing.T) {
 	meta := domain.Meta{EventID: "e1", Actor: "admin", Time: now}
 	digest := "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 	exp := now.Add(time.Hour)
-	cmd := domain.IssueToken{Name: "alice", Role: domain.RoleReviewer, ExpiresAt: &exp, Digest: digest}
+	cmd := domain.IssueToken{Name: "alice", Role: domain.RoleReviewer, ExpiresAt: &exp, Digest: digest, KeyID: "5f0e8a2c1b3d4e6f"}
 
 	for name, bad := range map[string]func(*domain.IssueToken){
 		"name":    func(c *domain.IssueToken) { c.Name = "Alice.Smith" },
 		"role":    func(c *domain.IssueToken) { c.Role = "root" },
 		"expires": func(c *domain.IssueToken) { past := now.Add(-time.Second); c.ExpiresAt = &past },
+		"key id":  func(c *domain.IssueToken) { c.KeyID = "" },
 	} {
 		c := cmd
 		bad(&c)
@@ -43,6 +44,8 @@ func TestTokenLifecycle(t *testing.T) {
 	tok := domain.ApplyToken(domain.Token{}, ev)
 	require.Equal(t, "alice", tok.Name)
 	require.Equal(t, domain.RoleReviewer, tok.Role)
+	require.Equal(t, domain.DigestHMAC, tok.DigestKind, "a new token's digest is keyed")
+	require.Equal(t, "5f0e8a2c1b3d4e6f", tok.KeyID)
 	require.False(t, tok.CanActOnBehalf())
 	require.NoError(t, tok.Usable(now))
 	require.ErrorContains(t, tok.Usable(exp), "expired")

@@ -67,6 +67,17 @@ func register[T domain.Payload](c *codec, version int) {
 	c.types[zero.EventType()] = t
 }
 
+// tokenDigestSHA256 upcasts token.issued version 2 to 3, which added digest_kind and key_id:
+// a digest of version 2 or older is the secret's plain SHA-256, of no key.
+func tokenDigestSHA256(data json.RawMessage) (json.RawMessage, error) {
+	var p map[string]json.RawMessage
+	if err := json.Unmarshal(data, &p); err != nil {
+		return nil, err
+	}
+	p["digest_kind"] = json.RawMessage(`"` + domain.DigestSHA256 + `"`)
+	return json.Marshal(p)
+}
+
 // events is the registry of every event type the ledger stores and its current version.
 var events = newCodec()
 
@@ -100,7 +111,8 @@ func newCodec() *codec {
 	register[domain.SubscriptionReset](c, 2)
 	register[domain.SubscriptionRemoved](c, 2)
 	register[domain.LogLossAccepted](c, 2)
-	register[domain.TokenIssued](c, 2)
+	register[domain.TokenIssued](c, 3)
+	c.types[domain.EventTokenIssued].upcasters[2] = tokenDigestSHA256
 	register[domain.TokenRevoked](c, 2)
 	return c
 }

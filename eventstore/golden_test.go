@@ -192,7 +192,8 @@ var goldenEvents = map[string]domain.Event{
 
 	domain.EventTokenIssued: domain.NewEvent("alice", goldenMeta(26, true), domain.TokenIssued{
 		Role: domain.RoleReviewer, OnBehalf: true, ExpiresAt: ptr(time.Date(2027, 3, 14, 0, 0, 0, 0, time.UTC)),
-		Digest: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+		Digest:     "3c5a1e0f9b8d7c6a5f4e3d2c1b0a99887766554433221100ffeeddccbbaa9988",
+		DigestKind: domain.DigestHMAC, KeyID: "5f0e8a2c1b3d4e6f",
 	}),
 	domain.EventTokenRevoked: domain.NewEvent("alice", goldenMeta(27, false), domain.TokenRevoked{}),
 }
@@ -429,4 +430,28 @@ func mustRead(t *testing.T, path string) []byte {
 	b, err := os.ReadFile(path)
 	require.NoError(t, err)
 	return b
+}
+
+// TestTokenIssuedVersions: token.issued of versions 1 and 2 held the secret's plain SHA-256;
+// they decode as DigestSHA256 of no key, so that their tokens still sign in. Version 3 says
+// which digest it holds: the keyed one, and the key's id.
+func TestTokenIssuedVersions(t *testing.T) {
+	for _, v := range []int{1, 2} {
+		raw, err := os.ReadFile(fixturePath(domain.EventTokenIssued, v))
+		require.NoError(t, err)
+		ev, err := eventstore.Decode(raw, 1)
+		require.NoError(t, err)
+		p := ev.Data.(domain.TokenIssued)
+		require.Equal(t, domain.DigestSHA256, p.DigestKind, "version %d", v)
+		require.Empty(t, p.KeyID, "version %d", v)
+		require.Equal(t, "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08", p.Digest, "version %d", v)
+		require.Equal(t, domain.RoleReviewer, p.Role)
+	}
+	raw, err := os.ReadFile(fixturePath(domain.EventTokenIssued, 3))
+	require.NoError(t, err)
+	ev, err := eventstore.Decode(raw, 1)
+	require.NoError(t, err)
+	p := ev.Data.(domain.TokenIssued)
+	require.Equal(t, domain.DigestHMAC, p.DigestKind)
+	require.Equal(t, "5f0e8a2c1b3d4e6f", p.KeyID)
 }

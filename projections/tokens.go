@@ -29,8 +29,8 @@ func (Tokens) Name() string { return "tokens" }
 // Init implements Projection.
 func (p Tokens) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned.
-func (Tokens) Version() int { return 1 }
+// Version implements Versioned. Version 2 keeps each token's digest kind and key id.
+func (Tokens) Version() int { return 2 }
 
 // Buckets implements Versioned.
 func (Tokens) Buckets() [][]byte { return [][]byte{bucketTokens, bucketTokenDigests} }

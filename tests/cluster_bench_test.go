@@ -3,8 +3,6 @@ package tests
 import (
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -48,8 +46,7 @@ func BenchmarkCluster(b *testing.B) {
 
 		// A fresh instance: an empty data directory on the same log.
 		last = c.nodes[0].lastSeq()
-		dir := b.TempDir()
-		require.NoError(b, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(b, c.nodes[0].cfg.Data)+"\n"), 0o600))
+		dir := joinDir(b, c.nodes[0])
 		began := time.Now()
 		fresh := startLedger(b, withConfig(func(cfg *app.Config) { cfg.NatsURL, cfg.Replicas, cfg.Data = c.nats.URLs(), clusterReplicas, dir }))
 		caughtUp(b, fresh, last)

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"sync"
@@ -43,8 +41,7 @@ func startLedgerCluster(t testing.TB, n int, opt func(i int) func(*ledger)) *led
 	for i := range n {
 		opts := []func(*ledger){withConfig(func(cfg *app.Config) { cfg.NatsURL, cfg.Replicas = c.nats.URLs(), clusterReplicas })}
 		if i > 0 {
-			dir := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, c.nodes[0].cfg.Data)+"\n"), 0o600))
+			dir := joinDir(t, c.nodes[0])
 			opts = append(opts, withConfig(func(cfg *app.Config) { cfg.Data = dir }))
 		}
 		if opt != nil {

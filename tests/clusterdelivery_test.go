@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -46,8 +45,7 @@ func TestClusterDeliversOnce(t *testing.T) {
 		opts := []func(*ledger){withWebhook(hook.URL+"/alerts", 5), withWebhookTransport(instanceTagged(i)), withSubscriptionBackoff,
 			withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile = url, key })}
 		if i > 0 {
-			dir := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, nodes[0].cfg.Data)+"\n"), 0o600))
+			dir := joinDir(t, nodes[0])
 			opts = append(opts, withConfig(func(c *app.Config) { c.Data = dir }))
 		}
 		nodes = append(nodes, startLedger(t, opts...))
@@ -126,8 +124,7 @@ func TestClusterSubscriptionRemovedWhileAnInstanceWasDown(t *testing.T) {
 	hook := newHookServer(t, hookOK)
 	key := filepath.Join(t.TempDir(), "subscription-secrets.key")
 	a := startLedger(t, withSubscriptionBackoff, withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile = url, key }))
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, a.cfg.Data)+"\n"), 0o600))
+	dir := joinDir(t, a)
 	hold, release := make(chan struct{}), make(chan struct{})
 	var held atomic.Bool
 	b := startLedger(t, withSubscriptionBackoff, withConfig(func(c *app.Config) { c.NatsURL, c.SubscriptionKeyFile, c.Data = url, key, dir }))

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -24,8 +22,7 @@ func TestNightlyRunsOncePerCluster(t *testing.T) {
 	instances := []*ledger{startLedger(t, withConfig(func(c *app.Config) { c.NatsURL = url }))}
 	for range 2 {
 		// The tokens are in the shared log: the other instances take the first one's admin token.
-		dir := t.TempDir()
-		require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, instances[0].cfg.Data)+"\n"), 0o600))
+		dir := joinDir(t, instances[0])
 		instances = append(instances, startLedger(t, withConfig(func(c *app.Config) { c.NatsURL, c.Data = url, dir })))
 	}
 	// Something for the steps to do: candidates to promote, written on the first instance.

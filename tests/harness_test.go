@@ -36,6 +36,8 @@ type ledger struct {
 	logReviveFree uint64
 	// logw, when set, receives the ledger's log as well.
 	logw io.Writer
+	// beforeAdminToken is app.Main.BeforeAdminToken.
+	beforeAdminToken func()
 }
 
 // startLedger starts memledger in-process on a fresh data directory (or the given one) and
@@ -86,6 +88,7 @@ func (l *ledger) start() {
 	m.SearchIdle = l.searchIdle
 	m.ProjectionsHook = l.projectionsHook
 	m.LogReviveFree = l.logReviveFree
+	m.BeforeAdminToken = l.beforeAdminToken
 	require.NoError(l.t, m.Open(context.Background()))
 	l.Main, l.URL = m, "http://"+m.Addr()
 	apiChecked(m.Addr())

@@ -2,8 +2,6 @@ package tests
 
 import (
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -23,8 +21,7 @@ import (
 func TestRevocationOnAnotherInstance(t *testing.T) {
 	url := eventstoretest.StartServer(t)
 	a := startLedger(t, withConfig(func(c *app.Config) { c.NatsURL = url }))
-	dir := t.TempDir()
-	require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, a.cfg.Data)+"\n"), 0o600))
+	dir := joinDir(t, a)
 	// The other instance's projections can be held back at the revocation.
 	var hold atomic.Bool
 	release := make(chan struct{})

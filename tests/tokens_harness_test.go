@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
 // noToken is a header that makes the test transport send a request without the ledger's
@@ -102,3 +103,16 @@ func browserSignIn(t *testing.T, ctx context.Context, l *ledger, token string) {
 // principal is the name of the token the harness sends by default (the first start's admin):
 // the actor of every request that does not name another.
 const principal = app.AdminTokenName
+
+// joinDir returns a new data directory for another instance on first's log, as an operator
+// prepares one: with first's admin.token and its server key file (the token digests are
+// keyed with it, so every instance on one log needs the same file).
+func joinDir(t testing.TB, first *ledger) string {
+	t.Helper()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, first.cfg.Data)+"\n"), 0o600))
+	key, err := os.ReadFile(first.cfg.SubscriptionKeyPath())
+	require.NoError(t, err)
+	require.NoError(t, os.WriteFile(filepath.Join(dir, subscriptions.KeyFileName), key, 0o600))
+	return dir
+}

@@ -1,5 +1,5 @@
 // Package auth authenticates the callers of memledger's edges: a bearer token is looked up by
-// its digest in the tokens projection (a session cookie of the sign-in page names its token),
+// its keyed digest in the tokens projection (a session cookie of the sign-in page names its token),
 // and becomes a ledger.Caller with the token's name as principal and actor.
 package auth
 
@@ -7,8 +7,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -30,11 +33,23 @@ var (
 // Authenticator turns a request's credentials into a caller. It holds the pages' sessions.
 type Authenticator struct {
 	DB *projections.DB
+	// Key digests a bearer token's secret as the log records it (tokens issued before the
+	// keyed digest are looked up by their plain SHA-256).
+	Key *ledger.TokenKey
 	// Now is the clock expiry is checked against (time.Now).
-	Now func() time.Time
+	Now    func() time.Time
+	Logger *slog.Logger
 
 	sessions sessions
+
+	mu sync.Mutex
+	// keyChecked is when an unknown token last made the tokens of other keys be looked for.
+	keyChecked time.Time
 }
+
+// keyCheckEvery bounds how often an unknown token makes the tokens be looked through for
+// ones issued under another key (and the log say so).
+const keyCheckEvery = 30 * time.Second
 
 func (a *Authenticator) now() time.Time {
 	if a.Now != nil {
@@ -83,14 +98,91 @@ func (a *Authenticator) Authenticate(r *http.Request) (ledger.Caller, error) {
 
 // Token returns the caller a token secret stands for.
 func (a *Authenticator) Token(secret string) (ledger.Caller, error) {
-	t, err := a.DB.TokenByDigest(ledger.TokenDigest(secret))
+	t, err := a.tokenOf(secret)
 	if errors.Is(err, domain.ErrNotFound) {
+		a.unknownToken()
 		return ledger.Caller{}, fmt.Errorf("%w: the token is not known", ErrUnauthenticated)
 	}
 	if err != nil {
 		return ledger.Caller{}, err
 	}
 	return a.usable(t)
+}
+
+// tokenOf looks secret up by its keyed digest, then by the plain SHA-256 of the tokens issued
+// before the digest was keyed (only such a token is found that way).
+func (a *Authenticator) tokenOf(secret string) (domain.Token, error) {
+	if a.Key != nil {
+		t, err := a.DB.TokenByDigest(a.Key.Digest(secret))
+		if err == nil && t.DigestKind == domain.DigestHMAC && t.KeyID == a.Key.ID {
+			return t, nil
+		}
+		if err != nil && !errors.Is(err, domain.ErrNotFound) {
+			return t, err
+		}
+	}
+	t, err := a.DB.TokenByDigest(ledger.LegacyTokenDigest(secret))
+	if err == nil && t.DigestKind == domain.DigestSHA256 {
+		return t, nil
+	}
+	if err != nil && !errors.Is(err, domain.ErrNotFound) {
+		return t, err
+	}
+	return domain.Token{}, fmt.Errorf("token: %w", domain.ErrNotFound)
+}
+
+// unknownToken looks, at most every keyCheckEvery, for usable tokens issued under another key
+// than this instance's, and logs them when there are: a token refused as unknown is then
+// perhaps one of them, and the instance lacks the key file the others have.
+func (a *Authenticator) unknownToken() {
+	now := time.Now()
+	a.mu.Lock()
+	if !a.keyChecked.IsZero() && now.Sub(a.keyChecked) < keyCheckEvery {
+		a.mu.Unlock()
+		return
+	}
+	a.keyChecked = now
+	a.mu.Unlock()
+	a.CheckKey()
+}
+
+// CheckKey logs a warning, and returns them, when usable tokens were issued under a key other
+// than this instance's: they cannot sign in here until the instance has the same key file as
+// the one they were issued on.
+func (a *Authenticator) CheckKey() []domain.Token {
+	if a.Key == nil {
+		return nil
+	}
+	ts, err := a.DB.ListTokens()
+	if err != nil {
+		a.logger().Warn("could not look through the tokens for ones of another key", "err", err)
+		return nil
+	}
+	var foreign []domain.Token
+	var names, keys []string
+	for _, t := range ts {
+		if t.DigestKind == domain.DigestHMAC && t.KeyID != a.Key.ID && t.Usable(a.now()) == nil {
+			foreign = append(foreign, t)
+			names = append(names, t.Name)
+			if !slices.Contains(keys, t.KeyID) {
+				keys = append(keys, t.KeyID)
+			}
+		}
+	}
+	if len(foreign) > 0 {
+		a.logger().Warn(fmt.Sprintf("tokens issued under another server key cannot sign in on this instance: %s (key %s); this instance's key is %s, from %s. "+
+			"Every instance on one log needs the same key file: stop this instance, copy the file from an instance where those tokens work, and start it again",
+			strings.Join(names, ", "), strings.Join(keys, ", "), a.Key.ID, a.Key.File),
+			"tokens", names, "token_keys", keys, "key", a.Key.ID, "key_file", a.Key.File)
+	}
+	return foreign
+}
+
+func (a *Authenticator) logger() *slog.Logger {
+	if a.Logger != nil {
+		return a.Logger
+	}
+	return slog.Default()
 }
 
 // usable is the caller of token t, or an ErrUnauthenticated when it is revoked or expired.

@@ -48,7 +48,9 @@ type Ledger struct {
 	// the service cannot write now, such as projections that cannot be written) refuses the
 	// command with ErrUnwritable, before anything is appended.
 	Refuse func() error
-	Logger *slog.Logger
+	// TokenKey digests the secrets of the tokens it issues (IssueToken refuses without one).
+	TokenKey *TokenKey
+	Logger   *slog.Logger
 }
 
 // Caller is who asks for a command. It is the one place where an edge says who it acts for:

@@ -3,9 +3,7 @@ package ledger
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,14 +14,6 @@ import (
 // TokenPrefix starts every token secret, so that a leaked one is recognised by scanners.
 const TokenPrefix = "mlt_"
 
-// TokenDigest is the digest a token's secret is stored and looked up by: the hex SHA-256 of
-// the secret. A secret is 256 random bits, so a fast unkeyed hash is enough: no guess of a
-// secret is cheaper than guessing 256 bits, and the log and the projections hold only this.
-func TokenDigest(secret string) string {
-	sum := sha256.Sum256([]byte(secret))
-	return hex.EncodeToString(sum[:])
-}
-
 // NewTokenSecret returns a new secret: TokenPrefix and 32 random bytes in base64url.
 func NewTokenSecret() string {
 	b := make([]byte, 32)
@@ -32,7 +22,7 @@ func NewTokenSecret() string {
 }
 
 // IssueToken issues a token and returns its secret, which is not kept anywhere: the log
-// records its digest.
+// records its keyed digest (TokenKey).
 func (l *Ledger) IssueToken(ctx context.Context, c Caller, note string, cmd domain.IssueToken) (string, Result, error) {
 	return l.IssueTokenSecret(ctx, c, note, cmd, NewTokenSecret())
 }
@@ -44,12 +34,15 @@ func (l *Ledger) IssueTokenSecret(ctx context.Context, c Caller, note string, cm
 	if !strings.HasPrefix(secret, TokenPrefix) || len(secret) < len(TokenPrefix)+43 {
 		return "", Result{}, domain.Invalid("secret", "is not a token secret made by NewTokenSecret")
 	}
+	if l.TokenKey == nil {
+		return "", Result{}, errors.New("issue token: this process has no token key")
+	}
 	meta, err := l.meta(c, note, "")
 	if err != nil {
 		return "", Result{}, err
 	}
 	cmd.Name = strings.TrimSpace(cmd.Name)
-	cmd.Digest = TokenDigest(secret)
+	cmd.Digest, cmd.KeyID = l.TokenKey.Digest(secret), l.TokenKey.ID
 	res, err := l.token(ctx, cmd.Name, func(t domain.Token) (domain.Event, error) {
 		return domain.DecideIssueToken(t, cmd, meta)
 	})

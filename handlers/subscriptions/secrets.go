@@ -3,6 +3,7 @@ package subscriptions
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -80,6 +81,16 @@ func NewKeyring(key []byte) (*Keyring, error) {
 	}
 	sum := sha256.Sum256(append([]byte("memledger subscription key id\x00"), key...))
 	return &Keyring{key: key, ID: hex.EncodeToString(sum[:8])}, nil
+}
+
+// Derive returns a 32-byte key for another use of this key file, named by label (the
+// HMAC-SHA256 of label under the key): the token digests and the session cookies are keyed
+// from the same file, so that an operator has one file to keep and to copy to every instance,
+// and no derived key tells anything of the others or of the sealing key.
+func (k *Keyring) Derive(label string) []byte {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte("memledger derived key\x00" + label))
+	return m.Sum(nil)
 }
 
 func (k *Keyring) aead() cipher.AEAD {

@@ -72,12 +72,26 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 		}
 		return nil
 	}
+	if m.BeforeAdminToken != nil {
+		m.BeforeAdminToken()
+	}
 	secret := ledger.NewTokenSecret()
 	if err := writeSecretFile(path, secret); err != nil {
 		return fmt.Errorf("first admin token: %w", err)
 	}
-	if _, _, err := m.Ledger.IssueTokenSecret(ctx, ledger.Caller{Actor: "memledger"}, "issued at the first start",
-		domain.IssueToken{Name: AdminTokenName, Role: domain.RoleAdmin}, secret); err != nil {
+	_, _, err = m.Ledger.IssueTokenSecret(ctx, ledger.Caller{Actor: "memledger"}, "issued at the first start",
+		domain.IssueToken{Name: AdminTokenName, Role: domain.RoleAdmin}, secret)
+	if errors.Is(err, domain.ErrConflict) {
+		// Another instance on the same log started at the same time and issued the admin
+		// token first: the file written here holds a secret no token has.
+		if rerr := os.Remove(path); rerr != nil {
+			return fmt.Errorf("first admin token: another instance issued it first, and %s, which holds no issued token's secret, could not be removed: %w", path, rerr)
+		}
+		m.Logger.Warn("another instance on this log issued the first admin token at the same time as this one: its secret is in that instance's admin.token; this instance wrote none ("+path+" removed). Copy that file here to use the token commands on this instance",
+			"path", path)
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("first admin token: %w", err)
 	}
 	m.Logger.Info("issued the first admin token; use it as: Authorization: Bearer $(cat "+path+")", "path", path)

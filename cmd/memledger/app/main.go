@@ -56,6 +56,10 @@ type Main struct {
 	// embedded server's JetStream, switched off by a full disk, is switched back on
 	// (eventstore.DefaultReviveFree when 0): tests fill a small disk.
 	LogReviveFree uint64
+	// BeforeAdminToken, set before Open, is called by a first start that found no token in
+	// the log, before it writes admin.token and issues the admin token: tests start two
+	// instances into that window at once.
+	BeforeAdminToken func()
 
 	Store  *eventstore.Store
 	DB     *projections.DB
@@ -73,6 +77,9 @@ type Main struct {
 	// recovering is set by token recover, which issues the admin token the start would warn
 	// is missing.
 	recovering bool
+	// keys is the server key file's keyring (the subscriptions' secrets; the token and
+	// session keys are derived from it).
+	keys *subscriptions.Keyring
 
 	lock     *dataLock
 	http     *http.Server
@@ -183,10 +190,19 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 
+	// The server key file: the subscriptions' secrets are sealed with it, the token digests
+	// and the session cookies keyed with keys derived from it.
+	if m.keys, err = subscriptions.LoadKeyring(m.Config.SubscriptionKeyPath()); err != nil {
+		return err
+	}
+	tokens, err := tokenKey(m.keys, m.Config.SubscriptionKeyPath())
+	if err != nil {
+		return err
+	}
 	rules := domain.DefaultRules()
 	rules.MaxContentLength = m.Config.MaxContent
 	m.Ledger = &ledger.Ledger{Store: m.Store, DB: m.DB, Runner: m.Runner, Rules: rules, Now: m.Now, Logger: m.Logger,
-		Refuse: m.refuseWrites}
+		Refuse: m.refuseWrites, TokenKey: tokens}
 	m.sinksDone.Add(1)
 	go func() {
 		defer m.sinksDone.Done()
@@ -205,8 +221,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Now: m.Now, ReadWait: m.Config.ReadWait, Version: Version, Logger: m.Logger}
 	var authn *auth.Authenticator
 	if m.Config.Auth != AuthOff {
-		authn = &auth.Authenticator{DB: m.DB, Now: m.Now}
+		authn = &auth.Authenticator{DB: m.DB, Key: tokens, Now: m.Now, Logger: m.Logger}
 		m.API.Auth = authn
+		m.sinksDone.Add(1)
+		go func() {
+			defer m.sinksDone.Done()
+			// Once the tokens projection holds the log, say so when tokens were issued
+			// under another key file than this instance's.
+			if m.Runner.WaitFor(runCtx, m.Runner.CatchUpTo) == nil {
+				authn.CheckKey()
+			}
+		}()
 	}
 	m.API.AllowedHosts = m.Config.allowedHosts()
 	// /mcp acts as the request's token, with its role (every role with --auth off).

@@ -7,12 +7,10 @@ import (
 	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
-// startSubscriptions loads the subscriptions' key and starts the manager that delivers them.
+// startSubscriptions starts the manager that delivers the subscriptions, with the key loaded
+// at the start.
 func (m *Main) startSubscriptions(ctx context.Context) error {
-	keys, err := subscriptions.LoadKeyring(m.Config.SubscriptionKeyPath())
-	if err != nil {
-		return err
-	}
+	keys := m.keys
 	stream, err := m.Store.JetStream().Stream(ctx, m.Store.Stream)
 	if err != nil {
 		return err
