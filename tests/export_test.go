@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/stretchr/testify/require"
 )
 
@@ -137,6 +138,10 @@ func TestExportImport(t *testing.T) {
 	t.Run("the imported ledger answers as the exported one", func(t *testing.T) {
 		// The log carries the tokens: the source's admin token opens the imported ledger.
 		require.NoError(t, os.WriteFile(filepath.Join(target, "admin.token"), []byte(adminToken(t, l.cfg.Data)), 0o600))
+		// And its key file: the tokens are recorded by their keyed digest.
+		key, err := os.ReadFile(l.cfg.SubscriptionKeyPath())
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(target, subscriptions.KeyFileName), key, 0o600))
 		imported := startLedger(t, withClock(clk.Now), withConfig(func(c *app.Config) { c.Data = target }))
 		after := imported.everyRead(memIDs)
 		for path, body := range before {
