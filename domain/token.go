@@ -13,6 +13,8 @@ const KindToken = "token"
 const (
 	EventTokenIssued  = "token.issued"
 	EventTokenRevoked = "token.revoked"
+	// EventTokenSignedOut ends one sign-in session of the pages made with the token.
+	EventTokenSignedOut = "token.signed_out"
 )
 
 // The kinds of digest a token's secret is stored and looked up by.
@@ -83,6 +85,19 @@ type TokenRevoked struct{}
 
 // EventType implements Payload.
 func (TokenRevoked) EventType() string { return EventTokenRevoked }
+
+// TokenSignedOut records that a session of the sign-in page, made with the token, was signed
+// out: its cookie is refused from then on, on every instance and after a restart.
+type TokenSignedOut struct {
+	// Session is the session's id (as its cookie names it; the cookie is of no use without
+	// the server's key, and the session has ended).
+	Session string `json:"session"`
+	// ExpiresAt is when the session would have ended by itself.
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// EventType implements Payload.
+func (TokenSignedOut) EventType() string { return EventTokenSignedOut }
 
 // Token is the state of one access token, folded from its events.
 type Token struct {
@@ -176,7 +191,21 @@ func DecideRevokeToken(t Token, meta Meta) (Event, error) {
 	return NewEvent(t.Name, meta, TokenRevoked{}), nil
 }
 
-// ApplyToken folds ev into t.
+// DecideSignOut ends session (of token t, until expires).
+func DecideSignOut(t Token, session string, expires time.Time, meta Meta) (Event, error) {
+	if err := CheckActor(meta.Actor); err != nil {
+		return Event{}, err
+	}
+	if t.Name == "" {
+		return Event{}, fmt.Errorf("token: %w", ErrNotFound)
+	}
+	if session == "" || len(session) > 64 {
+		return Event{}, Invalid("session", "is not a session id")
+	}
+	return NewEvent(t.Name, meta, TokenSignedOut{Session: session, ExpiresAt: expires.UTC()}), nil
+}
+
+// ApplyToken folds ev into t (a sign-out changes no token).
 func ApplyToken(t Token, ev Event) Token {
 	switch p := ev.Data.(type) {
 	case TokenIssued:

@@ -114,6 +114,7 @@ func newCodec() *codec {
 	register[domain.TokenIssued](c, 3)
 	c.types[domain.EventTokenIssued].upcasters[2] = tokenDigestSHA256
 	register[domain.TokenRevoked](c, 2)
+	register[domain.TokenSignedOut](c, 2)
 	return c
 }
 

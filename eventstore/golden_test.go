@@ -196,6 +196,9 @@ var goldenEvents = map[string]domain.Event{
 		DigestKind: domain.DigestHMAC, KeyID: "5f0e8a2c1b3d4e6f",
 	}),
 	domain.EventTokenRevoked: domain.NewEvent("alice", goldenMeta(27, false), domain.TokenRevoked{}),
+	domain.EventTokenSignedOut: domain.NewEvent("alice", goldenMeta(28, false), domain.TokenSignedOut{
+		Session: "q83vEjRWeJq83vEjRWeJqw", ExpiresAt: time.Date(2026, 3, 15, 3, 9, 26, 0, time.UTC),
+	}),
 }
 
 func ptr[T any](v T) *T { return &v }

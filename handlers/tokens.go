@@ -3,9 +3,9 @@ package handlers
 import (
 	"errors"
 	"html/template"
+	"math"
 	"net/http"
 	"strings"
-	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/handlers/auth"
@@ -97,8 +97,8 @@ func (s *Server) signInPage(w http.ResponseWriter, r *http.Request) {
 }
 
 // signIn checks the token a person pasted and starts a session for it: the HttpOnly,
-// SameSite=Strict cookie holds the session's random id, which the pages then authenticate
-// with; the secret stays in no cookie.
+// SameSite=Strict cookie holds the signed session (its token's name, a random id, its end),
+// which the pages then authenticate with on any instance; the secret stays in no cookie.
 func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 4096)
 	if err := r.ParseForm(); err != nil {
@@ -122,18 +122,26 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request) {
 		signInTemplate.Execute(w, map[string]string{"Error": "That token is not accepted: " + strings.TrimPrefix(err.Error(), "unauthenticated: ")})
 		return
 	}
-	http.SetCookie(w, sessionCookie(r, id, int(expires.Sub(s.Now()).Round(time.Second).Seconds())))
+	// The session's end is in whole seconds, at most one before SessionTTL from now.
+	http.SetCookie(w, sessionCookie(r, id, int(math.Ceil(expires.Sub(s.Now()).Seconds()))))
 	w.Header().Set("Cache-Control", "no-store")
 	s.Logger.Info("signed in", "principal", c.Principal, "role", c.Role)
 	http.Redirect(w, r, "/ui/", http.StatusSeeOther)
 }
 
-// signOut ends the session (on the server, not only in the browser) and clears its cookie.
+// signOut ends the session (in the log, so on every instance and after a restart, not only
+// in the browser) and clears its cookie. A sign-out that cannot be recorded (the service
+// cannot write) clears the cookie all the same and answers the error that says why: the
+// session then stays valid until it ends by itself.
 func (s *Server) signOut(w http.ResponseWriter, r *http.Request) {
-	if ck, err := r.Cookie(auth.SessionCookie); err == nil && s.Auth != nil {
-		s.Auth.SignOut(ck.Value)
-	}
 	http.SetCookie(w, sessionCookie(r, "", -1))
+	if ck, err := r.Cookie(auth.SessionCookie); err == nil && s.Auth != nil {
+		if err := s.Auth.SignOut(r.Context(), ck.Value); err != nil {
+			s.Logger.Error("a sign-out could not be recorded: the session stays valid until it ends by itself", "err", err)
+			s.fail(w, r, err)
+			return
+		}
+	}
 	http.Redirect(w, r, "/ui/signin", http.StatusSeeOther)
 }
 

@@ -3,6 +3,7 @@ package projections
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/memledger/memledger/domain"
 	bolt "go.etcd.io/bbolt"
@@ -12,6 +13,7 @@ import (
 var (
 	bucketTokens       = []byte("tokens")        // name → storedToken JSON
 	bucketTokenDigests = []byte("token_digests") // digest of the secret → name
+	bucketSignOuts     = []byte("token_signouts") // name NUL session id → the session's end (RFC 3339)
 )
 
 // storedToken is a token with the digest of its secret, which domain.Token does not marshal.
@@ -29,16 +31,20 @@ func (Tokens) Name() string { return "tokens" }
 // Init implements Projection.
 func (p Tokens) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
-// Version implements Versioned. Version 2 keeps each token's digest kind and key id.
-func (Tokens) Version() int { return 2 }
+// Version implements Versioned. Version 2 keeps each token's digest kind and key id, version 3
+// the sessions signed out.
+func (Tokens) Version() int { return 3 }
 
 // Buckets implements Versioned.
-func (Tokens) Buckets() [][]byte { return [][]byte{bucketTokens, bucketTokenDigests} }
+func (Tokens) Buckets() [][]byte { return [][]byte{bucketTokens, bucketTokenDigests, bucketSignOuts} }
 
 // Apply implements Projection.
 func (Tokens) Apply(tx *bolt.Tx, ev domain.Event) error {
 	if ev.Kind() != domain.KindToken || ev.Data == nil {
 		return nil
+	}
+	if p, ok := ev.Data.(domain.TokenSignedOut); ok {
+		return tx.Bucket(bucketSignOuts).Put(signOutKey(ev.AggregateID, p.Session), []byte(p.ExpiresAt.UTC().Format(time.RFC3339Nano)))
 	}
 	b := tx.Bucket(bucketTokens)
 	var t domain.Token
@@ -56,6 +62,21 @@ func (Tokens) Apply(tx *bolt.Tx, ev domain.Event) error {
 		}
 	}
 	return putJSON(b, []byte(t.Name), storedToken{Token: t, Digest: t.Digest})
+}
+
+func signOutKey(token, session string) []byte { return []byte(token + "\x00" + session) }
+
+// SignedOut reports whether the session of the sign-in page named session, made with token,
+// was signed out.
+func (db *DB) SignedOut(token, session string) (bool, error) {
+	var out bool
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if b := tx.Bucket(bucketSignOuts); b != nil {
+			out = b.Get(signOutKey(token, session)) != nil
+		}
+		return nil
+	})
+	return out, err
 }
 
 // Token returns the token named name, revoked and expired ones included.

@@ -20,7 +20,7 @@ import (
 )
 
 // SessionCookie is the cookie the sign-in page sets: HttpOnly and SameSite=Strict, it holds a
-// session's random id (see SignIn), never the token's secret.
+// signed session (see SignIn), never the token's secret.
 const SessionCookie = "memledger_session"
 
 // Errors of authentication and authorisation: ErrUnauthenticated is a 401 (no usable
@@ -30,21 +30,26 @@ var (
 	ErrForbidden       = errors.New("forbidden")
 )
 
-// Authenticator turns a request's credentials into a caller. It holds the pages' sessions.
+// Authenticator turns a request's credentials into a caller: a bearer token's, or a session
+// cookie's.
 type Authenticator struct {
 	DB *projections.DB
 	// Key digests a bearer token's secret as the log records it (tokens issued before the
 	// keyed digest are looked up by their plain SHA-256).
 	Key *ledger.TokenKey
+	// SessionKey signs the pages' session cookies (derived from the server key file, as Key
+	// is): every instance on one log with the same key checks every cookie.
+	SessionKey []byte
+	// Ledger records the sign-outs (token.signed_out), so that they hold on every instance.
+	Ledger *ledger.Ledger
 	// Now is the clock expiry is checked against (time.Now).
 	Now    func() time.Time
 	Logger *slog.Logger
 
-	sessions sessions
-
 	mu sync.Mutex
-	// keyChecked is when an unknown token last made the tokens of other keys be looked for.
-	keyChecked time.Time
+	// keyChecked is when an unknown token last made the tokens of other keys be looked for;
+	// sessionWarned when a cookie of another key was last logged.
+	keyChecked, sessionWarned time.Time
 }
 
 // keyCheckEvery bounds how often an unknown token makes the tokens be looked through for

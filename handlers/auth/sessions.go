@@ -1,14 +1,15 @@
 package auth
 
 import (
+	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/hex"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -19,110 +20,147 @@ import (
 const (
 	// SessionTTL is how long a sign-in lasts (the cookie's Max-Age too).
 	SessionTTL = 12 * time.Hour
-	// MaxSessions bounds the sessions one instance holds; past it, the one ending soonest is
-	// dropped to make room.
-	MaxSessions = 10_000
-	// sessionPrefix starts every session id, so that it is never taken for a token.
+	// sessionPrefix starts every session cookie, so that it is never taken for a token.
 	sessionPrefix = "mls_"
 )
 
-// sessions are the sign-ins of the pages, held by the instance that signed them in: the
-// session cookie holds only a random id, never the token's secret. A session names its token,
-// which is looked up at each request (a revoked or expired token ends the session), and it
-// ends at SessionTTL, at sign-out or when the process stops.
-type sessions struct {
-	mu sync.Mutex
-	// byDigest maps the SHA-256 of a session id to the session.
-	byDigest map[string]session
-}
-
+// A session of the pages is its cookie: "mls_<token>.<session id>.<end, Unix seconds>.<MAC>",
+// the MAC an HMAC-SHA256 of what precedes it under the session key (derived from the server key
+// file, the same on every instance on one log). The cookie holds no secret: it names the token
+// it was made with, which is looked up at each request as a bearer token is (a revoked or
+// expired token ends its sessions), and a session id of 128 random bits, which a sign-out
+// records in the log (token.signed_out), so that it holds on every instance and after a
+// restart. No instance keeps sessions in memory: any instance that has the key and the log
+// checks any cookie.
 type session struct {
 	token   string
+	id      string
 	expires time.Time
 }
 
-func sessionDigest(id string) string {
-	sum := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(sum[:])
+func (s session) payload() string {
+	return sessionPrefix + s.token + "." + s.id + "." + strconv.FormatInt(s.expires.Unix(), 10)
 }
 
-// add keeps a new session for token until expires and returns its id.
-func (s *sessions) add(token string, now, expires time.Time) string {
-	b := make([]byte, 32)
-	rand.Read(b)
-	id := sessionPrefix + base64.RawURLEncoding.EncodeToString(b)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.byDigest == nil {
-		s.byDigest = map[string]session{}
-	}
-	if len(s.byDigest) >= MaxSessions {
-		var soonest string
-		for d, v := range s.byDigest {
-			if !v.expires.After(now) {
-				delete(s.byDigest, d)
-			} else if soonest == "" || v.expires.Before(s.byDigest[soonest].expires) {
-				soonest = d
-			}
-		}
-		if len(s.byDigest) >= MaxSessions {
-			delete(s.byDigest, soonest)
-		}
-	}
-	s.byDigest[sessionDigest(id)] = session{token: token, expires: expires}
-	return id
+func (a *Authenticator) sessionMAC(payload string) []byte {
+	m := hmac.New(sha256.New, a.SessionKey)
+	m.Write([]byte(payload))
+	return m.Sum(nil)
 }
 
-// get returns the token of session id, dropping it when it has ended.
-func (s *sessions) get(id string, now time.Time) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := sessionDigest(id)
-	v, ok := s.byDigest[d]
-	if ok && !v.expires.After(now) {
-		delete(s.byDigest, d)
-		return "", false
-	}
-	return v.token, ok
+// cookie is the value of session s's cookie.
+func (a *Authenticator) cookie(s session) string {
+	p := s.payload()
+	return p + "." + base64.RawURLEncoding.EncodeToString(a.sessionMAC(p))
 }
 
-func (s *sessions) drop(id string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.byDigest, sessionDigest(id))
+// errNotOurs is a cookie that is no session cookie of this service.
+var errNotOurs = fmt.Errorf("%w: the session cookie is not one this service set; sign in again", ErrUnauthenticated)
+
+// parse checks a session cookie's form and MAC and returns its session.
+func (a *Authenticator) parse(value string) (session, error) {
+	rest, ok := strings.CutPrefix(value, sessionPrefix)
+	parts := strings.Split(rest, ".")
+	if !ok || len(parts) != 4 || !domain.IsToken(parts[0]) || parts[1] == "" {
+		return session{}, errNotOurs
+	}
+	mac, err := base64.RawURLEncoding.DecodeString(parts[3])
+	if err != nil {
+		return session{}, errNotOurs
+	}
+	end, err := strconv.ParseInt(parts[2], 10, 64)
+	if err != nil {
+		return session{}, errNotOurs
+	}
+	s := session{token: parts[0], id: parts[1], expires: time.Unix(end, 0).UTC()}
+	if s.payload() != value[:strings.LastIndexByte(value, '.')] {
+		return session{}, errNotOurs // not written as a cookie is (a number with a sign, leading zeros)
+	}
+	if !hmac.Equal(mac, a.sessionMAC(s.payload())) {
+		a.foreignSession(s)
+		return session{}, fmt.Errorf("%w: the session cookie is not signed with this service's key (made by an instance with another key file, or before the key changed); sign in again", ErrUnauthenticated)
+	}
+	return s, nil
+}
+
+// foreignSession logs, at most every keyCheckEvery, that a well-formed session cookie did not
+// verify: an instance with another key file made it, or the key changed.
+func (a *Authenticator) foreignSession(s session) {
+	now := time.Now()
+	a.mu.Lock()
+	if !a.sessionWarned.IsZero() && now.Sub(a.sessionWarned) < keyCheckEvery {
+		a.mu.Unlock()
+		return
+	}
+	a.sessionWarned = now
+	a.mu.Unlock()
+	file := ""
+	if a.Key != nil {
+		file = a.Key.File
+	}
+	a.logger().Warn("a session cookie of the sign-in page (token "+s.token+") is not signed with this instance's key: it was made by an instance with another key file, or before the key file changed. "+
+		"Every instance on one log needs the same key file ("+file+"); the browser is asked to sign in again",
+		"token", s.token, "key_file", file)
 }
 
 // SignIn checks a token's secret and starts a session for it: it returns the caller, the
-// session's id (the cookie's value) and when it ends.
+// session's cookie value and when it ends.
 func (a *Authenticator) SignIn(secret string) (ledger.Caller, string, time.Time, error) {
+	if len(a.SessionKey) == 0 {
+		return ledger.Caller{}, "", time.Time{}, errors.New("sign in: this process has no session key")
+	}
 	c, err := a.Token(secret)
 	if err != nil {
 		return c, "", time.Time{}, err
 	}
-	now := a.now()
-	expires := now.Add(SessionTTL)
-	return c, a.sessions.add(c.Principal, now, expires), expires, nil
+	b := make([]byte, 16)
+	rand.Read(b)
+	// The cookie counts whole seconds: the session ends at the second before SessionTTL.
+	s := session{token: c.Principal, id: base64.RawURLEncoding.EncodeToString(b), expires: time.Unix(a.now().Add(SessionTTL).Unix(), 0).UTC()}
+	return c, a.cookie(s), s.expires, nil
 }
 
-// SignOut ends session id (nothing when it is not one).
-func (a *Authenticator) SignOut(id string) { a.sessions.drop(id) }
-
-// Session returns the caller of session id: its token's, as the tokens projection has it
-// now. A session that has ended, or whose token is revoked or expired, is an
-// ErrUnauthenticated, and the session is dropped.
-func (a *Authenticator) Session(id string) (ledger.Caller, error) {
-	if !strings.HasPrefix(id, sessionPrefix) {
-		return ledger.Caller{}, fmt.Errorf("%w: the session cookie is not one this service set; sign in again", ErrUnauthenticated)
-	}
-	name, ok := a.sessions.get(id, a.now())
-	if !ok {
-		return ledger.Caller{}, fmt.Errorf("%w: the session has ended (signed out, over %s old, or the service restarted); sign in again", ErrUnauthenticated, SessionTTL)
-	}
-	c, err := a.TokenNamed(name)
+// SignOut ends the session of cookie value for good: the sign-out is recorded in the log
+// (through the command layer, as the session's token), so that the cookie is refused on every
+// instance and after a restart. A value that is no live session is nothing to end (nil).
+func (a *Authenticator) SignOut(ctx context.Context, value string) error {
+	c, err := a.Session(value)
 	if err != nil {
-		a.sessions.drop(id)
+		return nil
 	}
-	return c, err
+	s, _ := a.parse(value)
+	if a.Ledger == nil {
+		return errors.New("sign out: this process has no ledger to record it")
+	}
+	if _, err := a.Ledger.SignOut(ctx, c, s.token, s.id, s.expires); err != nil {
+		return fmt.Errorf("sign out: %w", err)
+	}
+	return nil
+}
+
+// Session returns the caller of the session cookie value: its token's, as the tokens
+// projection has it now. A cookie this service did not sign, a session that has ended (signed
+// out, or over SessionTTL old), or whose token is revoked or expired, is an
+// ErrUnauthenticated.
+func (a *Authenticator) Session(value string) (ledger.Caller, error) {
+	if len(a.SessionKey) == 0 {
+		return ledger.Caller{}, errNotOurs
+	}
+	s, err := a.parse(value)
+	if err != nil {
+		return ledger.Caller{}, err
+	}
+	if !a.now().Before(s.expires) {
+		return ledger.Caller{}, fmt.Errorf("%w: the session has ended (it was made over %s ago); sign in again", ErrUnauthenticated, SessionTTL)
+	}
+	out, err := a.DB.SignedOut(s.token, s.id)
+	if err != nil {
+		return ledger.Caller{}, err
+	}
+	if out {
+		return ledger.Caller{}, fmt.Errorf("%w: the session has ended (signed out); sign in again", ErrUnauthenticated)
+	}
+	return a.TokenNamed(s.token)
 }
 
 // TokenNamed returns the caller token name stands for, as the tokens projection has it now:

@@ -221,7 +221,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Now: m.Now, ReadWait: m.Config.ReadWait, Version: Version, Logger: m.Logger}
 	var authn *auth.Authenticator
 	if m.Config.Auth != AuthOff {
-		authn = &auth.Authenticator{DB: m.DB, Key: tokens, Now: m.Now, Logger: m.Logger}
+		authn = &auth.Authenticator{DB: m.DB, Key: tokens, SessionKey: m.keys.Derive(sessionKeyLabel), Ledger: m.Ledger,
+			Now: m.Now, Logger: m.Logger}
 		m.API.Auth = authn
 		m.sinksDone.Add(1)
 		go func() {
