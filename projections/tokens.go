@@ -11,8 +11,8 @@ import (
 
 // The buckets of the tokens projection.
 var (
-	bucketTokens       = []byte("tokens")        // name → storedToken JSON
-	bucketTokenDigests = []byte("token_digests") // digest of the secret → name
+	bucketTokens       = []byte("tokens")         // name → storedToken JSON
+	bucketTokenDigests = []byte("token_digests")  // digest of the secret → name
 	bucketSignOuts     = []byte("token_signouts") // name NUL session id → the session's end (RFC 3339)
 )
 
