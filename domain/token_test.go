@@ -62,3 +62,18 @@ func TestTokenLifecycle(t *testing.T) {
 	require.ErrorIs(t, err, domain.ErrNotFound)
 	require.True(t, domain.Token{Role: domain.RoleAdmin}.CanActOnBehalf(), "an admin always may")
 }
+
+func TestSignOut(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	meta := domain.Meta{EventID: "e1", Actor: "rita", Principal: "rita", Time: now}
+	tok := domain.Token{Name: "rita", Role: domain.RoleReviewer, Seq: 3}
+	ev, err := domain.DecideSignOut(tok, "q83vEjRWeJq83vEjRWeJqw", now.Add(time.Hour), meta)
+	require.NoError(t, err)
+	require.Equal(t, "rita", ev.AggregateID)
+	require.Equal(t, domain.TokenSignedOut{Session: "q83vEjRWeJq83vEjRWeJqw", ExpiresAt: now.Add(time.Hour)}, ev.Data)
+	require.Equal(t, tok, domain.ApplyToken(tok, ev), "a sign-out changes no token")
+	_, err = domain.DecideSignOut(domain.Token{}, "q83vEjRWeJq83vEjRWeJqw", now, meta)
+	require.ErrorIs(t, err, domain.ErrNotFound)
+	_, err = domain.DecideSignOut(tok, "", now, meta)
+	require.ErrorIs(t, err, domain.ErrInvalid)
+}
