@@ -219,8 +219,7 @@ func TestClusterDeliveryFailsOverFromADeadInstance(t *testing.T) {
 				c.SubscriptionTimeout = time.Minute // the held request is not cut short
 			})}
 		if i > 0 {
-			dir := t.TempDir()
-			require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, nodes[0].cfg.Data)+"\n"), 0o600))
+			dir := joinDir(t, nodes[0])
 			opts = append(opts, withConfig(func(c *app.Config) { c.Data = dir }))
 		}
 		nodes = append(nodes, startLedger(t, opts...))

@@ -17,6 +17,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
+
+	"github.com/memledger/memledger/handlers/subscriptions"
 )
 
 // buildNATSServer builds nats-server, the module this one depends on, into a directory of the
@@ -200,7 +202,11 @@ func TestClusterProcessesKilled(t *testing.T) {
 	dirs := []string{t.TempDir(), t.TempDir(), t.TempDir()}
 	procs := []*proc{startProc(t, bin, dirs[0], flags...)}
 	for _, dir := range dirs[1:] {
+		// The tokens are in the shared log, their digests keyed with the first one's key file.
 		require.NoError(t, os.WriteFile(filepath.Join(dir, "admin.token"), []byte(adminToken(t, dirs[0])+"\n"), 0o600))
+		key, err := os.ReadFile(filepath.Join(dirs[0], subscriptions.KeyFileName))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(dir, subscriptions.KeyFileName), key, 0o600))
 		procs = append(procs, startProc(t, bin, dir, flags...))
 	}
 	nodes := make([]*ledger, len(procs))
