@@ -67,6 +67,7 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 			return fmt.Errorf("follow log: %w: positions %d-%d are not delivered (damaged or lost)", domain.ErrLogGap, next, seq-1)
 		}
 		next = meta.Sequence.Stream + 1
+		s.cover(from, meta.Sequence.Stream)
 		ev, err := Decode(msg.Data(), meta.Sequence.Stream)
 		if errors.Is(err, ErrMalformed) {
 			// Not an event: nobody can read it, and it must not stop every projection. It is

@@ -39,13 +39,19 @@ const scanIdle = 5 * time.Second
 // message's checksum without sending its body) and returns the positions the stream no longer
 // delivers: damaged messages the stream's own counts do not show. Every wait has an end.
 func (s *Store) Unreadable(ctx context.Context, upTo uint64) ([]uint64, error) {
-	if upTo == 0 {
+	return s.UnreadableRange(ctx, 1, upTo)
+}
+
+// UnreadableRange is Unreadable for the positions from from to upTo.
+func (s *Store) UnreadableRange(ctx context.Context, from, upTo uint64) ([]uint64, error) {
+	from = max(from, 1)
+	if upTo < from {
 		return nil, nil
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cons, err := s.js.OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverAllPolicy, HeadersOnly: true})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from, HeadersOnly: true})
 	if err != nil {
 		return nil, fmt.Errorf("scan the log: %w", err)
 	}
@@ -78,7 +84,7 @@ func (s *Store) Unreadable(ctx context.Context, upTo uint64) ([]uint64, error) {
 	idle := time.NewTimer(scanIdle)
 	defer idle.Stop()
 	var missing []uint64
-	next := uint64(1)
+	next := from
 	for next <= upTo {
 		var r result
 		select {

@@ -14,6 +14,7 @@ import (
 	"net"
 	"path/filepath"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -76,6 +77,9 @@ type Store struct {
 	Stored func(ev domain.Event)
 
 	appends appendFailures
+	// checked is the position up to which every event was read back from the log whole (see
+	// Checked).
+	checked atomic.Uint64
 	revive  *revival
 	leases  leaseBucketCache
 

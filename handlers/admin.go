@@ -167,7 +167,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 			status, code = "catching_up", http.StatusServiceUnavailable
 			summary["catching_up"] = catchingUp{Position: applied, Target: target}
 		}
-		if s.Runner.Err() != nil || s.Search.Err() != nil || failure != nil {
+		if s.Runner.Err() != nil || s.Search.Err() != nil || failure != nil || s.logDamage() != nil {
 			status, code = "degraded", http.StatusServiceUnavailable
 		} else if _, err := s.Store.LastSeq(r.Context()); err != nil {
 			status, code = "degraded", http.StatusServiceUnavailable
@@ -176,7 +176,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, code, summary)
 		return
 	}
-	var errs []error
+	errs := []error{s.logDamage()}
 	var err error
 	if h.LastSeq, err = s.Store.LastSeq(r.Context()); err != nil {
 		errs = append(errs, err)

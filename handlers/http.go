@@ -58,7 +58,11 @@ type Server struct {
 	ReadWait time.Duration
 	// Search is the full-text index of memories (GET /memory/search).
 	Search *projections.Search
-	Rules  domain.Rules
+	// LogDamage, when set and returning an error, refuses every request but /health,
+	// /metrics and /openapi.json with a 503 naming it: the log check in the background found
+	// events lost from the log, which a start would refuse to serve.
+	LogDamage func() error
+	Rules     domain.Rules
 	// Pipeline holds the thresholds of the pipeline alert rules.
 	Pipeline jobs.PipelineRules
 	// Jobs holds the default thresholds of auto-promotion and candidate expiry.
@@ -205,6 +209,10 @@ func (s *Server) Handler() http.Handler {
 // serveRoute serves a request for route pattern: it waits for the projections' catch-up,
 // authorizes the caller, checks the query and gates a read, then lets mux's handler answer.
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux, pattern string) {
+	if err := s.logDamage(); err != nil && !damageServed[pattern] {
+		s.problem(w, r, http.StatusServiceUnavailable, err.Error(), "")
+		return
+	}
 	if isRead(pattern) || !notReads[pattern] && s.Auth != nil {
 		// Who is calling is read from the projections too (the tokens): no request is
 		// authenticated on projections that are catching up after a start.
@@ -242,6 +250,17 @@ func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.Se
 		}
 	}
 	mux.ServeHTTP(w, r)
+}
+
+// damageServed are the routes answered on a damaged log: what says how the service is.
+var damageServed = map[string]bool{"GET /health": true, "GET /metrics": true, "GET /openapi.json": true}
+
+// logDamage is LogDamage's error, nil without it.
+func (s *Server) logDamage() error {
+	if s.LogDamage == nil {
+		return nil
+	}
+	return s.LogDamage()
 }
 
 // changeFeed returns the change feed's handler, with the API's log, projections and errors.

@@ -107,16 +107,38 @@ func (db *DB) Bolt() *bolt.DB { return db.bolt }
 // Sync flushes the file to disk.
 func (db *DB) Sync() error { return db.bolt.Sync() }
 
-// Close closes the file. A live file is synced first and its marker removed.
+// Close closes the file, its free list stored (see storeFreelist). A live file is synced first
+// and its marker removed.
 func (db *DB) Close() error {
+	freelist := db.storeFreelist()
 	if db.marker == "" {
-		return db.bolt.Close()
+		return errors.Join(freelist, db.bolt.Close())
 	}
-	err := errors.Join(db.bolt.Sync(), db.bolt.Close())
+	err := errors.Join(freelist, db.bolt.Sync(), db.bolt.Close())
 	if err == nil {
 		err = os.Remove(db.marker)
 	}
+	if err == nil {
+		stampClosed(db.Path)
+	}
 	return err
+}
+
+// storeFreelist writes the file's free list in one last commit. Commits do not write it
+// (NoFreelistSync: it would cost every batch), so an open of a file without one walks every
+// page of it to find the free ones, which takes seconds on a file of gigabytes; with the list
+// stored, the open reads it instead. The next commit drops it again, so after a crash the
+// open walks the pages as before.
+func (db *DB) storeFreelist() error {
+	if db.bolt.IsReadOnly() {
+		return nil
+	}
+	db.bolt.NoFreelistSync = false
+	defer func() { db.bolt.NoFreelistSync = true }()
+	if err := db.bolt.Update(func(*bolt.Tx) error { return nil }); err != nil {
+		return fmt.Errorf("store the free list: %w", err)
+	}
+	return nil
 }
 
 // View runs fn in a read transaction.

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"os"
+	"syscall"
 )
 
 // bbolt's page layout: a header (id, flags, count, overflow), then count elements of 16
@@ -21,15 +22,29 @@ const (
 // walkPages checks every page reachable from the root bucket the way bbolt reads it (its id,
 // its kind, its elements inside it, its children inside the file) without bbolt, which panics
 // in a goroutine of its own on such a page when it opens a file whose free list is not stored.
+// It reads the file through a read-only mapping of the pages the meta names (the caller has
+// checked that the file holds them all), so that a walk costs about one page fault per page
+// rather than two reads and two allocations.
 func walkPages(f *os.File, m boltMeta, root uint64) error {
-	w := pageWalker{f: f, meta: m, seen: map[uint64]bool{}}
+	size := int(m.hwm) * int(m.pageSize)
+	if size == 0 {
+		return fmt.Errorf("page %d is outside the file's %d pages", root, m.hwm)
+	}
+	data, err := syscall.Mmap(int(f.Fd()), 0, size, syscall.PROT_READ, syscall.MAP_SHARED|syscall.MAP_POPULATE)
+	if err != nil {
+		return fmt.Errorf("map the file: %w", err)
+	}
+	defer syscall.Munmap(data)
+	_ = syscall.Madvise(data, syscall.MADV_SEQUENTIAL)
+	w := pageWalker{data: data, meta: m, seen: make([]uint64, (m.hwm+63)/64)}
 	return w.page(root, 0)
 }
 
 type pageWalker struct {
-	f    *os.File
+	data []byte
 	meta boltMeta
-	seen map[uint64]bool
+	// seen has a bit for each page reached.
+	seen []uint64
 }
 
 func (w *pageWalker) page(id uint64, depth int) error {
@@ -39,15 +54,12 @@ func (w *pageWalker) page(id uint64, depth int) error {
 	if id < 2 || id >= w.meta.hwm {
 		return fmt.Errorf("page %d is outside the file's %d pages", id, w.meta.hwm)
 	}
-	if w.seen[id] {
+	if w.seen[id/64]&(1<<(id%64)) != 0 {
 		return fmt.Errorf("page %d is reached twice", id)
 	}
-	w.seen[id] = true
-	ps := int64(w.meta.pageSize)
-	head := make([]byte, pageHeaderSize)
-	if _, err := w.f.ReadAt(head, int64(id)*ps); err != nil {
-		return fmt.Errorf("page %d: %w", id, err)
-	}
+	w.seen[id/64] |= 1 << (id % 64)
+	ps := uint64(w.meta.pageSize)
+	head := w.data[id*ps : id*ps+pageHeaderSize]
 	le := binary.LittleEndian
 	if got := le.Uint64(head); got != id {
 		return fmt.Errorf("page %d identifies itself as %d", id, got)
@@ -56,11 +68,7 @@ func (w *pageWalker) page(id uint64, depth int) error {
 	if id+overflow >= w.meta.hwm {
 		return fmt.Errorf("page %d runs %d pages past the file's end", id, overflow)
 	}
-	buf := make([]byte, (overflow+1)*uint64(ps))
-	if _, err := w.f.ReadAt(buf, int64(id)*ps); err != nil {
-		return fmt.Errorf("page %d: %w", id, err)
-	}
-	return w.elements(id, buf, depth)
+	return w.elements(id, w.data[id*ps:(id+overflow+1)*ps], depth)
 }
 
 // elements checks the elements of the page held in buf (a whole page, or an inline bucket's).

@@ -12,8 +12,10 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
 )
 
@@ -77,11 +79,42 @@ func openErr(t *testing.T, cfg app.Config) error {
 	return err
 }
 
-// Each kind of damage to the stored log that loses acknowledged events is found at start, by
-// verify and by rebuild: serve refuses naming the missing positions and what to do, verify
-// exits 1 promptly, rebuild refuses to shrink the projections; serve --accept-log-loss records
-// the decision, raises a critical alert and serves a rebuild of what the log holds.
+// refusedAtOrAfterStart starts the service on l's damaged log and returns why it refused. A
+// loss the start's check finds (the log's counts, its tail, the events past what an earlier
+// run read back) refuses the start itself. One among the events an earlier run read back whole
+// is found by the check in the background: the service then goes degraded, refuses reads and
+// writes with the report, and the next start checks the whole log and refuses it.
+func refusedAtOrAfterStart(t *testing.T, l *ledger) (err error, afterStart bool) {
+	t.Helper()
+	m := app.NewMain(l.cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := m.Open(context.Background()); err != nil {
+		return err, false
+	}
+	l.Main, l.URL = m, "http://"+m.Addr()
+	registerLedger(l.URL, l.cfg.Data)
+	require.Eventually(t, func() bool {
+		res := l.do("GET", "/health", nil)
+		return res.Status == http.StatusServiceUnavailable && bytes.Contains(res.Body, []byte("acknowledged events"))
+	}, 60*time.Second, 20*time.Millisecond, "the check in the background finds the damage and /health says so")
+	for _, req := range []struct{ method, path string }{{"GET", "/memory"}, {"POST", "/memory"}, {"GET", "/admin/audit/recent"}} {
+		res := l.do(req.method, req.path, map[string]any{"memory_type": "knowledge", "content": "on a damaged log"})
+		require.Equal(t, http.StatusServiceUnavailable, res.Status, "%s %s: %s", req.method, req.path, res.Body)
+		require.Contains(t, string(res.Body), "acknowledged events", "%s %s names the loss", req.method, req.path)
+		require.Contains(t, string(res.Body), "--accept-log-loss", "%s %s says what to do", req.method, req.path)
+	}
+	l.stop()
+	return openErr(t, l.cfg), true
+}
+
+// Each kind of damage to the stored log that loses acknowledged events is found at start (or,
+// among the events an earlier run read back whole, by the check in the background after the
+// start), by verify and by rebuild: serve refuses naming the missing positions and what to do,
+// verify exits 1 promptly, rebuild refuses to shrink the projections; serve --accept-log-loss
+// records the decision, raises a critical alert and serves a rebuild of what the log holds.
 func TestLogDamageIsRefused(t *testing.T) {
+	// Whether each damage is found by the start's check or only by the one in the
+	// background after it: a byte flipped in an event the last run read back is old.
+	inBackground := map[string]bool{"flipped byte": true}
 	damages := map[string]func(t *testing.T, data string){
 		"truncated block": func(t *testing.T, data string) {
 			blk := lastBlock(t, data)
@@ -119,7 +152,8 @@ func TestLogDamageIsRefused(t *testing.T) {
 			damage(t, l.cfg.Data)
 			cpsBefore := fileCheckpoints(t, l.cfg.Data)
 
-			err := openErr(t, l.cfg)
+			err, afterStart := refusedAtOrAfterStart(t, l)
+			require.Equal(t, inBackground[name], afterStart, "found after the start")
 			require.ErrorContains(t, err, "acknowledged events")
 			require.ErrorContains(t, err, "positions ")
 			require.ErrorContains(t, err, fmt.Sprint(before), "the last position the projections applied is named")
@@ -216,4 +250,38 @@ func TestSecondServeIsRefused(t *testing.T) {
 	require.Empty(t, aside)
 	l.get(m["id"].(string))
 	l.create(map[string]any{"memory_type": "knowledge", "content": "the first still writes"})
+}
+
+// fileLogChecked is how far the projection file at dir records the log as read back whole.
+func fileLogChecked(t *testing.T, dir string) uint64 {
+	t.Helper()
+	db, err := projections.Open(filepath.Join(dir, "projections.db"), false)
+	require.NoError(t, err)
+	defer db.Close()
+	lc, err := db.LogCheck()
+	require.NoError(t, err)
+	require.Empty(t, lc.Damage)
+	return lc.Checked
+}
+
+// serve records how far it read the log back whole (the start's check, then every event the
+// projections' runner is delivered), so that the next start reads the log only past there;
+// damage in the part before it is found by the check in the background (TestLogDamageIsRefused).
+func TestLogCheckRecordsHowFarTheLogWasRead(t *testing.T) {
+	l := startLedger(t)
+	fillLedger(t, l, 40)
+	last := l.lastSeq()
+	eventually(t, func() bool { return l.Main.Store.Checked() >= last }, "the events the runner is delivered are checked")
+	l.stop()
+	require.Equal(t, last, fileLogChecked(t, l.cfg.Data), "recorded at the clean stop")
+
+	l.start()
+	fillLedger(t, l, 10)
+	last = l.lastSeq()
+	eventually(t, func() bool {
+		lc, err := l.Main.DB.LogCheck()
+		return err == nil && lc.Checked >= last
+	}, "recorded while serving too")
+	l.stop()
+	require.Equal(t, last, fileLogChecked(t, l.cfg.Data))
 }

@@ -18,6 +18,9 @@ const degradedTick = 250 * time.Millisecond
 // refuseWrites is the ledger's Refuse: while the projections cannot be written, every write is
 // refused before it is appended (it would only wait for them).
 func (m *Main) refuseWrites() error {
+	if err := m.damage.Err(); err != nil {
+		return err
+	}
 	err, since := m.Runner.Failure()
 	if err == nil {
 		return nil

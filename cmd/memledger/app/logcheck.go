@@ -64,19 +64,30 @@ func (l *LogLoss) Error() string {
 }
 
 // checkLog compares the stream's positions with what they must be (no gap, nothing deleted:
-// the stream denies both) and with the highest position the projections applied. Gaps that an
-// operator accepted earlier (recorded as LogLossAccepted events) are not reported again, and
-// the store's Follow passes over them. It returns nil when the log is whole.
+// the stream denies both) and with the highest position the projections applied, and reads
+// every message back. Gaps that an operator accepted earlier (recorded as LogLossAccepted
+// events) are not reported again, and the store's Follow passes over them. It returns nil when
+// the log is whole.
 func checkLog(ctx context.Context, store *eventstore.Store, db *projections.DB) (*LogLoss, error) {
+	loss, _, err := checkLogFrom(ctx, store, db, 1, 0)
+	return loss, err
+}
+
+// checkLogFrom is checkLog reading the messages back only from position from on: those
+// before it were read back whole up to checked (the position an earlier run recorded, see
+// projections.LogCheck), so a log that now ends before checked lost its tail as surely as one
+// that ends before the projections. The stream's own counts (its first position, the positions
+// it lists as deleted) are compared for the whole log. It also returns the stream's state.
+func checkLogFrom(ctx context.Context, store *eventstore.Store, db *projections.DB, from, checked uint64) (*LogLoss, eventstore.State, error) {
 	st, err := store.State(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("check the log: %w", err)
+		return nil, st, fmt.Errorf("check the log: %w", err)
 	}
 	loss := &LogLoss{State: st}
 	if db != nil {
 		cps, err := db.Checkpoints()
 		if err != nil {
-			return nil, fmt.Errorf("check the log: %w", err)
+			return nil, st, fmt.Errorf("check the log: %w", err)
 		}
 		for name, cp := range cps {
 			if cp > loss.ProjectionsAt {
@@ -98,17 +109,27 @@ func checkLog(ctx context.Context, store *eventstore.Store, db *projections.DB) 
 			add(seq, seq)
 		}
 		// Damaged messages the stream's counts do not show are found by reading every one.
-		unreadable, err := store.Unreadable(ctx, st.LastSeq)
+		unreadable, err := store.UnreadableRange(ctx, max(from, st.FirstSeq), st.LastSeq)
 		if err != nil {
-			return nil, fmt.Errorf("check the log: %w", err)
+			return nil, st, fmt.Errorf("check the log: %w", err)
 		}
 		for _, seq := range unreadable {
 			add(seq, seq)
 		}
 	}
-	add(st.LastSeq+1, loss.ProjectionsAt)
+	add(st.LastSeq+1, max(loss.ProjectionsAt, checked))
+	// The positions before from were not read: the accepted losses among them are what the
+	// store's Follow must pass over.
+	loss, err = lossOf(ctx, store, loss, missing, from > 1)
+	return loss, st, err
+}
+
+// lossOf completes loss with the missing positions, less those an operator accepted earlier
+// (which the store's Follow then passes over, and which are read whenever some are missing or
+// with always); nil when none is left.
+func lossOf(ctx context.Context, store *eventstore.Store, loss *LogLoss, missing []domain.SeqRange, always bool) (*LogLoss, error) {
 	missing = mergeRanges(missing)
-	if len(missing) > 0 {
+	if len(missing) > 0 || always {
 		accepted, err := acceptedLoss(ctx, store)
 		if err != nil {
 			return nil, err

@@ -91,6 +91,10 @@ type Main struct {
 	// runnerDone is closed when the runner stops, runnerErr holding why.
 	runnerDone chan struct{}
 	runnerErr  error
+	// checkedAtStart is the stream's state the start's log check saw.
+	checkedAtStart eventstore.State
+	// damage is what the log check in the background found.
+	damage logDamage
 	// searchDone is closed when the search index stops following the log.
 	searchDone chan struct{}
 	serveErr   chan error
@@ -136,7 +140,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.Search, err = projections.OpenSearch(m.Config.SearchPath(), m.Logger); err != nil {
 		return err
 	}
-	loss, err := checkLog(ctx, m.Store, m.DB)
+	loss, checkFrom, err := m.checkLogAtStart(ctx)
 	if err != nil {
 		return err
 	}
@@ -147,6 +151,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		if err := m.acceptLogLoss(ctx, loss); err != nil {
 			return err
 		}
+	}
+	if err := m.logCheckedAtStart(); err != nil {
+		return err
 	}
 	if err := m.checkSearchAhead(ctx); err != nil {
 		return err
@@ -190,6 +197,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 
+	// The log before what the start's check read is read back in the background, and how far
+	// the log has been read whole is recorded as it grows.
+	m.sinksDone.Add(2)
+	go func() {
+		defer m.sinksDone.Done()
+		m.checkOldLog(runCtx, checkFrom)
+	}()
+	go func() {
+		defer m.sinksDone.Done()
+		m.keepLogChecked(runCtx)
+	}()
+
 	// The server key file: the subscriptions' secrets are sealed with it, the token digests
 	// and the session cookies keyed with keys derived from it.
 	if m.keys, err = subscriptions.LoadKeyring(m.Config.SubscriptionKeyPath()); err != nil {
@@ -210,6 +229,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}()
 	m.API = handlers.NewServer(m.Ledger, m.Runner)
 	m.API.Search, m.API.Version, m.API.Logger, m.API.ReadWait = m.Search, Version, m.Logger, m.Config.ReadWait
+	m.API.LogDamage = m.damage.Err
 	m.API.Jobs = jobs.Rules{AutoPromoteRefs: m.Config.AutoPromoteRefs, AutoPromoteConfidence: m.Config.AutoPromoteConfidence,
 		CandidateMaxAge: time.Duration(m.Config.CandidateMaxAgeDays * float64(24*time.Hour))}
 	m.API.Pipeline = jobs.PipelineRules{MinPassRate: m.Config.MinPassRate, MaxCandidates: m.Config.MaxCandidates}
@@ -461,11 +481,19 @@ func (m *Main) Close() error {
 		errs = append(errs, m.Search.Close())
 		m.Search = nil
 	}
+	var checked uint64
 	if m.Store != nil {
+		checked = m.Store.Checked()
 		errs = append(errs, m.Store.Close())
 		m.Store = nil
 	}
 	if m.DB != nil {
+		if checked > 0 {
+			// How far the log was read back whole: the next start reads it only past there.
+			if err := m.DB.SetLogChecked(checked); err != nil {
+				m.Logger.Warn("record how far the log was checked", "err", err)
+			}
+		}
 		errs = append(errs, m.DB.Close())
 		m.DB = nil
 	}
