@@ -4,7 +4,7 @@ package projections
 // returned function restores the budget.
 func HoldAtMost(n int) (restore func()) {
 	before := heldBytesMax
-	heldBytesMax = n
+	heldBytesMax = int64(n)
 	return func() { heldBytesMax = before }
 }
 

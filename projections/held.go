@@ -27,9 +27,9 @@ type heldBuckets struct {
 	bytes int
 }
 
-// heldBytesMax is how many bytes of writes a rebuilding projection holds before it flushes
-// them: a rebuild holds a few hundred megabytes at most, whatever the log.
-var heldBytesMax = 128 << 20
+// heldBytesMax is the budget of the builds that are given none (HeldBudget): tests make it
+// small.
+var heldBytesMax int64 = DefaultHeldBytes
 
 // heldEntryBytes is about what a held entry costs beyond its key and value (map slot, headers).
 const heldEntryBytes = 64

@@ -72,12 +72,16 @@ type integrityHeld struct {
 	buckets *heldBuckets
 	// bytes is about how much memory the copies of memories take.
 	bytes int
+	// budget is the build's budget, shared with the other projections.
+	budget *HeldBudget
 }
 
 // Rebuilding implements Rebuilder: in a rebuild, the writes of memory events (the bulk of a
 // log, landing all over the projection's trees) are held and written sorted, at a flush.
-func (p Integrity) Rebuilding() Projection {
-	p.held = &integrityHeld{mems: map[string]*integrityMemory{}, buckets: newHeldBuckets()}
+func (p Integrity) Rebuilding(budget *HeldBudget) Projection {
+	p.held = &integrityHeld{mems: map[string]*integrityMemory{}, buckets: newHeldBuckets(), budget: budget}
+	held := p.held
+	budget.register(func() int { return held.bytes + held.buckets.bytes })
 	return p
 }
 
@@ -155,7 +159,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			if err := p.applyMemory(tx, mems, ev); err != nil {
 				return err
 			}
-			if p.held != nil && p.held.bytes+p.held.buckets.bytes >= heldBytesMax {
+			if p.held != nil && int64(p.held.bytes+p.held.buckets.bytes) >= p.held.budget.Max {
 				if err := p.Flush(tx); err != nil {
 					return err
 				}

@@ -86,15 +86,22 @@ type heldWrites struct {
 	auditKeys [][]byte
 	// bytes is about how much memory the states and the audit keys take.
 	bytes int
+	// budget is the build's budget, shared with the other projections.
+	budget *HeldBudget
 }
 
-// full reports whether the held writes have reached their budget.
-func (h *heldWrites) full() bool { return h.bytes+h.buckets.bytes >= heldBytesMax }
+// size is about how much memory the held writes take.
+func (h *heldWrites) size() int { return h.bytes + h.buckets.bytes }
+
+// full reports whether the held writes alone have reached the whole budget (the runner writes
+// every projection's once they together have).
+func (h *heldWrites) full() bool { return int64(h.size()) >= h.budget.Max }
 
 // Rebuilding implements Rebuilder: the projection for a build from the log's start, which holds
 // back its scattered writes until the runner flushes it.
-func (p Memories) Rebuilding() Projection {
-	p.held = &heldWrites{states: map[string]*memoryState{}, buckets: newHeldBuckets()}
+func (p Memories) Rebuilding(budget *HeldBudget) Projection {
+	p.held = &heldWrites{states: map[string]*memoryState{}, buckets: newHeldBuckets(), budget: budget}
+	budget.register(p.held.size)
 	return p
 }
 

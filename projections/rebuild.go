@@ -23,8 +23,14 @@ var rebuildBatchSize = RebuildBatchSize
 
 // Build replays the log from its start up to position upTo into a fresh projection file at
 // path (removed first if it exists) and returns it, synced to disk. progress, when set, is
-// called after each batch.
+// called after each batch. The writes it holds are within a budget of 256 MiB
+// (DefaultHeldBytes); BuildHeld takes another.
 func Build(ctx context.Context, path string, src Source, ps []Projection, upTo uint64, progress func(applied uint64)) (*DB, error) {
+	return BuildHeld(ctx, path, src, ps, upTo, NewHeldBudget(heldBytesMax), progress)
+}
+
+// BuildHeld is Build with the writes the projections hold (see HeldBudget) within held.
+func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, upTo uint64, held *HeldBudget, progress func(applied uint64)) (*DB, error) {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
@@ -35,10 +41,10 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 	ps = slices.Clone(ps)
 	for i, p := range ps {
 		if rb, ok := p.(Rebuilder); ok {
-			ps[i] = rb.Rebuilding()
+			ps[i] = rb.Rebuilding(held)
 		}
 	}
-	r := &Runner{DB: db, Source: src, Projections: ps, BatchSize: rebuildBatchSize, Until: upTo, Progress: progress}
+	r := &Runner{DB: db, Source: src, Projections: ps, BatchSize: rebuildBatchSize, Until: upTo, Progress: progress, Held: held}
 	if err := r.Init(); err != nil {
 		db.Close()
 		return nil, err
@@ -51,16 +57,7 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 	}
 	// The projections that hold writes write them now, whether the log reached upTo or went
 	// past it without it (its event removed, say).
-	if err := db.bolt.Update(func(tx *bolt.Tx) error {
-		for _, p := range ps {
-			if d, ok := p.(Deferrer); ok {
-				if err := d.Flush(tx); err != nil {
-					return fmt.Errorf("projection %s: flush: %w", p.Name(), err)
-				}
-			}
-		}
-		return nil
-	}); err != nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return flushHeld(tx, ps) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
@@ -69,6 +66,18 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 		return nil, fmt.Errorf("rebuild: sync: %w", err)
 	}
 	return db, nil
+}
+
+// flushHeld writes what every projection of ps holds (Deferrer).
+func flushHeld(tx *bolt.Tx, ps []Projection) error {
+	for _, p := range ps {
+		if d, ok := p.(Deferrer); ok {
+			if err := d.Flush(tx); err != nil {
+				return fmt.Errorf("projection %s: flush: %w", p.Name(), err)
+			}
+		}
+	}
+	return nil
 }
 
 // Diff compares two projection files bucket by bucket and key by key and returns the

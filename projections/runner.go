@@ -43,7 +43,8 @@ type Versioned interface {
 
 // A Rebuilder is a projection with another form for a build from the log's start (see Build).
 type Rebuilder interface {
-	Rebuilding() Projection
+	// Rebuilding returns the projection that holds its writes within budget.
+	Rebuilding(budget *HeldBudget) Projection
 }
 
 // A Deferrer is a projection that holds writes back across batches; Build flushes it once the
@@ -107,6 +108,9 @@ type Runner struct {
 	// fills batches of RebuildBatchSize events, as a rebuild does, since nobody waits for
 	// single events of the past; then it applies what comes as it comes.
 	CatchUpTo uint64
+	// Held, for a build whose projections hold writes (Rebuilder), is their budget: once they
+	// hold it together, each batch ends by writing every held write.
+	Held *HeldBudget
 	// Progress, when set, is called after each batch with the position applied.
 	Progress func(applied uint64)
 	// BeforeCommit, when set, is called in each batch's transaction once the projections have
@@ -583,6 +587,11 @@ func (r *Runner) apply(batch []domain.Event) error {
 				if err := setCheckpoint(tx, p.Name(), last); err != nil {
 					return err
 				}
+			}
+		}
+		if r.Held != nil && r.Held.full() {
+			if err := flushHeld(tx, r.Projections); err != nil {
+				return err
 			}
 		}
 		if r.BeforeCommit != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -64,13 +65,26 @@ type Search struct {
 	// written and synced to disk, so a few large batches cost far less than many small ones.
 	// A search misses a write for about this long.
 	BatchWait time.Duration
+	// CatchUpTo, when not zero, is the log position a live index catches up to in bulk (the
+	// log's last position when the service starts): until it is indexed, the index folds the
+	// log's events into the memories it holds (within Held) and writes each memory once per
+	// flush, in large batches whose writing to disk overlaps the next; then it follows the log
+	// batch by batch. A build (BuildSearch) is in bulk throughout.
+	CatchUpTo uint64
+	// Held is the byte budget of the memories the index holds in bulk (shared with the other
+	// projections of a build; DefaultHeldBytes when nil).
+	Held *HeldBudget
 
-	index    bleve.Index
-	mu       sync.Mutex
-	applied  uint64
-	changed  chan struct{}
-	err      error
-	projects domain.Registry
+	index bleve.Index
+	// held are the memories folded in bulk and not yet written (see CatchUpTo).
+	held searchHeld
+	// persisted, when not nil, is the last bulk batch's persistence, not yet waited for.
+	persisted chan error
+	mu        sync.Mutex
+	applied   uint64
+	changed   chan struct{}
+	err       error
+	projects  domain.Registry
 }
 
 // OpenSearch opens the search index at path, creating it when there is none. An index of
@@ -81,10 +95,10 @@ func OpenSearch(path string, logger *slog.Logger) (*Search, error) {
 		logger = slog.Default()
 	}
 	s := &Search{Path: path, Logger: logger, BatchWait: DefaultSearchBatchWait, changed: make(chan struct{}), projects: domain.Registry{}}
-	idx, err := bleve.Open(path)
+	idx, err := bleve.OpenUsing(path, searchRuntime())
 	switch {
 	case errors.Is(err, bleve.ErrorIndexPathDoesNotExist):
-		idx, err = bleve.New(path, searchMapping())
+		idx, err = bleve.NewUsing(path, searchMapping(), bleve.Config.DefaultIndexType, bleve.Config.DefaultKVStore, searchRuntime())
 		if err == nil {
 			// bleve writes its meta file for everyone to read; the data directory's files
 			// are the owner's alone.
@@ -154,6 +168,28 @@ func (s *Search) Reset() error {
 	s.index, s.applied, s.projects = fresh.index, 0, domain.Registry{}
 	return nil
 }
+
+// searchRuntime is the index's configuration: a batch returns once it is in the index, before
+// it is on disk (scorch's unsafe_batch), so that a bulk batch's writing overlaps the next one;
+// the index waits for the persistence itself where it must (see write).
+func searchRuntime() map[string]interface{} { return map[string]interface{}{"unsafe_batch": true} }
+
+// searchHeld are the memories a bulk index has folded and not yet written.
+type searchHeld struct {
+	mems map[string]domain.Memory
+	// bytes is about how much memory they take.
+	bytes int64
+	// last is the position of the last event folded; projects, whether the aliases changed.
+	last     uint64
+	projects bool
+}
+
+// searchHeldEntry is about what a held memory costs beyond its content and JSON.
+const searchHeldEntry = 640
+
+// searchBulkDocs is the most memories one bulk batch writes: bleve holds a batch's analysis in
+// memory until its segment is built.
+const searchBulkDocs = 8000
 
 // searchMapping is the index's mapping: BM25 over the content and the tags, keywords for the
 // filters, the memory's JSON stored for the answers.
@@ -240,40 +276,135 @@ func (s *Search) memory(id string) (domain.Memory, error) {
 	return m, nil
 }
 
-// apply indexes one batch of events, with the checkpoint (and the project aliases, when they
-// changed) in the same bleve batch: persisted together or not at all.
-func (s *Search) apply(evs []domain.Event) error {
+// before is the memory id as the event ev finds it: the held copy, none for a creation (which
+// replaces it whole), else the index's copy.
+func (s *Search) before(id string, ev domain.Event, changed map[string]domain.Memory) (domain.Memory, bool, error) {
+	if m, ok := changed[id]; ok {
+		return m, true, nil
+	}
+	if _, ok := ev.Data.(domain.MemoryCreated); ok {
+		return domain.Memory{}, false, nil
+	}
+	m, err := s.memory(id)
+	return m, false, err
+}
+
+// position is the last position the index has folded: applied, or past it what it holds.
+func (s *Search) position() uint64 {
 	s.mu.Lock()
-	cp := s.applied
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	return max(s.applied, s.held.last)
+}
+
+// apply indexes one batch of events, with the checkpoint (and the project aliases, when they
+// changed) in the same bleve batch: persisted together or not at all. In bulk, it folds them
+// into the memories it holds and writes those once they fill the budget.
+func (s *Search) apply(evs []domain.Event, bulk bool) error {
+	cp := s.position()
 	for len(evs) > 0 && evs[0].Seq <= cp {
 		evs = evs[1:]
 	}
 	if len(evs) == 0 {
 		return nil
 	}
+	if !bulk && s.held.mems != nil {
+		if err := s.flushHeld(true); err != nil {
+			return err
+		}
+	}
 	changed := map[string]domain.Memory{}
+	if bulk {
+		if s.held.mems == nil {
+			s.held.mems = map[string]domain.Memory{}
+		}
+		changed = s.held.mems
+	}
 	var order []string
 	projects := false
 	for _, ev := range evs {
 		switch ev.Kind() {
 		case domain.KindMemory:
-			before, ok := changed[ev.AggregateID]
+			before, ok, err := s.before(ev.AggregateID, ev, changed)
+			if err != nil {
+				return err
+			}
 			if !ok {
-				var err error
-				if before, err = s.memory(ev.AggregateID); err != nil {
-					return err
-				}
 				order = append(order, ev.AggregateID)
 			}
-			changed[ev.AggregateID] = domain.ApplyMemory(before, ev)
+			after := domain.ApplyMemory(before, ev)
+			if bulk {
+				s.held.bytes += memoryHeldSize(after) - memoryHeldSize(before)*boolInt(ok)
+			}
+			changed[ev.AggregateID] = after
 		case domain.KindProject:
 			domain.ApplyProject(s.projects, ev)
 			projects = true
 		}
 	}
+	last := evs[len(evs)-1].Seq
+	if bulk {
+		s.mu.Lock()
+		s.held.last = last
+		s.held.projects = s.held.projects || projects
+		s.mu.Unlock()
+		s.budget().search.Store(s.held.bytes)
+		if s.held.bytes >= s.budget().Max || s.budget().full() {
+			return s.flushHeld(false)
+		}
+		return nil
+	}
+	return s.write(order, changed, projects, evs[0].Seq, last, true)
+}
+
+func boolInt(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// memoryHeldSize is about what a held memory takes in memory.
+func memoryHeldSize(m domain.Memory) int64 {
+	return int64(2*len(m.Content) + searchHeldEntry)
+}
+
+// budget is the index's held budget.
+func (s *Search) budget() *HeldBudget {
+	if s.Held == nil {
+		s.Held = NewHeldBudget(heldBytesMax)
+	}
+	return s.Held
+}
+
+// flushHeld writes the memories the index holds in bulk batches of at most searchBulkDocs, the
+// checkpoint and the aliases in the last, each batch's writing to disk overlapping the next
+// batch's making; with wait, it returns once the last is on disk.
+func (s *Search) flushHeld(wait bool) error {
+	held := s.held
+	ids := slices.Sorted(maps.Keys(held.mems))
+	from := s.Applied() + 1
+	for len(ids) > searchBulkDocs {
+		if err := s.write(ids[:searchBulkDocs], held.mems, false, from, 0, false); err != nil {
+			return err
+		}
+		ids = ids[searchBulkDocs:]
+	}
+	if err := s.write(ids, held.mems, held.projects, from, held.last, wait); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.held = searchHeld{}
+	s.mu.Unlock()
+	s.budget().search.Store(0)
+	return nil
+}
+
+// write writes the memories ids of changed in one bleve batch; with last set, the checkpoint
+// last (and the aliases, with projects) too, and the index's position moves to it. It waits
+// for the batch before it to be on disk, and with wait for this one too.
+func (s *Search) write(ids []string, changed map[string]domain.Memory, projects bool, first, last uint64, wait bool) error {
 	b := s.index.NewBatch()
-	for _, id := range order {
+	for _, id := range ids {
 		m := changed[id]
 		if !m.Exists() {
 			continue
@@ -293,10 +424,28 @@ func (s *Search) apply(evs []domain.Event) error {
 		}
 		b.SetInternal(internalProjects, reg)
 	}
-	last := evs[len(evs)-1].Seq
-	b.SetInternal(internalCheckpoint, encodeSeq(last))
+	if last > 0 {
+		b.SetInternal(internalCheckpoint, encodeSeq(last))
+	}
+	persisted := make(chan error, 1)
+	b.SetPersistedCallback(func(err error) { persisted <- err })
 	if err := s.index.Batch(b); err != nil {
-		return fmt.Errorf("search index: apply %d-%d: %w", evs[0].Seq, last, err)
+		return fmt.Errorf("search index: apply %d-%d: %w", first, last, err)
+	}
+	if s.persisted != nil {
+		if err := <-s.persisted; err != nil {
+			return fmt.Errorf("search index: persist: %w", err)
+		}
+	}
+	s.persisted = persisted
+	if wait {
+		s.persisted = nil
+		if err := <-persisted; err != nil {
+			return fmt.Errorf("search index: persist %d-%d: %w", first, last, err)
+		}
+	}
+	if last == 0 {
+		return nil
 	}
 	s.mu.Lock()
 	s.applied = last
@@ -312,12 +461,12 @@ func (s *Search) apply(evs []domain.Event) error {
 // says why); with until set, a failed write stops Run with its error.
 func (s *Search) Run(ctx context.Context, src Source, until uint64, progress func(applied uint64)) error {
 	for {
-		if until > 0 && s.Applied() >= until {
-			return nil
+		if until > 0 && s.position() >= until {
+			return s.flushBulk()
 		}
 		err := s.follow(ctx, src, until, progress)
 		if errors.Is(err, errDone) {
-			return nil
+			return s.flushBulk()
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -338,16 +487,27 @@ func (s *Search) Run(ctx context.Context, src Source, until uint64, progress fun
 	}
 }
 
+// flushBulk writes what a build holds and waits until it is on disk.
+func (s *Search) flushBulk() error {
+	if s.held.mems == nil && s.persisted == nil {
+		return nil
+	}
+	if err := s.flushHeld(true); err != nil {
+		return fmt.Errorf("rebuild search index: %w", err)
+	}
+	return nil
+}
+
 func (s *Search) follow(ctx context.Context, src Source, until uint64, progress func(uint64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	size := DefaultBatchSize
-	if until > 0 {
-		size = RebuildBatchSize
+	if until > 0 || s.CatchUpTo > 0 {
+		size = max(size, RebuildBatchSize)
 	}
 	events := make(chan domain.Event, 4*size)
 	followErr := make(chan error, 1)
-	go func() { followErr <- src.Follow(ctx, s.Applied()+1, events) }()
+	go func() { followErr <- src.Follow(ctx, s.position()+1, events) }()
 	batch := make([]domain.Event, 0, size)
 	gather := time.NewTimer(0)
 	defer gather.Stop()
@@ -359,7 +519,13 @@ func (s *Search) follow(ctx context.Context, src Source, until uint64, progress 
 		case err := <-followErr:
 			return err
 		}
-		gather.Reset(s.BatchWait)
+		// In bulk: a build, or a live index catching up with the log's past.
+		bulk := until > 0 || batch[0].Seq <= s.CatchUpTo
+		wait := s.BatchWait
+		if bulk && until == 0 {
+			wait = catchUpGather
+		}
+		gather.Reset(wait)
 	drain:
 		for len(batch) < size {
 			if until > 0 && batch[len(batch)-1].Seq < until {
@@ -389,14 +555,20 @@ func (s *Search) follow(ctx context.Context, src Source, until uint64, progress 
 				return errDone
 			}
 		}
-		if err := s.apply(batch); err != nil {
+		if err := s.apply(batch, bulk); err != nil {
 			return applyError{err}
+		}
+		if bulk && until == 0 && s.position() >= s.CatchUpTo {
+			// Caught up: what is held is written, and the index follows batch by batch.
+			if err := s.flushHeld(true); err != nil {
+				return applyError{err}
+			}
 		}
 		s.setErr(nil)
 		if progress != nil {
-			progress(s.Applied())
+			progress(s.position())
 		}
-		if until > 0 && (s.Applied() >= until || past) {
+		if until > 0 && (s.position() >= until || past) {
 			return errDone
 		}
 	}
@@ -447,7 +619,13 @@ func (s *Search) DocCount() (uint64, error) { return s.index.DocCount() }
 
 // BuildSearch indexes the log from its start up to position upTo into a fresh index at path
 // (removed first if it exists) and returns it. progress, when set, is called after each batch.
+// It holds memories in bulk within DefaultHeldBytes; BuildSearchHeld takes another budget.
 func BuildSearch(ctx context.Context, path string, src Source, upTo uint64, progress func(applied uint64)) (*Search, error) {
+	return BuildSearchHeld(ctx, path, src, upTo, nil, progress)
+}
+
+// BuildSearchHeld is BuildSearch holding memories within held (nil: DefaultHeldBytes).
+func BuildSearchHeld(ctx context.Context, path string, src Source, upTo uint64, held *HeldBudget, progress func(applied uint64)) (*Search, error) {
 	if err := os.RemoveAll(path); err != nil {
 		return nil, fmt.Errorf("rebuild search index: %w", err)
 	}
@@ -455,6 +633,7 @@ func BuildSearch(ctx context.Context, path string, src Source, upTo uint64, prog
 	if err != nil {
 		return nil, err
 	}
+	s.Held = held
 	if upTo > 0 {
 		if err := s.Run(ctx, src, upTo, progress); err != nil {
 			s.Close()

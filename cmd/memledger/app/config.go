@@ -94,6 +94,8 @@ type Config struct {
 	// MemoryLimit is serve's soft memory limit for the Go runtime, in bytes: 0 for CacheBytes
 	// plus DefaultMemoryBase, -1 for none (GOMEMLIMIT, when set, wins).
 	MemoryLimit int64
+	// RebuildSearch makes rebuild build the search index too (rebuild --search).
+	RebuildSearch bool
 	// ReadWait bounds how long a read waits for the projections to reach the position it must
 	// reflect (the log's at start while they catch up, or its min_seq) before it answers 503.
 	ReadWait time.Duration

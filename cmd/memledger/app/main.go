@@ -184,6 +184,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Logger.Error("projection runner stopped", "err", m.runnerErr)
 		}
 	}()
+	// The search index catches up with the log's past in bulk, within the same budget of held
+	// writes a build has.
+	m.Search.CatchUpTo = last
+	m.Search.Held = projections.HeldBudgetFor(m.Config.memoryLimit())
 	m.searchDone = make(chan struct{})
 	go func() {
 		defer close(m.searchDone)

@@ -134,6 +134,10 @@ func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config,
 		cfg.serveFlags(fs)
 	case "rebuild":
 		fs.BoolVar(&cfg.Force, "force", false, "swap in the rebuild even when it holds fewer events than the projections it replaces (a log that lost events); the replaced file is kept beside it")
+		fs.BoolVar(&cfg.RebuildSearch, "search", false, "build the search index in the command too, instead of setting it aside for serve to build in the background")
+		fallthrough
+	case "verify":
+		fs.Int64Var(&cfg.MemoryLimit, "memory-limit", envInt64("MEMLEDGER_MEMORY_LIMIT", 0), "soft limit of the memory the Go runtime holds, in bytes; a third of it, at least 32 MiB, is the budget of the writes the build holds across all projections (256 MiB without a limit) (MEMLEDGER_MEMORY_LIMIT)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, flagError(err)
@@ -169,6 +173,17 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 
 // rebuildGCPercent is the garbage collector's target during a rebuild (the default is 100).
 const rebuildGCPercent = 400
+
+// buildBudget is the byte budget of the writes a build (rebuild, verify) holds across all its
+// projections: from --memory-limit, which then also limits the Go runtime, a third of it;
+// without it, projections.DefaultHeldBytes.
+func buildBudget(cfg Config) *projections.HeldBudget {
+	if cfg.MemoryLimit > 0 {
+		debug.SetMemoryLimit(cfg.MemoryLimit)
+		return projections.HeldBudgetFor(cfg.MemoryLimit)
+	}
+	return projections.NewHeldBudget(projections.DefaultHeldBytes)
+}
 
 // progress prints a rebuild's progress at most once a second, and a last line when done.
 type progress struct {
@@ -256,9 +271,10 @@ func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, 
 	}
 	// A rebuild allocates at a high rate and holds little: fewer collections make it faster.
 	defer debug.SetGCPercent(debug.SetGCPercent(rebuildGCPercent))
+	held := buildBudget(cfg)
 	tmp := cfg.ProjectionsPath() + ".rebuild"
 	p := newProgress(stdout, label, last)
-	db, err := projections.Build(ctx, tmp, store, Projections(), last, p.update)
+	db, err := projections.BuildHeld(ctx, tmp, store, Projections(), last, held, p.update)
 	if err != nil {
 		os.Remove(tmp)
 		return err
@@ -281,9 +297,23 @@ func buildProjections(ctx context.Context, cfg Config, store *eventstore.Store, 
 	fmt.Fprintf(stdout, "%s: done, %d events in %s; projections swapped in at %s%s\n",
 		label, last, time.Since(p.start).Round(time.Millisecond), cfg.ProjectionsPath(), keptNote)
 
+	if !cfg.RebuildSearch {
+		// The search index is built again by serve, in bulk and in the background: it
+		// indexes far slower than the views are built, and searches say how far it is.
+		aside := cfg.SearchPath() + ".previous"
+		if err := os.RemoveAll(aside); err != nil {
+			return fmt.Errorf("set the search index aside: %w", err)
+		}
+		if err := os.Rename(cfg.SearchPath(), aside); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("set the search index aside: %w", err)
+		}
+		fmt.Fprintf(stdout, "%s: search index set aside as %s; serve builds it again from the log in the background"+
+			" (searches miss memories until /health says search.lag 0; or run rebuild --search)\n", label, aside)
+		return nil
+	}
 	tmpSearch := cfg.SearchPath() + ".rebuild"
 	ps := newProgress(stdout, label+" search index", last)
-	idx, err := projections.BuildSearch(ctx, tmpSearch, store, last, ps.update)
+	idx, err := projections.BuildSearchHeld(ctx, tmpSearch, store, last, held, ps.update)
 	if err != nil {
 		os.RemoveAll(tmpSearch)
 		return err
@@ -370,8 +400,9 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer os.RemoveAll(dir)
+	held := buildBudget(cfg)
 	p := newProgress(stdout, "verify: rebuilding", upTo)
-	rebuilt, err := projections.Build(ctx, dir+"/projections.db", store, Projections(), upTo, p.update)
+	rebuilt, err := projections.BuildHeld(ctx, dir+"/projections.db", store, Projections(), upTo, held, p.update)
 	if err != nil {
 		return err
 	}
@@ -401,7 +432,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			fmt.Fprintln(stdout, "  "+d)
 		}
 	}
-	searchDrift, err := verifySearch(ctx, cfg, store, dir, stdout)
+	searchDrift, err := verifySearch(ctx, cfg, store, dir, held, stdout)
 	if err != nil {
 		return err
 	}
@@ -413,7 +444,7 @@ func verify(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 // verifySearch rebuilds the search index up to the live index's checkpoint and compares them;
 // it reports whether they differ.
-func verifySearch(ctx context.Context, cfg Config, store projections.Source, dir string, stdout io.Writer) (bool, error) {
+func verifySearch(ctx context.Context, cfg Config, store projections.Source, dir string, held *projections.HeldBudget, stdout io.Writer) (bool, error) {
 	if _, err := os.Stat(cfg.SearchPath()); os.IsNotExist(err) {
 		fmt.Fprintf(stdout, "verify: no search index at %s (serve builds it from the log)\n", cfg.SearchPath())
 		return false, nil
@@ -425,7 +456,7 @@ func verifySearch(ctx context.Context, cfg Config, store projections.Source, dir
 	defer live.Close()
 	upTo := live.Applied()
 	p := newProgress(stdout, "verify: rebuilding the search index", upTo)
-	rebuilt, err := projections.BuildSearch(ctx, filepath.Join(dir, "search.bleve"), store, upTo, p.update)
+	rebuilt, err := projections.BuildSearchHeld(ctx, filepath.Join(dir, "search.bleve"), store, upTo, held, p.update)
 	if err != nil {
 		return false, err
 	}
