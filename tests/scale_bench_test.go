@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -77,8 +78,9 @@ func resetPeak() { os.WriteFile("/proc/self/clear_refs", []byte("5"), 0) }
 // BenchmarkScale builds a ledger of MEMLEDGER_SCALE_N memories (100,000 by default) through
 // the HTTP API, with 32 clients and fsync interval, the search index idle, and reports: each
 // endpoint's p50 and p99 on it (one client, 50 requests each), the time a restart takes until
-// /health answers and a write succeeds, the rebuild's rate, the process's peak resident size
-// through each phase, the heap, and the files' sizes. Run it with -benchtime 1x:
+// /health answers and a write succeeds, the rebuild's rate, the search index's build by serve
+// after it, the process's peak resident size through each phase, the heap, and the files'
+// sizes, with the load average before each timed phase. Run it with -benchtime 1x:
 //
 //	go test ./tests -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 2h
 //	MEMLEDGER_SCALE_N=1000000 go test ./tests -run '^$' -bench BenchmarkScale -benchtime 1x -timeout 6h
@@ -196,6 +198,7 @@ func BenchmarkScale(b *testing.B) {
 		// Restart: until /health answers and a write succeeds.
 		l.ledger.stop()
 		resetPeak()
+		b.Logf("restart; load average %s", loadAverage())
 		t0 = time.Now()
 		l.ledger.start()
 		l.URL = l.ledger.URL
@@ -209,28 +212,55 @@ func BenchmarkScale(b *testing.B) {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		report("restart until /health answers, s", time.Since(t0).Seconds(), "restart-health-s")
 		if _, err := l.send("POST", "/memory", scaleBody(n), http.StatusCreated); err != nil {
 			b.Fatal(err)
 		}
 		report("restart until /health answers and a write succeeds, s", time.Since(t0).Seconds(), "restart-s")
 		report("restart: peak resident MB", float64(procStatus("VmHWM"))/(1<<20), "restart-peak-MB")
 
-		// Rebuild, the service stopped.
+		// Rebuild, the service stopped: the bbolt projections; the search index is set aside
+		// for serve to build again in the background.
 		l.ledger.stop()
 		runtime.GC()
 		resetPeak()
+		b.Logf("rebuild; load average %s", loadAverage())
 		t0 = time.Now()
+		cpu0 := processCPU()
 		code, out, errOut := runAppWithin(b, 6*time.Hour, "rebuild", "--data", dir)
 		if code != 0 {
 			b.Fatalf("rebuild: %d: %s %s", code, out, errOut)
 		}
 		secs = time.Since(t0).Seconds()
-		report("rebuild: events/s (the command: every projection and the search index)", float64(last+1)/secs, "rebuild-ev/s")
+		cpu := (processCPU() - cpu0).Seconds()
+		report("rebuild: events/s (the command: every bbolt projection)", float64(last+1)/secs, "rebuild-ev/s")
 		report("rebuild: seconds", secs, "rebuild-s")
+		report("rebuild: events per CPU second of the process", float64(last+1)/cpu, "rebuild-ev/cpu-s")
 		report("rebuild: peak resident MB", float64(procStatus("VmHWM"))/(1<<20), "rebuild-peak-MB")
-		b.Logf("load average at the end %s", loadAverage())
+
+		// The search index built again by serve, in bulk, in the background.
+		l.ledger.searchIdle = false
+		resetPeak()
+		b.Logf("search index catch-up; load average %s", loadAverage())
+		t0 = time.Now()
+		cpu0 = processCPU()
 		l.ledger.start() // stopped again by the cleanup
+		if err := l.ledger.Main.Search.WaitFor(context.Background(), last+1); err != nil {
+			b.Fatal(err)
+		}
+		secs = time.Since(t0).Seconds()
+		report("search index built again by serve after the rebuild: events/s", float64(last+1)/secs, "search-ev/s")
+		report("search index: events per CPU second of the process", float64(last+1)/(processCPU()-cpu0).Seconds(), "search-ev/cpu-s")
+		report("search index build: peak resident MB (the service's included)", float64(procStatus("VmHWM"))/(1<<20), "search-peak-MB")
+		b.Logf("load average at the end %s", loadAverage())
 	}
+}
+
+// processCPU is the CPU time the process has used, user and system.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
