@@ -30,8 +30,7 @@ const (
 
 // checkFile checks the file at path before bbolt maps it: a file that is not there or empty is
 // fine (it is created); otherwise one of its two meta pages must be whole, the pages it names
-// must be inside the file, and every page of the tree must be what bbolt expects (walkPages),
-// unless nothing has written the file since a clean close (closedUntouched).
+// must be inside the file, and every page of the tree must be what bbolt expects (walkPages).
 // Mapping a file shorter than its meta says ends the process with SIGBUS at the first read past
 // the end, and bbolt asserts on a damaged page in a goroutine nobody can recover, so this
 // comes first.
@@ -70,9 +69,6 @@ func checkFile(path string) error {
 	if need := int64(best.hwm) * int64(best.pageSize); need > size {
 		return fmt.Errorf("%w: %s is %d bytes long, its meta page names %d pages of %d bytes (%d bytes): the file was cut short",
 			ErrDamaged, path, size, best.hwm, best.pageSize, need)
-	}
-	if closedUntouched(path) {
-		return nil // nothing wrote it since a clean close
 	}
 	if err := walkPages(f, *best, best.root); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)

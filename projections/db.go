@@ -118,9 +118,6 @@ func (db *DB) Close() error {
 	if err == nil {
 		err = os.Remove(db.marker)
 	}
-	if err == nil {
-		stampClosed(db.Path)
-	}
 	return err
 }
 
