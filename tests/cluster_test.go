@@ -131,10 +131,11 @@ func newClusterWriter() *clusterWriter {
 }
 
 // write creates the memory of key through target(try), trying again until it is acknowledged
-// or a minute has passed (then the failure is kept, for the test to report).
+// or two minutes have passed (then the failure is kept, for the test to report): a loaded
+// machine running three servers' elections and three instances' catch-up can take a while.
 func (w *clusterWriter) write(key string, target func(try int) *ledger) {
 	body := map[string]any{"memory_type": "knowledge", "content": "written in the cluster under " + key}
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(2 * time.Minute)
 	var last string
 	for try := 1; time.Now().Before(deadline); try++ {
 		l := target(try)
@@ -163,7 +164,7 @@ func (w *clusterWriter) write(key string, target func(try int) *ledger) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	w.fail(fmt.Sprintf("%s: not acknowledged within a minute: %s", key, last))
+	w.fail(fmt.Sprintf("%s: not acknowledged within two minutes: %s", key, last))
 }
 
 func (w *clusterWriter) fail(msg string) {

@@ -222,7 +222,7 @@ func TestClusterProcessesKilled(t *testing.T) {
 	leader := c.streamLeader("LEDGER")
 	killed := time.Now()
 	c.kill(leader)
-	require.Eventually(t, func() bool { return w.count(killed) >= 30 }, 90*time.Second, 10*time.Millisecond, "writes resume after the leader's death")
+	require.Eventually(t, func() bool { return w.count(killed) >= 30 }, 150*time.Second, 10*time.Millisecond, "writes resume after the leader's death")
 	close(stop)
 	wait()
 	require.Empty(t, w.errs)
