@@ -83,6 +83,17 @@ func (m *Main) checkOldLog(ctx context.Context, from uint64) {
 	for _, seq := range unreadable {
 		missing = append(missing, domain.SeqRange{From: seq, To: seq})
 	}
+	// A scan cut short by a stall (a loaded machine, a slow disk) reports what it did not
+	// reach as unreadable: what a running service is refused for must be unreadable again
+	// when read once more on its own.
+	for try := 0; try < 2 && len(missing) > 0; try++ {
+		if missing, err = m.unreadableAgain(ctx, mergeRanges(missing)); err != nil {
+			if ctx.Err() == nil {
+				m.Logger.Error("the log check in the background failed; memledger verify checks the whole log", "err", err)
+			}
+			return
+		}
+	}
 	loss := &LogLoss{State: st}
 	if cps, err := m.DB.Checkpoints(); err == nil {
 		for name, cp := range cps {
@@ -108,6 +119,22 @@ func (m *Main) checkOldLog(ctx context.Context, from uint64) {
 	}
 	m.Logger.Error("the log check in the background found damage: the service is degraded and refuses every request until it is restarted (the start then refuses the log, see --accept-log-loss)",
 		"missing", domain.FormatRanges(loss.Missing), "err", loss)
+}
+
+// unreadableAgain reads the ranges rs back once more and returns the positions in them that
+// are still not delivered.
+func (m *Main) unreadableAgain(ctx context.Context, rs []domain.SeqRange) ([]domain.SeqRange, error) {
+	var still []domain.SeqRange
+	for _, r := range rs {
+		seqs, err := m.Store.UnreadableRange(ctx, r.From, r.To)
+		if err != nil {
+			return nil, err
+		}
+		for _, seq := range seqs {
+			still = append(still, domain.SeqRange{From: seq, To: seq})
+		}
+	}
+	return still, nil
 }
 
 // keepLogChecked records, every logCheckedEvery and once more when ctx ends, how far the log
