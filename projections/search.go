@@ -326,6 +326,11 @@ func (s *Search) apply(evs []domain.Event, bulk bool) error {
 		case domain.KindMemory:
 			before, ok, err := s.before(ev.AggregateID, ev, changed)
 			if err != nil {
+				if bulk {
+					// What is held has folded part of this batch: dropped, it is folded again
+					// from the written checkpoint, once, when the log is followed again.
+					s.dropHeld()
+				}
 				return err
 			}
 			if !ok {
@@ -348,7 +353,7 @@ func (s *Search) apply(evs []domain.Event, bulk bool) error {
 		s.held.projects = s.held.projects || projects
 		s.mu.Unlock()
 		s.budget().search.Store(s.held.bytes)
-		if s.held.bytes >= s.budget().Max || s.budget().full() {
+		if s.held.bytes >= s.budget().Max || s.budget().full() || len(s.held.mems) >= searchBulkDocs {
 			return s.flushHeld(false)
 		}
 		return nil
@@ -376,27 +381,27 @@ func (s *Search) budget() *HeldBudget {
 	return s.Held
 }
 
-// flushHeld writes the memories the index holds in bulk batches of at most searchBulkDocs, the
-// checkpoint and the aliases in the last, each batch's writing to disk overlapping the next
-// batch's making; with wait, it returns once the last is on disk.
+// flushHeld writes the memories the index holds (at most about searchBulkDocs: apply flushes
+// when it holds that many) in one bleve batch with the checkpoint and the aliases, so that
+// they are persisted together or not at all; the batch's writing to disk overlaps the next
+// batch's making; with wait, it returns once it is on disk.
 func (s *Search) flushHeld(wait bool) error {
 	held := s.held
 	ids := slices.Sorted(maps.Keys(held.mems))
-	from := s.Applied() + 1
-	for len(ids) > searchBulkDocs {
-		if err := s.write(ids[:searchBulkDocs], held.mems, false, from, 0, false); err != nil {
-			return err
-		}
-		ids = ids[searchBulkDocs:]
-	}
-	if err := s.write(ids, held.mems, held.projects, from, held.last, wait); err != nil {
+	if err := s.write(ids, held.mems, held.projects, s.Applied()+1, held.last, wait); err != nil {
 		return err
 	}
+	s.dropHeld()
+	return nil
+}
+
+// dropHeld forgets the memories held in bulk: written, or to be folded again from the
+// checkpoint.
+func (s *Search) dropHeld() {
 	s.mu.Lock()
 	s.held = searchHeld{}
 	s.mu.Unlock()
 	s.budget().search.Store(0)
-	return nil
 }
 
 // write writes the memories ids of changed in one bleve batch; with last set, the checkpoint
