@@ -198,8 +198,11 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 				continue
 			}
 			r, err := decodeAuditRecord(data)
-			if err != nil || json.Unmarshal(r.head, &e) != nil {
-				continue
+			if err == nil {
+				err = json.Unmarshal(r.head, &e)
+			}
+			if err != nil {
+				return fmt.Errorf("audit entry %d: %w", decodeSeq(seq), err)
 			}
 			if !f.Since.IsZero() && e.Timestamp.Before(f.Since) {
 				if e.Timestamp.Before(f.Since.Add(-AuditClockSlack)) {
