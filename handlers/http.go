@@ -210,7 +210,14 @@ func (s *Server) Handler() http.Handler {
 // authorizes the caller, checks the query and gates a read, then lets mux's handler answer.
 func (s *Server) serveRoute(w http.ResponseWriter, r *http.Request, mux *http.ServeMux, pattern string) {
 	if err := s.logDamage(); err != nil && !damageServed[pattern] {
-		s.problem(w, r, http.StatusServiceUnavailable, err.Error(), "")
+		detail := err.Error()
+		if s.Auth != nil {
+			// The report names positions and projections: for a reader's eyes only.
+			if c, aerr := s.Auth.Authenticate(r); aerr != nil || auth.Require(c, domain.RoleReader) != nil {
+				detail = "the log check found damage in the log: memledger refuses every request until an operator acts (a reader's token sees the report)"
+			}
+		}
+		s.problem(w, r, http.StatusServiceUnavailable, detail, "")
 		return
 	}
 	if isRead(pattern) || !notReads[pattern] && s.Auth != nil {

@@ -102,6 +102,10 @@ func refusedAtOrAfterStart(t *testing.T, l *ledger) (err error, afterStart bool)
 		require.Contains(t, string(res.Body), "acknowledged events", "%s %s names the loss", req.method, req.path)
 		require.Contains(t, string(res.Body), "--accept-log-loss", "%s %s says what to do", req.method, req.path)
 	}
+	anon := l.do("GET", "/memory", nil, noToken, "1")
+	require.Equal(t, http.StatusServiceUnavailable, anon.Status)
+	require.Contains(t, string(anon.Body), "found damage in the log")
+	require.NotContains(t, string(anon.Body), "acknowledged events", "the report is for a reader's eyes only")
 	l.stop()
 	return openErr(t, l.cfg), true
 }
