@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -282,7 +283,9 @@ func TestClusterDeliveryFailsOverFromADeadInstance(t *testing.T) {
 			}
 			ids = append(ids, id)
 		}
-		return ids
+		// At least once: a delivery made again (a survivor starved past the ack wait on a
+		// loaded machine) comes right after the first, with the same id.
+		return slices.Compact(ids)
 	}
 	// Bounded well under the 30 s ack wait the consumers had.
 	require.Eventually(t, func() bool {
@@ -290,8 +293,8 @@ func TestClusterDeliveryFailsOverFromADeadInstance(t *testing.T) {
 	}, 20*time.Second, 10*time.Millisecond, "the held alert and event delivered by another instance")
 	t.Logf("delivered by another instance %v after the kill", time.Since(killed).Round(time.Millisecond))
 	time.Sleep(300 * time.Millisecond)
-	require.Equal(t, alerts, delivered("/alerts"), "each alert once, in log order")
-	require.Equal(t, events, delivered("/events"), "each event once, in log order")
+	require.Equal(t, alerts, delivered("/alerts"), "each alert, in log order (a repeat only right after itself)")
+	require.Equal(t, events, delivered("/events"), "each event, in log order (a repeat only right after itself)")
 	for _, r := range hook.delivered() {
 		n, err := strconv.Atoi(r.Header.Get(instanceHeader))
 		require.NoError(t, err)
