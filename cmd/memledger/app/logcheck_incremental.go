@@ -61,23 +61,39 @@ func (m *Main) logCheckedAtStart() error {
 }
 
 // checkOldLog reads back, in the background, the messages the start's check did not (positions
-// before from), as the start-up check reads them. When some are not delivered (and were not
+// before from), as the start-up check reads them, trying again with a growing pause while it
+// cannot. When some are not delivered (and were not
 // accepted as lost), the service goes degraded as a start on that log would refuse to serve:
 // every request but /health, /metrics and /openapi.json is refused with the report (503), the
 // damage is recorded in the projection file so that the next start checks the whole log and
 // refuses it, and the error is logged.
 func (m *Main) checkOldLog(ctx context.Context, from uint64) {
+	wait := 5 * time.Second
+	for {
+		err := m.checkOldLogOnce(ctx, from)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		m.Logger.Error("the log check in the background failed; trying again (memledger verify checks the whole log)", "err", err, "retry_in", wait.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
+}
+
+// checkOldLogOnce is one try of checkOldLog; it returns why the check could not be made.
+func (m *Main) checkOldLogOnce(ctx context.Context, from uint64) error {
 	st := m.checkedAtStart
 	if from <= 1 || st.Msgs == 0 {
-		return
+		return nil
 	}
 	t0 := time.Now()
 	unreadable, err := m.Store.UnreadableRange(ctx, max(st.FirstSeq, 1), min(from-1, st.LastSeq))
 	if err != nil {
-		if ctx.Err() == nil {
-			m.Logger.Error("the log check in the background failed; memledger verify checks the whole log", "err", err)
-		}
-		return
+		return err
 	}
 	var missing []domain.SeqRange
 	for _, seq := range unreadable {
@@ -88,10 +104,7 @@ func (m *Main) checkOldLog(ctx context.Context, from uint64) {
 	// when read once more on its own.
 	for try := 0; try < 2 && len(missing) > 0; try++ {
 		if missing, err = m.unreadableAgain(ctx, mergeRanges(missing)); err != nil {
-			if ctx.Err() == nil {
-				m.Logger.Error("the log check in the background failed; memledger verify checks the whole log", "err", err)
-			}
-			return
+			return err
 		}
 	}
 	loss := &LogLoss{State: st}
@@ -104,14 +117,11 @@ func (m *Main) checkOldLog(ctx context.Context, from uint64) {
 	}
 	loss, err = lossOf(ctx, m.Store, loss, missing, false)
 	if err != nil {
-		if ctx.Err() == nil {
-			m.Logger.Error("the log check in the background failed; memledger verify checks the whole log", "err", err)
-		}
-		return
+		return err
 	}
 	if loss == nil {
 		m.Logger.Info("log check in the background: the log is whole", "from", max(st.FirstSeq, 1), "to", from-1, "took", time.Since(t0).String())
-		return
+		return nil
 	}
 	m.damage.loss.Store(loss)
 	if err := m.DB.SetLogDamage(loss.Error()); err != nil {
@@ -119,6 +129,7 @@ func (m *Main) checkOldLog(ctx context.Context, from uint64) {
 	}
 	m.Logger.Error("the log check in the background found damage: the service is degraded and refuses every request until it is restarted (the start then refuses the log, see --accept-log-loss)",
 		"missing", domain.FormatRanges(loss.Missing), "err", loss)
+	return nil
 }
 
 // unreadableAgain reads the ranges rs back once more and returns the positions in them that
