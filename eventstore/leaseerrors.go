@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -77,18 +78,22 @@ func (s *Store) leaseRetryable(err error) bool {
 	return false
 }
 
-// leasePermissionDenied says whether the connection's last error is a permission violation
-// on a subject of the lease bucket (its stream's API, or its keys).
+// stampedError is an error and when it came.
+type stampedError struct {
+	at  time.Time
+	err error
+}
+
+// leasePermissionDenied says whether the server refused this connection a subject of the lease
+// bucket (its stream's API, or its keys) during the last request: a refusal older than a
+// request's timeout is another request's, perhaps before the permissions were changed.
 func (s *Store) leasePermissionDenied() bool {
-	if s.nc == nil {
-		return false
-	}
-	last := s.nc.LastError()
-	if last == nil || !errors.Is(last, nats.ErrPermissionViolation) {
+	last := s.refused.Load()
+	if last == nil || time.Since(last.at) > 2*readTimeout {
 		return false
 	}
 	bucket := LeaseBucket(s.Stream)
-	msg := last.Error()
+	msg := last.err.Error()
 	return strings.Contains(msg, "KV_"+bucket) || strings.Contains(msg, "$KV."+bucket+".")
 }
 

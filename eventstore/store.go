@@ -82,6 +82,8 @@ type Store struct {
 	checked atomic.Uint64
 	revive  *revival
 	leases  leaseBucketCache
+	// refused is the server's last refusal of a subject to this connection, and when.
+	refused atomic.Pointer[stampedError]
 
 	srv    *server.Server
 	nc     *nats.Conn
@@ -179,7 +181,12 @@ func SubscriberPermissions(stream string) *server.Permissions {
 }
 
 func (s *Store) connect() error {
-	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InboxPrefix)}
+	opts := []nats.Option{nats.Name("memledger"), nats.MaxReconnects(-1), nats.CustomInboxPrefix(InboxPrefix),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			if errors.Is(err, nats.ErrPermissionViolation) {
+				s.refused.Store(&stampedError{at: time.Now(), err: err})
+			}
+		})}
 	if s.URL != "" {
 		if s.User != "" {
 			opts = append(opts, nats.UserInfo(s.User, s.Password))
