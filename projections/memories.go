@@ -20,7 +20,7 @@ var (
 	bucketMemCreated = []byte("memory_seq")    // id → log position of its creation
 	bucketMemIndex   = []byte("memory_idx")    // index\x00value\x00creation seq → id
 	bucketMemCounts  = []byte("memory_counts") // index\x00value → count; "reinforced" → count
-	bucketAudit      = []byte("audit")         // seq → audit entry JSON
+	bucketAudit      = []byte("audit")         // seq → audit entry: its head and the change of the snapshot (see audit_store.go)
 	bucketAuditIndex = []byte("audit_idx")     // index\x00value\x00seq → nil; event\x00id → seq
 	nullJSON         = json.RawMessage("null")
 	indexAll         = "all"
