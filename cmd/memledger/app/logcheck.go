@@ -128,6 +128,12 @@ func checkLogFrom(ctx context.Context, store *eventstore.Store, db *projections.
 // (which the store's Follow then passes over, and which are read whenever some are missing or
 // with always); nil when none is left.
 func lossOf(ctx context.Context, store *eventstore.Store, loss *LogLoss, missing []domain.SeqRange, always bool) (*LogLoss, error) {
+	return lossAccepted(ctx, store, loss, missing, always, true)
+}
+
+// lossAccepted is lossOf; with setLost false it leaves store.Lost as it is (the check in the
+// background, while the log is followed: the start's check set it already).
+func lossAccepted(ctx context.Context, store *eventstore.Store, loss *LogLoss, missing []domain.SeqRange, always, setLost bool) (*LogLoss, error) {
 	missing = mergeRanges(missing)
 	if len(missing) > 0 || always {
 		accepted, err := acceptedLoss(ctx, store)
@@ -135,7 +141,9 @@ func lossOf(ctx context.Context, store *eventstore.Store, loss *LogLoss, missing
 			return nil, err
 		}
 		missing = subtractRanges(missing, accepted)
-		store.Lost = accepted
+		if setLost {
+			store.Lost = accepted
+		}
 	}
 	if len(missing) == 0 {
 		return nil, nil

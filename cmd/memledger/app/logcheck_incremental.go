@@ -115,7 +115,8 @@ func (m *Main) checkOldLogOnce(ctx context.Context, from uint64) error {
 			}
 		}
 	}
-	loss, err = lossOf(ctx, m.Store, loss, missing, false)
+	// The start's check (from > 1) set the store's accepted losses; the follows read them.
+	loss, err = lossAccepted(ctx, m.Store, loss, missing, false, false)
 	if err != nil {
 		return err
 	}
