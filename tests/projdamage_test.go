@@ -15,7 +15,9 @@ var projectionDamages = map[string]func(t *testing.T, path string){
 	"half truncated": func(t *testing.T, path string) {
 		st, err := os.Stat(path)
 		require.NoError(t, err)
-		require.NoError(t, os.Truncate(path, st.Size()/2))
+		// Cut inside the pages in use: a file bbolt grew ahead of its use can lose its second
+		// half without losing a page (and is then not damaged).
+		require.NoError(t, os.Truncate(path, min(st.Size()/2, 32<<10)))
 	},
 	"garbage in the middle": func(t *testing.T, path string) {
 		st, err := os.Stat(path)
