@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"slices"
-	"strconv"
 	"sync"
 	"time"
 
@@ -488,42 +487,14 @@ func addCount(b *bolt.Bucket, key []byte, delta int64) error {
 // are spliced in as they are: marshalling them as json.RawMessage would validate and copy them
 // again.
 func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
-	b = append(b, `{"seq":`...)
-	b = strconv.AppendUint(b, e.Seq, 10)
-	b = append(b, `,"event_id":`...)
-	b = domain.AppendJSONString(b, e.EventID)
-	b = append(b, `,"memory_id":`...)
-	b = domain.AppendJSONString(b, e.MemoryID)
-	b = append(b, `,"action":`...)
-	b = domain.AppendJSONString(b, string(e.Action))
-	b = append(b, `,"actor":`...)
-	b = domain.AppendJSONString(b, e.Actor)
-	b = append(b, `,"principal":`...)
-	b = domain.AppendJSONString(b, e.Principal)
-	b = append(b, `,"note":`...)
-	b = domain.AppendJSONString(b, e.Note)
-	b = append(b, `,"timestamp":`...)
-	b, err := domain.AppendJSONTime(b, e.Timestamp)
+	b, split, err := appendAuditHead(b, e)
 	if err != nil {
 		return nil, err
 	}
-	b = append(append(b, `,"before":`...), e.Before...)
+	tail := append([]byte(nil), b[split:]...) // correlation id, undoes, the closing brace
+	b = append(append(b[:split], `,"before":`...), e.Before...)
 	b = append(append(b, `,"after":`...), e.After...)
-	if e.CorrelationID != "" {
-		b = append(b, `,"correlation_id":`...)
-		b = domain.AppendJSONString(b, e.CorrelationID)
-	}
-	if len(e.Undoes) > 0 {
-		b = append(b, `,"undoes":[`...)
-		for i, id := range e.Undoes {
-			if i > 0 {
-				b = append(b, ',')
-			}
-			b = domain.AppendJSONString(b, id)
-		}
-		b = append(b, ']')
-	}
-	return append(b, '}'), nil
+	return append(b, tail...), nil
 }
 
 // putAudit writes e, the n-th entry of its memory, and its index keys; with held, the keys by
