@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -205,10 +206,18 @@ func (f *Feed) Run(ctx context.Context) error {
 	defer stop()
 	defer it.Stop()
 	for {
-		msg, err := it.Next()
+		// Next gives up after a second and is called again. Each call checks that a pull
+		// request is out: nats.go can skip the request for the next event when the event before
+		// came back before its own request was marked as sent (one event at a time makes this
+		// likely), and a wait without a deadline would then last until two heartbeats are
+		// missed.
+		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
+			}
+			if errors.Is(err, nats.ErrTimeout) {
+				continue
 			}
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
 				// Deleted under it (a reset or removal elsewhere): the owner opens it again.
