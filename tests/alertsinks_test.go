@@ -440,7 +440,7 @@ func TestAlertRestartAndRebuildSendNothingTwice(t *testing.T) {
 }
 
 // A restart while the webhook is answering an alert must neither send that alert twice nor
-// hold the sink up afterwards (the consumer's AckWait is a minute: an alert left
+// hold the sink up afterwards (the consumer's AckWait, subscriptions.DefaultAckWait: an alert left
 // unacknowledged by the shutdown blocks the sink that long, then goes out a second time).
 func TestAlertRestartDuringDeliverySendsOnceAndCatchesUp(t *testing.T) {
 	var mu sync.Mutex

@@ -224,7 +224,7 @@ func TestSinkRunnerUnboundedAttempts(t *testing.T) {
 }
 
 // A delivery that succeeds just as the service shuts down must still be acknowledged:
-// otherwise, after a restart, the sink waits out the consumer's AckWait (a minute) and then
+// otherwise, after a restart, the sink waits out the consumer's AckWait (subscriptions.DefaultAckWait) and then
 // delivers the alert a second time.
 func TestSinkRunnerAcksADeliveryThatRacesShutdown(t *testing.T) {
 	store, stream := sinkTestStore(t)
