@@ -32,8 +32,8 @@ func (Tokens) Name() string { return "tokens" }
 func (p Tokens) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
 
 // Version implements Versioned. Version 2 keeps each token's digest kind and key id, version 3
-// the sessions signed out.
-func (Tokens) Version() int { return 3 }
+// the sessions signed out, version 4 only those that have not ended by themselves.
+func (Tokens) Version() int { return 4 }
 
 // Buckets implements Versioned.
 func (Tokens) Buckets() [][]byte { return [][]byte{bucketTokens, bucketTokenDigests, bucketSignOuts} }
@@ -44,7 +44,11 @@ func (Tokens) Apply(tx *bolt.Tx, ev domain.Event) error {
 		return nil
 	}
 	if p, ok := ev.Data.(domain.TokenSignedOut); ok {
-		return tx.Bucket(bucketSignOuts).Put(signOutKey(ev.AggregateID, p.Session), []byte(p.ExpiresAt.UTC().Format(time.RFC3339Nano)))
+		b := tx.Bucket(bucketSignOuts)
+		if err := pruneSignOuts(b, ev.Time); err != nil {
+			return err
+		}
+		return b.Put(signOutKey(ev.AggregateID, p.Session), []byte(p.ExpiresAt.UTC().Format(time.RFC3339Nano)))
 	}
 	b := tx.Bucket(bucketTokens)
 	var t domain.Token
@@ -65,6 +69,37 @@ func (Tokens) Apply(tx *bolt.Tx, ev domain.Event) error {
 }
 
 func signOutKey(token, session string) []byte { return []byte(token + "\x00" + session) }
+
+// signOutKeep is how long a sign-out is kept past its session's end: a day, so that an instance
+// whose clock is behind the one that wrote a later sign-out still refuses the session.
+const signOutKeep = 24 * time.Hour
+
+// pruneSignOuts drops the sign-outs of sessions that had ended by themselves (signOutKeep before now), the time of
+// the sign-out being applied: a session past its end is refused anyway, so its sign-out need not
+// be kept, and the bucket holds only the sessions signed out and not yet ended. The time is the
+// event's, not the clock's, so that a rebuild prunes what the live file pruned.
+func pruneSignOuts(b *bolt.Bucket, now time.Time) error {
+	var ended [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		end, err := time.Parse(time.RFC3339Nano, string(v))
+		if err != nil {
+			return fmt.Errorf("sign-out %q: %w", k, err)
+		}
+		if !end.Add(signOutKeep).After(now) {
+			ended = append(ended, k)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range ended {
+		if err := b.Delete(k); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
 // SignedOut reports whether the session of the sign-in page named session, made with token,
 // was signed out.
