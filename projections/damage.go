@@ -34,7 +34,10 @@ const (
 // Mapping a file shorter than its meta says ends the process with SIGBUS at the first read past
 // the end, and bbolt asserts on a damaged page in a goroutine nobody can recover, so this
 // comes first.
-func checkFile(path string) error {
+//
+// With walk false the tree is not walked (the file is as a clean close left it: see
+// closeStamp); the meta pages and the file's length are checked all the same.
+func checkFile(path string, walk bool) error {
 	f, err := os.Open(path)
 	if os.IsNotExist(err) {
 		return nil
@@ -69,6 +72,9 @@ func checkFile(path string) error {
 	if need := int64(best.hwm) * int64(best.pageSize); need > size {
 		return fmt.Errorf("%w: %s is %d bytes long, its meta page names %d pages of %d bytes (%d bytes): the file was cut short",
 			ErrDamaged, path, size, best.hwm, best.pageSize, need)
+	}
+	if !walk {
+		return nil
 	}
 	if err := walkPages(f, *best, best.root); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrDamaged, path, err)
@@ -113,8 +119,8 @@ func readMeta(f *os.File, off int64) (boltMeta, error) {
 
 // openBolt opens the file with bbolt after checkFile, turning a panic of bbolt's on a damaged
 // file into ErrDamaged.
-func openBolt(path string, opts *bolt.Options) (b *bolt.DB, err error) {
-	if err := checkFile(path); err != nil {
+func openBolt(path string, opts *bolt.Options, walk bool) (b *bolt.DB, err error) {
+	if err := checkFile(path, walk); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -140,6 +146,7 @@ func SetAside(path string, cause error, logger *slog.Logger) (string, error) {
 		return "", fmt.Errorf("set the damaged projections aside: %w", err)
 	}
 	os.Remove(path + ".open")
+	os.Remove(stampPath(path))
 	logger.Error("the projection file is damaged; set aside, building the projections again from the log",
 		"path", path, "moved_to", aside, "err", cause)
 	return aside, nil

@@ -49,7 +49,8 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 			}
 		}
 	}
-	db, err := Open(path, sync)
+	// A file a clean close left whole, untouched since, is not walked (see closeStamp).
+	db, err := open(path, sync, !takeCloseStamp(path))
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
@@ -80,8 +81,11 @@ func bootID() string {
 // without, none is: for a rebuild into a fresh file, which is synced once at the end (the
 // option means the same as OpenLive's). A damaged file (see checkFile; a panic of bbolt's) is
 // ErrDamaged.
-func Open(path string, sync bool) (*DB, error) {
-	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true})
+func Open(path string, sync bool) (*DB, error) { return open(path, sync, true) }
+
+// open is Open, walking the file's pages (see checkFile) when walk is set.
+func open(path string, sync, walk bool) (*DB, error) {
+	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true}, walk)
 	if errors.Is(err, ErrDamaged) {
 		return nil, err
 	}
@@ -107,8 +111,8 @@ func (db *DB) Bolt() *bolt.DB { return db.bolt }
 // Sync flushes the file to disk.
 func (db *DB) Sync() error { return db.bolt.Sync() }
 
-// Close closes the file, its free list stored (see storeFreelist). A live file is synced first
-// and its marker removed.
+// Close closes the file, its free list stored (see storeFreelist). A live file is synced first,
+// stamped (see closeStamp) and its marker removed.
 func (db *DB) Close() error {
 	freelist := db.storeFreelist()
 	if db.marker == "" {
@@ -116,6 +120,8 @@ func (db *DB) Close() error {
 	}
 	err := errors.Join(freelist, db.bolt.Sync(), db.bolt.Close())
 	if err == nil {
+		// Best effort: without its stamp, the next start walks the file.
+		_ = writeCloseStamp(db.Path)
 		err = os.Remove(db.marker)
 	}
 	return err
