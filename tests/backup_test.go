@@ -223,7 +223,9 @@ func TestBackupRestore(t *testing.T) {
 		p := filepath.Join(l.cfg.Data, "projections.db")
 		info, err := os.Stat(p)
 		require.NoError(t, err)
-		require.NoError(t, os.Truncate(p, info.Size()/2))
+		// Cut inside the pages in use: a file bbolt grew ahead of its use can lose its second
+		// half without losing a page (and is then not damaged).
+		require.NoError(t, os.Truncate(p, min(info.Size()/2, 32<<10)))
 		dir := filepath.Join(t.TempDir(), "no-projections")
 		code, out, errOut := runApp(t, "backup", "--to", dir, "--data", l.cfg.Data)
 		require.Equal(t, 0, code, "stdout: %s\nstderr: %s", out, errOut)
