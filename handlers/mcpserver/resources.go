@@ -81,31 +81,13 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // Run sends resource updates until ctx ends: it follows the log from its end, waits until the
 // projections have applied each memory event (so that a read of the resource shows the
 // change) and tells the subscribers of that memory, and of the review queue when the memory
-// is a candidate or just stopped being one.
+// is a candidate or the event may have taken it out of the queue (mayLeaveQueue). It reads
+// nothing at its start but the log's end.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	last, err := s.Store.LastSeq(ctx)
 	if err != nil {
 		return err
-	}
-	queued := map[string]bool{}
-	for before := uint64(0); ; {
-		mems, next, err := s.DB.ListMemories(projections.MemoryFilter{Status: domain.StatusCandidate, Limit: 1000, Before: before})
-		if err != nil {
-			return err
-		}
-		for _, m := range mems {
-			var v struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(m, &v) == nil {
-				queued[v.ID] = true
-			}
-		}
-		if next == 0 {
-			break
-		}
-		before = next
 	}
 	evs := make(chan domain.Event, 256)
 	errc := make(chan error, 1)
@@ -137,16 +119,19 @@ func (s *Service) Run(ctx context.Context) error {
 			candidate = json.Unmarshal(data, &v) == nil && v.Status == domain.StatusCandidate
 		}
 		uris := []string{MemoryURI(ev.AggregateID)}
-		if candidate || queued[ev.AggregateID] {
+		if candidate || mayLeaveQueue(ev.Type) {
 			uris = append(uris, QueueURI)
-		}
-		if candidate {
-			queued[ev.AggregateID] = true
-		} else {
-			delete(queued, ev.AggregateID)
 		}
 		s.notify(ctx, uris)
 	}
+}
+
+// mayLeaveQueue reports whether an event of type typ can take a memory out of the review queue:
+// every event but a creation and a reinforcement (neither changes a status). The queue's
+// subscribers are told of such an event whatever the memory's status was, rather than keep the
+// status of every candidate, which a start would have to read from the projections whole.
+func mayLeaveQueue(typ string) bool {
+	return typ != domain.EventMemoryCreated && typ != domain.EventMemoryReinforced
 }
 
 // notify tells every live server's subscribers of uris that they changed.
