@@ -31,6 +31,9 @@ func (db *DB) CheckCounts(max int) ([]string, error) {
 		}
 		want := map[string]uint64{}
 		if err := mems.ForEach(func(k, v []byte) error {
+			if isCreatedKey(k) {
+				return nil
+			}
 			var m domain.Memory
 			if err := json.Unmarshal(v, &m); err != nil {
 				return fmt.Errorf("memory %s: %w", k, err)

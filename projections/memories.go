@@ -15,8 +15,8 @@ import (
 
 // The buckets of the memories projection.
 var (
-	bucketMemories   = []byte("memories")      // id → memory JSON
-	bucketMemCreated = []byte("memory_seq")    // id → log position of its creation
+	bucketMemories   = []byte("memories")      // id → memory JSON; createdKey(id) → log position of its creation
+	bucketMemCreated = []byte("memory_seq")    // before version 5: id → log position of its creation
 	bucketMemIndex   = []byte("memory_idx")    // index\x00value\x00creation seq → id
 	bucketMemCounts  = []byte("memory_counts") // index\x00value → count; "reinforced" → count
 	bucketAudit      = []byte("audit")         // seq → audit entry: its head and the change of the snapshot (see audit_store.go)
@@ -233,19 +233,28 @@ func (p Memories) CacheBytes() int64 {
 func (Memories) Name() string { return "memories" }
 
 // Init implements Projection.
-func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+func (p Memories) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()[1:]...) }
 
 // Version implements Versioned. (2: audit entries carry the correlation id, indexed, and a
 // revert's undone events; 3: the compound indexes of memories by status, type and project, and
 // of audit entries by action and actor; the count of memories reinforced drops when a revert
 // brings a reference count back to zero; 4: an audit entry stores the change of the memory's
-// snapshot, not the snapshots before and after it, see appendAuditRecord.)
-func (Memories) Version() int { return 4 }
+// snapshot, not the snapshots before and after it, see appendAuditRecord; 5: a memory's
+// creation position is stored next to its JSON in the memories bucket, under createdKey, and
+// no longer in a bucket of its own, so that a create writes one leaf and its path fewer.)
+func (Memories) Version() int { return 5 }
 
-// Buckets implements Versioned.
+// Buckets implements Versioned: the first, no longer written, is there for a migration to drop.
 func (Memories) Buckets() [][]byte {
-	return [][]byte{bucketMemories, bucketMemCreated, bucketMemIndex, bucketMemCounts, bucketAudit, bucketAuditIndex}
+	return [][]byte{bucketMemCreated, bucketMemories, bucketMemIndex, bucketMemCounts, bucketAudit, bucketAuditIndex}
 }
+
+// createdKey is the key of memory id's creation position in the memories bucket: the id and a
+// zero byte, which sorts it right after the memory's JSON, on the same leaf.
+func createdKey(id string) []byte { return append([]byte(id), 0) }
+
+// isCreatedKey tells a creation position's key in the memories bucket from a memory's id.
+func isCreatedKey(k []byte) bool { return len(k) > 0 && k[len(k)-1] == 0 }
 
 // Apply implements Projection.
 func (p Memories) Apply(tx *bolt.Tx, ev domain.Event) error {
@@ -322,7 +331,7 @@ func (p Memories) load(tx *bolt.Tx, states map[string]*memoryState, id string) (
 		if err := json.Unmarshal(st.json, &st.m); err != nil {
 			return nil, fmt.Errorf("memory %s: %w", id, err)
 		}
-		st.createdSeq = bytes.Clone(tx.Bucket(bucketMemCreated).Get([]byte(id)))
+		st.createdSeq = bytes.Clone(tx.Bucket(bucketMemories).Get(createdKey(id)))
 		n, ok, err := lastAuditIndex(tx, id)
 		if err != nil {
 			return nil, err
@@ -354,7 +363,7 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 	}
 	if isCreate {
 		st.createdSeq = encodeSeq(ev.Seq)
-		if err := appendBucket(tx, bucketMemCreated).Put([]byte(ev.AggregateID), st.createdSeq); err != nil {
+		if err := appendBucket(tx, bucketMemories).Put(createdKey(ev.AggregateID), st.createdSeq); err != nil {
 			return err
 		}
 	}

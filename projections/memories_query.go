@@ -14,7 +14,7 @@ import (
 func (db *DB) GetMemory(id string) ([]byte, error) {
 	var out []byte
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketMemories); b != nil {
+		if b := tx.Bucket(bucketMemories); b != nil && !isCreatedKey([]byte(id)) {
 			out = bytes.Clone(b.Get([]byte(id)))
 		}
 		return nil

@@ -405,12 +405,12 @@ func TestBuildEqualsLiveAndDiffNamesCorruption(t *testing.T) {
 
 	// A key only one side has.
 	require.NoError(t, rebuilt.Bolt().Update(func(tx *bolt.Tx) error {
-		return tx.Bucket([]byte("memory_seq")).Put([]byte("ghost"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
+		return tx.Bucket([]byte("memory_counts")).Put([]byte("ghost"), []byte{0, 0, 0, 0, 0, 0, 0, 1})
 	}))
 	diffs, err = projections.Diff(f.db, rebuilt, 10)
 	require.NoError(t, err)
 	require.Len(t, diffs, 2, "diffs: %q", diffs)
-	require.Contains(t, diffs[1], `memory_seq "ghost": missing in the live projections`)
+	require.Contains(t, diffs[1], `memory_counts "ghost": missing in the live projections`)
 
 	// At most max differences, and a line that says there are more.
 	diffs, err = projections.Diff(f.db, rebuilt, 1)
