@@ -198,7 +198,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	if cons == nil {
 		return fmt.Errorf("feed %s: Run before Open", f.Name)
 	}
-	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(5*time.Second))
+	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(feedHeartbeat))
 	if err != nil {
 		return fmt.Errorf("feed %s: %w", f.Name, err)
 	}
@@ -206,17 +206,21 @@ func (f *Feed) Run(ctx context.Context) error {
 	defer stop()
 	defer it.Stop()
 	for {
-		// Next gives up after a second and is called again. Each call checks that a pull
+		// Next gives up after feedWait and is called again. Each call checks that a pull
 		// request is out: nats.go can skip the request for the next event when the event before
 		// came back before its own request was marked as sent (one event at a time makes this
-		// likely), and a wait without a deadline would then last until two heartbeats are
-		// missed.
-		msg, err := it.Next(jetstream.NextMaxWait(time.Second))
+		// likely). A request the server lost (its consumer's server died) shows as two missed
+		// heartbeats within one call, which makes the iterator send a new one.
+		msg, err := it.Next(jetstream.NextMaxWait(feedWait))
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return ctx.Err()
 			}
 			if errors.Is(err, nats.ErrTimeout) {
+				continue
+			}
+			if errors.Is(err, jetstream.ErrNoHeartbeat) {
+				f.Logger.Debug("feed: no heartbeat from the server; asking again", "feed", f.Name)
 				continue
 			}
 			if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
@@ -237,6 +241,14 @@ func (f *Feed) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// feedHeartbeat is how often the server tells a waiting feed that its pull request is alive
+// (nats.go's least), and feedWait how long one wait for the next event lasts: more than two
+// heartbeats, so that a request the server lost is noticed within one wait.
+const (
+	feedHeartbeat = 500 * time.Millisecond
+	feedWait      = 2 * time.Second
+)
 
 // envelopeHead is what the feed reads of a stored event.
 type envelopeHead struct {
