@@ -23,31 +23,79 @@ func (s *Store) lost(from, to uint64) bool {
 	return true
 }
 
+// orderedResets is how often an ordered consumer of this package tries to make its server-side
+// consumer again (after missed heartbeats, a reconnect, a gap) before its iterator fails: once.
+// The JetStream client would otherwise retry for ever under one name, and a cluster that has
+// placed the consumer of that name on a server that died without a word (which it counts as
+// online for minutes: an R1 consumer may be placed there) never answers for it: the consumer
+// never delivers again, until that server comes back. A failed attempt ends the read; Follow
+// makes a new consumer, under a new name the cluster places afresh.
+const orderedResets = 1
+
+// Waits between a follow's attempts to make a new consumer, doubled after each failed one.
+const (
+	followRetryMin = 250 * time.Millisecond
+	followRetryMax = 5 * time.Second
+)
+
+// errConsumer marks a failure of a follow's consumer, after which Follow makes a new one.
+type errConsumer struct{ error }
+
+func (e errConsumer) Unwrap() error { return e.error }
+
 // Follow sends the log's events to out in order, starting at position from, and goes on with
-// new events as they are appended, until ctx is done (it then returns ctx's error) or an event
-// cannot be decoded (a newer schema version than this program reads). A message that is no
-// event at all is logged and passed on without data.
+// new events as they are appended, until ctx is done (it then returns ctx's error), an event
+// cannot be decoded (a newer schema version than this program reads), positions are missing
+// (domain.ErrLogGap) or the connection is closed. A message that is no event at all is logged
+// and passed on without data. When its consumer fails (its server died, and it could not be
+// made again at once), Follow logs it and goes on with a new consumer from the next position.
 func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
-	if from < 1 {
-		from = 1
+	from = max(from, 1)
+	next := from
+	wait := followRetryMin
+	for {
+		at := next
+		err := s.follow(ctx, from, &next, out)
+		var cerr errConsumer
+		if ctx.Err() != nil || !errors.As(err, &cerr) {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return err
+		}
+		if next > at {
+			wait = followRetryMin
+		}
+		s.Logger.Warn("follow log: its consumer failed; following with a new one", "from", next, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, followRetryMax)
 	}
+}
+
+// follow is one consumer's part of Follow (begun at from), from position *next on; it moves
+// *next past each event it sends. A failure of the consumer is an errConsumer.
+func (s *Store) follow(ctx context.Context, from uint64, next *uint64, out chan<- domain.Event) error {
 	cons, err := s.js.OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:   from,
+		DeliverPolicy:    jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:      *next,
+		MaxResetAttempts: orderedResets,
 	})
 	if err != nil {
-		return fmt.Errorf("follow log from %d: %w", from, err)
+		return errConsumer{fmt.Errorf("follow log from %d: %w", *next, err)}
 	}
 	// A short heartbeat: an ordered consumer whose first pull goes unanswered (seen on
 	// clusters) is recreated after two missed heartbeats.
 	it, err := cons.Messages(jetstream.PullMaxMessages(1024), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return fmt.Errorf("follow log from %d: %w", from, err)
+		return errConsumer{fmt.Errorf("follow log from %d: %w", *next, err)}
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	next := from
 	for {
 		msg, err := it.Next()
 		if err != nil {
@@ -57,16 +105,16 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 			if errors.Is(err, jetstream.ErrMsgIteratorClosed) {
 				return err
 			}
-			return fmt.Errorf("follow log: %w", err)
+			return errConsumer{fmt.Errorf("follow log from %d: %w", *next, err)}
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
 			return fmt.Errorf("follow log: %w", err)
 		}
-		if seq := meta.Sequence.Stream; seq > next && !s.lost(next, seq-1) {
-			return fmt.Errorf("follow log: %w: positions %d-%d are not delivered (damaged or lost)", domain.ErrLogGap, next, seq-1)
+		if seq := meta.Sequence.Stream; seq > *next && !s.lost(*next, seq-1) {
+			return fmt.Errorf("follow log: %w: positions %d-%d are not delivered (damaged or lost)", domain.ErrLogGap, *next, seq-1)
 		}
-		next = meta.Sequence.Stream + 1
+		*next = meta.Sequence.Stream + 1
 		s.cover(from, meta.Sequence.Stream)
 		ev, err := Decode(msg.Data(), meta.Sequence.Stream)
 		if errors.Is(err, ErrMalformed) {

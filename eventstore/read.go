@@ -78,6 +78,9 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
 		FilterSubjects: serverFilters(opts.Subjects),
+		// A consumer that fails and cannot be made again at once ends the read with an error,
+		// instead of a wait for ever (see orderedResets).
+		MaxResetAttempts: orderedResets,
 	}
 	// Matched here too: the consumer's filters may be wider (overlapping filters are merged).
 	match := func(string) bool { return true }

@@ -51,7 +51,8 @@ func (s *Store) UnreadableRange(ctx context.Context, from, upTo uint64) ([]uint6
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	cons, err := s.js.OrderedConsumer(ctx, s.Stream, jetstream.OrderedConsumerConfig{
-		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from, HeadersOnly: true})
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: from, HeadersOnly: true,
+		MaxResetAttempts: orderedResets})
 	if err != nil {
 		return nil, fmt.Errorf("scan the log: %w", err)
 	}
