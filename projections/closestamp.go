@@ -2,9 +2,11 @@ package projections
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // A live file closed cleanly leaves a stamp beside it (path + ".closed"): what the file system
@@ -13,8 +15,8 @@ import (
 // nothing wrote it since a close that left it whole, and opens it without walking every page
 // of its tree (see checkFile), which takes seconds on a file of gigabytes. Any write to the
 // file through the file system, a copy over it, a restore, a rename of another file into its
-// place, changes the change time or the inode (neither can be set back from user space), and
-// the start walks it as before. The stamp is removed when the file is opened, so that it never
+// place, changes the change time or the inode (neither can be set back from user space; see
+// writeCloseStamp for a coarse clock), and the start walks it as before. The stamp is removed when the file is opened, so that it never
 // speaks of a later state.
 type closeStamp struct {
 	Dev     uint64 `json:"dev"`
@@ -63,21 +65,43 @@ func metaTxid(f *os.File) (uint64, error) {
 	return 0, fmt.Errorf("no valid meta page (%v)", err0)
 }
 
-// writeCloseStamp records the stamp of the file at path, just closed whole.
+// writeCloseStamp records the stamp of the file at path, just closed whole. A file system's
+// clock may be coarse (a tick of some milliseconds on Linux before 6.13, a second on some file
+// systems): a write in the same tick as the close's last one would leave the change time as
+// stamped. So the stamp is kept only once its own modification time is later than the
+// file's change time, which any later write then passes (as git does with racily clean
+// files); it is written again until then, for up to stampTickWait, and otherwise removed.
 func writeCloseStamp(path string) error {
-	s, err := stampOf(path)
-	if err != nil {
-		return fmt.Errorf("stamp the closed projections: %w", err)
+	deadline := time.Now().Add(stampTickWait)
+	for {
+		s, err := stampOf(path)
+		if err != nil {
+			return fmt.Errorf("stamp the closed projections: %w", err)
+		}
+		b, err := json.Marshal(s)
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(stampPath(path), b, 0o600); err != nil {
+			return fmt.Errorf("stamp the closed projections: %w", err)
+		}
+		st, err := os.Stat(stampPath(path))
+		if err != nil {
+			return fmt.Errorf("stamp the closed projections: %w", err)
+		}
+		if st.ModTime().UnixNano() > s.CtimeNs {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			os.Remove(stampPath(path))
+			return errors.New("stamp the closed projections: the file system's clock did not move past the close")
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(stampPath(path), b, 0o600); err != nil {
-		return fmt.Errorf("stamp the closed projections: %w", err)
-	}
-	return nil
 }
+
+// stampTickWait bounds the wait for the file system's clock to move past a close.
+const stampTickWait = 1500 * time.Millisecond
 
 // takeCloseStamp removes the stamp beside path and reports whether the file is as it was when
 // its stamp was written.

@@ -78,3 +78,26 @@ func TestMemoriesCreationPositionBesideJSON(t *testing.T) {
 	after, _ := listAll(t, db, projections.MemoryFilter{Limit: 50})
 	require.Equal(t, ids, after)
 }
+
+// A file of the old layout that applied nothing loses the old layout's bucket too.
+func TestMemoriesMigrationOfAnEmptyFileDropsTheOldBucket(t *testing.T) {
+	db, err := projections.Open(filepath.Join(t.TempDir(), "live.db"), false)
+	require.NoError(t, err)
+	defer db.Close()
+	require.NoError(t, db.Bolt().Update(func(tx *bolt.Tx) error {
+		if _, err := tx.CreateBucket([]byte("memory_seq")); err != nil {
+			return err
+		}
+		versions, err := tx.CreateBucketIfNotExists([]byte("projection_versions"))
+		if err != nil {
+			return err
+		}
+		return versions.Put([]byte("memories"), binary.BigEndian.AppendUint64(nil, 4))
+	}))
+	r := newRunner(db, sliceSource(nil), projections.Memories{})
+	require.NoError(t, r.Init())
+	require.NoError(t, db.View(func(tx *bolt.Tx) error {
+		require.Nil(t, tx.Bucket([]byte("memory_seq")), "dropped by the migration, with nothing applied")
+		return nil
+	}))
+}

@@ -241,17 +241,22 @@ func migrate(tx *bolt.Tx, versions *bolt.Bucket, v Versioned, logger *slog.Logge
 	if stored == uint64(v.Version()) {
 		return nil
 	}
-	if cp := checkpoint(tx, v.Name()); cp > 0 {
+	// Its buckets go whatever the checkpoint: a file that applied nothing may still hold
+	// buckets of the old layout, which the new one no longer makes (verify would find them).
+	cp := checkpoint(tx, v.Name())
+	if cp > 0 {
 		logger.Info("projection stored at another version; rebuilding it from the log",
 			"projection", v.Name(), "stored", stored, "version", v.Version(), "checkpoint", cp)
-		for _, b := range v.Buckets() {
-			if tx.Bucket(b) == nil {
-				continue
-			}
-			if err := tx.DeleteBucket(b); err != nil {
-				return err
-			}
+	}
+	for _, b := range v.Buckets() {
+		if tx.Bucket(b) == nil {
+			continue
 		}
+		if err := tx.DeleteBucket(b); err != nil {
+			return err
+		}
+	}
+	if cp > 0 {
 		if err := setCheckpoint(tx, v.Name(), 0); err != nil {
 			return err
 		}

@@ -83,7 +83,9 @@ func pruneSignOuts(b *bolt.Bucket, now time.Time) error {
 	err := b.ForEach(func(k, v []byte) error {
 		end, err := time.Parse(time.RFC3339Nano, string(v))
 		if err != nil {
-			return fmt.Errorf("sign-out %q: %w", k, err)
+			// Not a time this projection wrote: keep it (a sign-out is never dropped early)
+			// rather than stop the projection over it.
+			return nil
 		}
 		if !end.Add(signOutKeep).After(now) {
 			ended = append(ended, k)

@@ -46,7 +46,7 @@ func applyMemoryLimit(c Config, logger *slog.Logger) {
 		return
 	}
 	debug.SetMemoryLimit(limit)
-	gc := "GOGC"
+	gc := "GOGC=" + os.Getenv("GOGC")
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(servingGCPercent)
 		gc = strconv.Itoa(servingGCPercent)
