@@ -50,17 +50,24 @@ func LoadKeyring(path string) (*Keyring, error) {
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return nil, fmt.Errorf("subscription key: %w", err)
 		}
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		// Written whole beside it, then linked into place: a process starting at the same time
+		// sees either no file or the whole key (never one being written), and only one
+		// process's key is taken.
+		f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".new-*")
 		if err != nil {
-			if errors.Is(err, os.ErrExist) {
-				return LoadKeyring(path)
-			}
 			return nil, fmt.Errorf("subscription key: %w", err)
 		}
+		defer os.Remove(f.Name())
 		_, werr := f.WriteString(hex.EncodeToString(key) + "\n")
 		serr := f.Sync()
 		if err := errors.Join(werr, serr, f.Close()); err != nil {
 			return nil, fmt.Errorf("subscription key %s: %w", path, err)
+		}
+		if err := os.Link(f.Name(), path); err != nil {
+			if errors.Is(err, os.ErrExist) {
+				return LoadKeyring(path)
+			}
+			return nil, fmt.Errorf("subscription key: %w", err)
 		}
 		return NewKeyring(key)
 	}
