@@ -30,27 +30,13 @@ func TestFollowsResumeAfterServerKilled(t *testing.T) {
 	}
 	c := startNATSProcs(t, buildNATSServer(t), clusterReplicas)
 	ctx := t.Context()
-	open := func() *eventstore.Store {
-		s := eventstore.New(t.TempDir())
-		s.URL, s.Replicas = c.URLs(), clusterReplicas
-		require.Eventually(t, func() bool {
-			octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return s.Open(octx) == nil
-		}, 60*time.Second, 100*time.Millisecond, "open the store on the cluster")
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := func() *eventstore.Store { return openClusterStore(t, c.URLs()) }
 	writer := open()
 	var written atomic.Uint64
 	appendOne := func() error {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		ev := domain.NewEvent(uuid.NewString(), domain.Meta{EventID: uuid.NewString(), Actor: "test-actor", Time: time.Now().UTC()},
-			domain.MemoryCreated{MemoryType: domain.TypeKnowledge, Content: "followed through a server's death"})
-		res, err := writer.Append(actx, 0, ev)
+		seq, err := appendCreated(ctx, writer, "followed through a server's death")
 		if err == nil {
-			written.Store(res.Seq)
+			written.Store(seq)
 		}
 		return err
 	}
@@ -133,24 +119,10 @@ func TestFeedResumesAfterConsumerLeaderKilled(t *testing.T) {
 	}
 	c := startNATSProcs(t, buildNATSServer(t), clusterReplicas)
 	ctx := t.Context()
-	open := func(url string) *eventstore.Store {
-		s := eventstore.New(t.TempDir())
-		s.URL, s.Replicas = url, clusterReplicas
-		require.Eventually(t, func() bool {
-			octx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			defer cancel()
-			return s.Open(octx) == nil
-		}, 60*time.Second, 100*time.Millisecond, "open the store on the cluster")
-		t.Cleanup(func() { s.Close() })
-		return s
-	}
+	open := func(url string) *eventstore.Store { return openClusterStore(t, url) }
 	writer := open(c.URLs())
 	appendOne := func() error {
-		actx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		ev := domain.NewEvent(uuid.NewString(), domain.Meta{EventID: uuid.NewString(), Actor: "test-actor", Time: time.Now().UTC()},
-			domain.MemoryCreated{MemoryType: domain.TypeKnowledge, Content: "delivered through a server's death"})
-		_, err := writer.Append(actx, 0, ev)
+		_, err := appendCreated(ctx, writer, "delivered through a server's death")
 		return err
 	}
 	st, err := writer.JetStream().Stream(ctx, eventstore.DefaultStream)
@@ -212,4 +184,30 @@ func TestFeedResumesAfterConsumerLeaderKilled(t *testing.T) {
 	require.Eventually(t, func() bool { return delivered.Load() >= last }, 60*time.Second, 20*time.Millisecond,
 		"the feed delivers the events appended after its consumer's leader died")
 	t.Logf("the feed delivered position %d %v after its consumer's leader died", last, time.Since(killed).Round(time.Millisecond))
+}
+
+// openClusterStore opens a store on the nats-server processes at url (a list), trying again
+// while the cluster elects its leaders, and closes it when the test ends.
+func openClusterStore(t *testing.T, url string) *eventstore.Store {
+	t.Helper()
+	s := eventstore.New(t.TempDir())
+	s.URL, s.Replicas = url, clusterReplicas
+	require.Eventually(t, func() bool {
+		octx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+		defer cancel()
+		return s.Open(octx) == nil
+	}, 60*time.Second, 100*time.Millisecond, "open the store on the cluster")
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// appendCreated appends the creation of a new memory with content, within 5 s, and returns
+// its position.
+func appendCreated(ctx context.Context, s *eventstore.Store, content string) (uint64, error) {
+	actx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	ev := domain.NewEvent(uuid.NewString(), domain.Meta{EventID: uuid.NewString(), Actor: "test-actor", Time: time.Now().UTC()},
+		domain.MemoryCreated{MemoryType: domain.TypeKnowledge, Content: content})
+	res, err := s.Append(actx, 0, ev)
+	return res.Seq, err
 }
