@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"syscall"
+	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/nats-io/nats.go"
@@ -80,7 +81,7 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 		err = s.appendHook()
 		var ack *jetstream.PubAck
 		if err == nil {
-			ack, err = s.js.Publish(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID))...)
+			ack, err = s.publishOne(ctx, subject, data, append(expect(expected), jetstream.WithMsgID(ev.ID)))
 		}
 		if err != nil {
 			res, err := s.retried(ctx, res, subject, ev, err)
@@ -100,6 +101,37 @@ func (s *Store) publish(ctx context.Context, expected uint64, evs []domain.Event
 		}
 	}
 	return res, nil
+}
+
+// Asking again after a replicated stream's leader refused an expectation because it still
+// held an event on the subject in flight: at most inFlightTries times, pausing from
+// inFlightPause, doubling, up to about half a second in all.
+const (
+	inFlightTries = 10
+	inFlightPause = time.Millisecond
+)
+
+// publishOne publishes one message. A replicated stream's leader acknowledges an event before
+// it forgets that the event was in flight, and until then refuses every expectation on its
+// subject with 10164 (nats-server 2.15 applyStreamEntries). So the next append of an aggregate
+// right after the acknowledgement of its last one can be refused although its expectation
+// holds: such a refusal is asked again after a pause. A real mismatch is answered with 10071
+// once the event in flight is stored; a 10164 still there after the last try is a conflict.
+func (s *Store) publishOne(ctx context.Context, subject string, data []byte, opts []jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	pause := inFlightPause
+	for try := 1; ; try++ {
+		ack, err := s.js.Publish(ctx, subject, data, opts...)
+		var apiErr *jetstream.APIError
+		if err == nil || try == inFlightTries || !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeWrongLastSequenceReplicas {
+			return ack, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(pause):
+		}
+		pause *= 2
+	}
 }
 
 // retried handles a refused publish of ev: the server checks the expected sequence before

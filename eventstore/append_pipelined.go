@@ -28,7 +28,10 @@ const DefaultPipelineWindow = 256
 // expected no longer hold either. acked is called, in order, with each event's index and its
 // append's result up to the first refused append; AppendPipelined then sends nothing more,
 // waits for the answers of those in flight (some of which may stand: their writer finds them
-// in the log when it loads their aggregates again) and returns the refusal.
+// in the log when it loads their aggregates again) and returns the refusal. On a replicated
+// stream an event expecting a position on a subject already written to in the call, or on a
+// filter, waits for the answers of those before it: the leader checks expectations before
+// it stores the events ahead.
 func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int, acked func(i int, a Appended)) error {
 	if window < 1 {
 		window = DefaultPipelineWindow
@@ -39,6 +42,8 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 		fut     jetstream.PubAckFuture
 	}
 	queue := make([]inflight, 0, window)
+	// sent holds the subjects of the events sent so far.
+	sent := map[string]bool{}
 	var failed error
 	settle := func(f inflight) {
 		select {
@@ -82,11 +87,34 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 		case p.Expected != Unchecked:
 			opts = append(opts, jetstream.WithExpectLastSequencePerSubject(p.Expected))
 		}
+		if s.Replicas > 1 && (p.Filter != "" || (p.Expected != Unchecked && sent[subject])) {
+			// A replicated stream's leader checks an expectation before it stores the events
+			// ahead (and refuses one on a subject it has an event in flight on): this one is
+			// sent once they are all answered, and asked again while the leader still holds
+			// the last one in flight (see publishOne).
+			for _, f := range queue {
+				settle(f)
+			}
+			queue = queue[:0]
+			if failed != nil {
+				break
+			}
+			ack, err := s.publishOne(ctx, subject, data, opts)
+			if err != nil {
+				failed = fmt.Errorf("append %s to %s: %w", p.Event.Type, subject, mapError(err))
+				break
+			}
+			sent[subject] = true
+			evs[i].Event.Seq = ack.Sequence
+			acked(i, Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate})
+			continue
+		}
 		fut, err := s.js.PublishAsync(subject, data, opts...)
 		if err != nil {
 			failed = fmt.Errorf("append %s to %s: %w", p.Event.Type, subject, err)
 			break
 		}
+		sent[subject] = true
 		queue = append(queue, inflight{i, subject, fut})
 	}
 	for _, f := range queue {

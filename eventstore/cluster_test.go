@@ -239,6 +239,54 @@ func TestClusterReplicatedStream(t *testing.T) {
 	})
 	require.NotEmpty(t, written[id], "the later steps build on AppendLoad")
 
+	t.Run("LongBatchOnOneMemory", func(t *testing.T) {
+		// Each event of a batch expects the position the previous one was acknowledged at.
+		// The leader acknowledges an event before it forgets the event was in flight, and
+		// refuses an expectation on that subject until then (10164): the store asks again.
+		const n = 200
+		m := newMemoryID()
+		evs := []domain.Event{memEvent(m, 0, createdPayload(domain.StatusCandidate))}
+		for i := 1; i < n; i++ {
+			evs = append(evs, memEvent(m, i, domain.MemoryReinforced{Delta: 0.001}))
+		}
+		before := lastSeq(t, s)
+		res, err := s.Append(t.Context(), 0, evs...)
+		require.NoError(t, err)
+		require.Equal(t, before+n, res.Seq)
+		written[m] = evs
+		require.Equal(t, before+n, load(t, m))
+	})
+
+	t.Run("PipelinedOnOneMemory", func(t *testing.T) {
+		// An import's events, several to one memory among others, sent without waiting.
+		a, b := newMemoryID(), newMemoryID()
+		before := lastSeq(t, s)
+		var items []eventstore.Prepared
+		// Each expects its memory's previous event, added before it.
+		prev := map[string]uint64{}
+		add := func(id string, p domain.Payload) {
+			items = append(items, eventstore.Prepared{Event: memEvent(id, len(items), p), Expected: prev[id]})
+			prev[id] = before + uint64(len(items))
+		}
+		add(a, createdPayload(domain.StatusCandidate))
+		add(a, domain.MemoryReinforced{Delta: 0.01})
+		add(b, createdPayload(domain.StatusActive))
+		add(a, domain.MemoryPromoted{})
+		add(a, domain.MemoryReinforced{Delta: 0.02})
+		add(b, domain.MemoryReinforced{Delta: 0.03})
+		var got []uint64
+		require.NoError(t, s.AppendPipelined(t.Context(), items, 0, func(i int, ap eventstore.Appended) {
+			require.Len(t, got, i, "acknowledged in order")
+			got = append(got, ap.Seq)
+		}))
+		require.Equal(t, []uint64{before + 1, before + 2, before + 3, before + 4, before + 5, before + 6}, got)
+		for _, it := range items {
+			written[it.Event.AggregateID] = append(written[it.Event.AggregateID], it.Event)
+		}
+		require.Equal(t, before+5, load(t, a))
+		require.Equal(t, before+6, load(t, b))
+	})
+
 	codes := map[jetstream.ErrorCode]int{}
 	t.Cleanup(func() { t.Logf("conflicts by JetStream error code: %v", codes) })
 	t.Run("StaleExpectedIsConflict", func(t *testing.T) {
