@@ -2,7 +2,9 @@ package tests
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/subscriptions"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -26,6 +29,9 @@ type subReceiver struct {
 	t      *testing.T
 	secret []byte
 	addr   string
+
+	// describe, when set, says what the sender reports when a wait fails.
+	describe func() string
 
 	mu   sync.Mutex
 	mode string
@@ -148,9 +154,37 @@ func (r *subReceiver) firsts() []subDelivery {
 
 func (r *subReceiver) waitFirsts(n int) []subDelivery {
 	r.t.Helper()
-	require.Eventually(r.t, func() bool { return len(r.firsts()) >= n }, 60*time.Second, 20*time.Millisecond,
-		"the receiver has %d of %d events", len(r.firsts()), n)
+	if !assert.Eventually(r.t, func() bool { return len(r.firsts()) >= n }, 60*time.Second, 20*time.Millisecond) {
+		var state string
+		if r.describe != nil {
+			state = r.describe()
+		}
+		require.FailNowf(r.t, "deliveries", "the receiver has %d of %d events (%d requests); %s", len(r.firsts()), n, r.requests(), state)
+	}
 	return r.firsts()
+}
+
+// describeDelivery says, for a failed wait, what the subscription and its consumer report,
+// and the end of the ledger's log.
+func describeDelivery(l *ledger, log *syncBuffer, id string) func() string {
+	return func() string {
+		v := l.subscription(id)
+		tail := log.String()
+		tail = tail[max(0, len(tail)-6000):]
+		out := fmt.Sprintf("the log's end:\n%s\ndelivery %+v", tail, v.Delivery)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		cons, err := l.Main.Store.JetStream().Consumer(ctx, eventstore.DefaultStream, subscriptions.ConsumerName(v.Subscription))
+		if err != nil {
+			return out + "; consumer: " + err.Error()
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return out + "; consumer info: " + err.Error()
+		}
+		return out + fmt.Sprintf("; consumer %s: delivered %+v, ack floor %+v, pending %d, ack pending %d, waiting %d, redelivered %d",
+			info.Name, info.Delivered, info.AckFloor, info.NumPending, info.NumAckPending, info.NumWaiting, info.NumRedelivered)
+	}
 }
 
 // requireSubDelivered requires ds to be exactly the events at seqs, in order, each signed.
@@ -185,7 +219,8 @@ func withSubscriptionBackoff(l *ledger) {
 }
 
 func TestSubscriptionDeliversEveryMatchingEventInOrderSigned(t *testing.T) {
-	l := startLedger(t, withSubscriptionBackoff)
+	var log syncBuffer
+	l := startLedger(t, withSubscriptionBackoff, withLog(&log))
 	const secret = "a-secret-of-some-length"
 	rec := newSubReceiver(t, secret)
 	var seqs []uint64
@@ -199,6 +234,7 @@ func TestSubscriptionDeliversEveryMatchingEventInOrderSigned(t *testing.T) {
 	var sub subView
 	res.Decode(t, &sub)
 	require.NotEmpty(t, sub.ID)
+	rec.describe = describeDelivery(l, &log, sub.ID)
 	require.Equal(t, "/admin/subscriptions/"+sub.ID, res.Header.Get("Location"))
 	require.Empty(t, sub.Secret, "a secret given is never echoed")
 	require.NotContains(t, string(res.Body), secret)
@@ -266,7 +302,8 @@ func TestSubscriptionDeliversEveryMatchingEventInOrderSigned(t *testing.T) {
 }
 
 func TestSubscriptionPauseResumeResetRemoveAndRestart(t *testing.T) {
-	l := startLedger(t, withSubscriptionBackoff)
+	var log syncBuffer
+	l := startLedger(t, withSubscriptionBackoff, withLog(&log))
 	rec := newSubReceiver(t, "")
 	// No secret given: memledger makes one and shows it once.
 	var sub subView
@@ -274,6 +311,7 @@ func TestSubscriptionPauseResumeResetRemoveAndRestart(t *testing.T) {
 		"types": []string{"memory.promoted"}}).Decode(t, &sub)
 	require.True(t, strings.HasPrefix(sub.Secret, "whsec_"), "secret %q", sub.Secret)
 	rec.secret = []byte(sub.Secret)
+	rec.describe = describeDelivery(l, &log, sub.ID)
 	require.Equal(t, []string{"ledger.memory.>"}, sub.Subjects, "the types' kinds")
 	require.Empty(t, l.subscription(sub.ID).Secret, "shown once")
 
@@ -352,7 +390,8 @@ func TestSubscriptionPauseResumeResetRemoveAndRestart(t *testing.T) {
 }
 
 func TestSubscriptionsCommand(t *testing.T) {
-	l := startLedger(t, withSubscriptionBackoff)
+	var log syncBuffer
+	l := startLedger(t, withSubscriptionBackoff, withLog(&log))
 	rec := newSubReceiver(t, "cli-secret-0123456789")
 	run := func(args ...string) (string, int) {
 		var out, errOut bytes.Buffer
@@ -363,6 +402,7 @@ func TestSubscriptionsCommand(t *testing.T) {
 	require.Equal(t, 0, code, out)
 	var sub subView
 	require.NoError(t, json.Unmarshal([]byte(out), &sub), out)
+	rec.describe = describeDelivery(l, &log, sub.ID)
 	a := l.expect(http.StatusCreated, "POST", "/admin/alerts", map[string]any{"title": "via cli"}).JSON(t)
 	d := rec.waitFirsts(1)[0]
 	require.Equal(t, a["id"], d.ID)

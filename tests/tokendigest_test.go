@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
@@ -191,8 +192,15 @@ func TestFirstStartRaceLeavesNoDeadAdminToken(t *testing.T) {
 				func(l *ledger) {
 					l.beforeAdminToken = func() {
 						// Both have found the log without tokens before either issues.
+						// Bounded: an instance whose start failed before this point never arrives.
 						both.Done()
-						both.Wait()
+						arrived := make(chan struct{})
+						go func() { both.Wait(); close(arrived) }()
+						select {
+						case <-arrived:
+						case <-time.After(time.Minute):
+							t.Errorf("the other instance did not find the log without tokens within a minute (its start failed?)")
+						}
 					}
 				})
 		}()
