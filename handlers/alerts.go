@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"time"
@@ -12,7 +13,6 @@ import (
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers/auth"
 	"github.com/memledger/memledger/handlers/jobs"
-	"github.com/nats-io/nats.go/jetstream"
 )
 
 // ActorAlerts is the default actor of alerts raised over HTTP; the program's own rules raise
@@ -105,33 +105,37 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{eventstore.AlertSubjects}, DeliverPolicy: jetstream.DeliverNewPolicy}
+	subjects := []string{eventstore.AlertSubjects}
 	if sev != "" {
-		cfg.FilterSubjects = []string{eventstore.AlertSubject(sev)}
+		subjects = []string{eventstore.AlertSubject(sev)}
 	}
+	last, err := s.Store.LastSeq(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	// From now on: whatever is appended after the answer's headers is on the stream.
+	from := last + 1
 	if v := q.Get("since"); v != "" {
 		since, err := parseSince(v, s.Now())
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		cfg.DeliverPolicy, cfg.OptStartTime = jetstream.DeliverByStartTimePolicy, &since
+		if err := s.Runner.WaitFor(r.Context(), last); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if from, _, err = s.DB.FirstAfter(since); err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		from = max(from, 1)
 	}
-	cons, err := s.Store.JetStream().OrderedConsumer(r.Context(), s.Store.Stream, cfg)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	it, err := cons.Messages()
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	defer it.Stop()
-	stop := context.AfterFunc(r.Context(), it.Stop)
-	defer stop()
 	// Streams end when the service stops: http.Server.Shutdown does not end them.
-	stopAtShutdown := context.AfterFunc(s.streams(), it.Stop)
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	stopAtShutdown := context.AfterFunc(s.streams(), cancel)
 	defer stopAtShutdown()
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.WriteHeader(http.StatusOK)
@@ -141,36 +145,60 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 	rc.SetReadDeadline(time.Time{})
 	rc.Flush()
 	out := bufio.NewWriter(w)
+	errGone := errors.New("the watcher went away")
+	wait := watchRetryMin
 	for {
-		msg, err := it.Next()
-		if err != nil {
-			if ended := auth.Ended(r.Context()); ended != nil {
-				// The stream's token was revoked or expired, or its session ended: its last
-				// line says so.
-				data, _ := json.Marshal(watchEnd{End: "unauthenticated",
-					Reason: strings.TrimPrefix(ended.Error(), auth.ErrUnauthenticated.Error()+": ")})
+		at := from
+		err := s.Store.Read(ctx, eventstore.ReadOptions{From: from, Subjects: subjects, Follow: true, ReadAhead: watchReadAhead},
+			func(m eventstore.Message) error {
+				from = m.Seq + 1
+				ev, err := eventstore.Decode(m.Data, m.Seq)
+				a, ok := domain.AlertOf(ev)
+				if err != nil || !ok {
+					return nil
+				}
+				data, _ := json.Marshal(a)
 				out.Write(append(data, '\n'))
-				out.Flush()
-				rc.Flush()
-			}
+				if out.Flush() != nil || rc.Flush() != nil {
+					return errGone
+				}
+				return nil
+			})
+		if ended := auth.Ended(r.Context()); ended != nil {
+			// The stream's token was revoked or expired, or its session ended: its last
+			// line says so.
+			data, _ := json.Marshal(watchEnd{End: "unauthenticated",
+				Reason: strings.TrimPrefix(ended.Error(), auth.ErrUnauthenticated.Error()+": ")})
+			out.Write(append(data, '\n'))
+			out.Flush()
+			rc.Flush()
 			return
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
+		if ctx.Err() != nil || errors.Is(err, errGone) {
 			return
 		}
-		ev, err := eventstore.Decode(msg.Data(), meta.Sequence.Stream)
-		a, ok := domain.AlertOf(ev)
-		if err != nil || !ok {
-			continue
+		// The log's consumer failed (its server died, and it could not be made again at
+		// once): the stream goes on from the next alert with a new one.
+		if from > at {
+			wait = watchRetryMin
 		}
-		data, _ := json.Marshal(a)
-		out.Write(append(data, '\n'))
-		if out.Flush() != nil || rc.Flush() != nil {
+		s.Logger.Warn("alert watch: reading the log failed; reading again", "from", from, "retry_in", wait, "err", err)
+		select {
+		case <-ctx.Done():
 			return
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, watchRetryMax)
 	}
 }
+
+// An alert watch pulls at most watchReadAhead alerts ahead of its client, and reads the log
+// again after a failure after watchRetryMin, doubled after each failure up to watchRetryMax.
+const (
+	watchReadAhead = 64
+	watchRetryMin  = 250 * time.Millisecond
+	watchRetryMax  = 5 * time.Second
+)
 
 // watchEnd is the last line of an alert watch stream its credentials ended.
 type watchEnd struct {

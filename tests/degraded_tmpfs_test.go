@@ -94,6 +94,9 @@ func TestLogOnAFullDiskDegradesAndRecovers(t *testing.T) {
 	require.NoError(t, os.Mkdir(filepath.Join(mnt, "nats"), 0o700))
 	require.NoError(t, os.Symlink(filepath.Join(mnt, "nats"), filepath.Join(data, "nats")))
 	l := startLedger(t, withConfig(func(c *app.Config) { c.Data = data }), func(l *ledger) { l.logReviveFree = 4 << 20 })
+	// An alert watch open throughout goes on through JetStream's restart.
+	watch, closeWatch := alertWatchStream(t, l, "")
+	defer closeWatch()
 	acked := []string{l.mem(map[string]any{"memory_type": "knowledge", "content": "before the disk filled"}).ID}
 	content := strings.Repeat("a memory to fill the disk with. ", 60)
 	for i := 0; i < 200; i++ {
@@ -125,6 +128,14 @@ func TestLogOnAFullDiskDegradesAndRecovers(t *testing.T) {
 	eventually(t, func() bool { return len(l.writeFailureAlerts(t)) == 1 }, "one critical alert")
 	for _, id := range acked {
 		l.expect(http.StatusOK, "GET", "/memory/"+id, nil)
+	}
+	// The watch shows the alerts raised, the write failure's among them, raised once JetStream
+	// was back.
+	want := l.writeFailureAlerts(t)[0]["id"]
+	var seen []string
+	for a := alertNextLine(t, watch); a.ID != want; a = alertNextLine(t, watch) {
+		seen = append(seen, a.Title)
+		require.Less(t, len(seen), 20, "the watch has not shown the write failure's alert: %v", seen)
 	}
 
 	// verify compares both views with the log: stop once each has applied all of it (the search
