@@ -198,6 +198,21 @@ func (f *Feed) Run(ctx context.Context) error {
 	if cons == nil {
 		return fmt.Errorf("feed %s: Run before Open", f.Name)
 	}
+	for {
+		err := f.consume(ctx, cons)
+		if !errors.Is(err, errStalled) {
+			return err
+		}
+		f.Logger.Warn("feed: events wait on the server but none arrived; pulling anew", "feed", f.Name,
+			"waits", feedStallWaits)
+	}
+}
+
+// errStalled ends a feed's consume: events waited on the server while none arrived.
+var errStalled = errors.New("events wait but none arrive")
+
+// consume delivers the events of one pull iterator on cons; see Run.
+func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 	it, err := cons.Messages(jetstream.PullMaxMessages(1), jetstream.PullHeartbeat(feedHeartbeat))
 	if err != nil {
 		return fmt.Errorf("feed %s: %w", f.Name, err)
@@ -205,6 +220,7 @@ func (f *Feed) Run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
+	idle := 0
 	for {
 		// Next gives up after feedWait and is called again. Each call checks that a pull
 		// request is out: nats.go can skip the request for the next event when the event before
@@ -217,6 +233,11 @@ func (f *Feed) Run(ctx context.Context) error {
 				return ctx.Err()
 			}
 			if errors.Is(err, nats.ErrTimeout) {
+				// Nothing for feedStallWaits waits in a row while the consumer holds events
+				// not yet delivered and none unacknowledged: the iterator is made again.
+				if idle++; idle%feedStallWaits == 0 && f.waiting(ctx, cons) {
+					return errStalled
+				}
 				continue
 			}
 			if errors.Is(err, jetstream.ErrNoHeartbeat) {
@@ -235,12 +256,33 @@ func (f *Feed) Run(ctx context.Context) error {
 			}
 			continue
 		}
+		idle = 0
 		f.handle(ctx, msg)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 	}
 }
+
+// waiting tells whether cons holds events for the feed that it has not delivered while none
+// is out unacknowledged: the server could deliver the next now.
+func (f *Feed) waiting(ctx context.Context, cons jetstream.Consumer) bool {
+	ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	info, err := cons.Info(ictx)
+	if err != nil {
+		return false
+	}
+	if info.NumPending > 0 && info.NumAckPending == 0 {
+		f.Logger.Debug("feed: events wait on its consumer", "feed", f.Name, "pending", info.NumPending, "waiting_pulls", info.NumWaiting)
+		return true
+	}
+	return false
+}
+
+// feedStallWaits is how many waits in a row without an event a feed makes before it checks
+// whether events wait for it on the server.
+const feedStallWaits = 3
 
 // feedHeartbeat is how often the server tells a waiting feed that its pull request is alive
 // (nats.go's least), and feedWait how long one wait for the next event lasts: more than two
