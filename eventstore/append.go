@@ -127,7 +127,8 @@ func (s *Store) publishOne(ctx context.Context, subject string, data []byte, opt
 		}
 		select {
 		case <-ctx.Done():
-			return nil, err
+			// Not a conflict: the append was not stored, and was given up on.
+			return nil, fmt.Errorf("%w (asking again after: %v)", ctx.Err(), err)
 		case <-time.After(pause):
 		}
 		pause *= 2

@@ -29,9 +29,9 @@ const DefaultPipelineWindow = 256
 // append's result up to the first refused append; AppendPipelined then sends nothing more,
 // waits for the answers of those in flight (some of which may stand: their writer finds them
 // in the log when it loads their aggregates again) and returns the refusal. On a replicated
-// stream an event expecting a position on a subject already written to in the call, or on a
-// filter, waits for the answers of those before it: the leader checks expectations before
-// it stores the events ahead.
+// stream an event expecting a position on a subject already written to in the call waits for
+// the answers of those before it on that subject (one expecting a position on a filter, for
+// all before it): the leader checks expectations before it stores the events ahead.
 func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int, acked func(i int, a Appended)) error {
 	if window < 1 {
 		window = DefaultPipelineWindow
@@ -40,12 +40,30 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 		i       int
 		subject string
 		fut     jetstream.PubAckFuture
+		// answered, for an event sent and answered at once (fut nil): its answer.
+		answered *Appended
 	}
 	queue := make([]inflight, 0, window)
 	// sent holds the subjects of the events sent so far.
 	sent := map[string]bool{}
+	// queued tells whether an event on subject waits for its answer.
+	queued := func(queue []inflight, subject string) bool {
+		for _, f := range queue {
+			if f.subject == subject && f.fut != nil {
+				return true
+			}
+		}
+		return false
+	}
 	var failed error
 	settle := func(f inflight) {
+		if f.answered != nil {
+			if failed == nil {
+				evs[f.i].Event.Seq = f.answered.Seq
+				acked(f.i, *f.answered)
+			}
+			return
+		}
 		select {
 		case ack := <-f.fut.Ok():
 			if failed == nil {
@@ -89,13 +107,15 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 		}
 		if s.Replicas > 1 && (p.Filter != "" || (p.Expected != Unchecked && sent[subject])) {
 			// A replicated stream's leader checks an expectation before it stores the events
-			// ahead (and refuses one on a subject it has an event in flight on): this one is
-			// sent once they are all answered, and asked again while the leader still holds
-			// the last one in flight (see publishOne).
-			for _, f := range queue {
-				settle(f)
+			// ahead on its subject (and refuses one on a subject it has an event in flight
+			// on): this one is sent once those are answered (all of them, for a filter, which
+			// may match any), and asked again while the leader still holds the last one in
+			// flight (see publishOne). Its answer waits in the queue, so that acked is still
+			// called in order.
+			for len(queue) > 0 && (p.Filter != "" || queued(queue, subject)) {
+				settle(queue[0])
+				queue = queue[1:]
 			}
-			queue = queue[:0]
 			if failed != nil {
 				break
 			}
@@ -105,8 +125,7 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 				break
 			}
 			sent[subject] = true
-			evs[i].Event.Seq = ack.Sequence
-			acked(i, Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate})
+			queue = append(queue, inflight{i: i, subject: subject, answered: &Appended{Seq: ack.Sequence, Duplicate: ack.Duplicate}})
 			continue
 		}
 		fut, err := s.js.PublishAsync(subject, data, opts...)
@@ -115,7 +134,7 @@ func (s *Store) AppendPipelined(ctx context.Context, evs []Prepared, window int,
 			break
 		}
 		sent[subject] = true
-		queue = append(queue, inflight{i, subject, fut})
+		queue = append(queue, inflight{i: i, subject: subject, fut: fut})
 	}
 	for _, f := range queue {
 		settle(f)

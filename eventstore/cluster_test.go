@@ -168,11 +168,11 @@ func TestClusterReplicatedStream(t *testing.T) {
 
 	// written is every event appended so far, by memory, as Load returns them.
 	written := map[string][]domain.Event{}
-	// load checks that memory id holds exactly what was written, right after the append that
+	// load checks that aggregate id holds exactly what was written, right after the append that
 	// wrote it: a read on a replicated stream never misses an acknowledged append.
 	load := func(t *testing.T, id string) uint64 {
 		t.Helper()
-		got, last, err := s.Load(t.Context(), "memory", id)
+		got, last, err := s.Load(t.Context(), written[id][0].Kind(), id)
 		require.NoError(t, err)
 		require.Equal(t, written[id], got, "memory %s", id)
 		require.Equal(t, written[id][len(written[id])-1].Seq, last)
@@ -251,9 +251,14 @@ func TestClusterReplicatedStream(t *testing.T) {
 		}
 		before := lastSeq(t, s)
 		res, err := s.Append(t.Context(), 0, evs...)
+		// What was acknowledged is written, also when the batch was refused part-way.
+		for _, ev := range evs {
+			if ev.Seq != 0 {
+				written[m] = append(written[m], ev)
+			}
+		}
 		require.NoError(t, err)
 		require.Equal(t, before+n, res.Seq)
-		written[m] = evs
 		require.Equal(t, before+n, load(t, m))
 	})
 
@@ -274,17 +279,32 @@ func TestClusterReplicatedStream(t *testing.T) {
 		add(a, domain.MemoryPromoted{})
 		add(a, domain.MemoryReinforced{Delta: 0.02})
 		add(b, domain.MemoryReinforced{Delta: 0.03})
+		// Two projects, each registered expecting the last event of any project (a filter).
+		projects := []string{"pipelined-a", "pipelined-b"}
+		var projectsLast uint64
+		for _, name := range projects {
+			items = append(items, eventstore.Prepared{Event: memEvent(name, len(items), domain.ProjectRegistered{Description: "registered in a pipeline"}), Expected: projectsLast, Filter: eventstore.ProjectSubjects})
+			projectsLast = before + uint64(len(items))
+		}
+		add(b, domain.MemoryReinforced{Delta: 0.04})
 		var got []uint64
 		require.NoError(t, s.AppendPipelined(t.Context(), items, 0, func(i int, ap eventstore.Appended) {
 			require.Len(t, got, i, "acknowledged in order")
 			got = append(got, ap.Seq)
 		}))
-		require.Equal(t, []uint64{before + 1, before + 2, before + 3, before + 4, before + 5, before + 6}, got)
+		var want []uint64
+		for i := range items {
+			want = append(want, before+uint64(i+1))
+		}
+		require.Equal(t, want, got)
 		for _, it := range items {
 			written[it.Event.AggregateID] = append(written[it.Event.AggregateID], it.Event)
 		}
 		require.Equal(t, before+5, load(t, a))
-		require.Equal(t, before+6, load(t, b))
+		require.Equal(t, before+9, load(t, b))
+		for i, name := range projects {
+			require.Equal(t, before+uint64(7+i), load(t, name))
+		}
 	})
 
 	codes := map[jetstream.ErrorCode]int{}

@@ -122,10 +122,8 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, r, err)
 			return
 		}
-		if err := s.Runner.WaitFor(r.Context(), last); err != nil {
-			s.fail(w, r, err)
-			return
-		}
+		// The projections' timeline finds the first alert at or after since among what they
+		// have applied, or the position after it: what they have not applied yet is read.
 		if from, _, err = s.DB.FirstAfter(since); err != nil {
 			s.fail(w, r, err)
 			return
@@ -185,7 +183,9 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 		s.Logger.Warn("alert watch: reading the log failed; reading again", "from", from, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
-			return
+			// Read again at once: it ends at once, and the checks above write the line a
+			// stream whose credentials ended ends with.
+			continue
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, watchRetryMax)

@@ -220,7 +220,7 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
 	defer it.Stop()
-	idle := 0
+	idle, probe := 0, feedStallWaits
 	for {
 		// Next gives up after feedWait and is called again. Each call checks that a pull
 		// request is out: nats.go can skip the request for the next event when the event before
@@ -234,9 +234,14 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			if errors.Is(err, nats.ErrTimeout) {
 				// Nothing for feedStallWaits waits in a row while the consumer holds events
-				// not yet delivered and none unacknowledged: the iterator is made again.
-				if idle++; idle%feedStallWaits == 0 && f.waiting(ctx, cons) {
-					return errStalled
+				// not yet delivered and none unacknowledged: the iterator is made again. An
+				// idle feed asks the server less and less often (up to every feedStallWaitsMax
+				// waits).
+				if idle++; idle == probe {
+					if f.waiting(ctx, cons) {
+						return errStalled
+					}
+					idle, probe = 0, min(2*probe, feedStallWaitsMax)
 				}
 				continue
 			}
@@ -256,7 +261,7 @@ func (f *Feed) consume(ctx context.Context, cons jetstream.Consumer) error {
 			}
 			continue
 		}
-		idle = 0
+		idle, probe = 0, feedStallWaits
 		f.handle(ctx, msg)
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -281,8 +286,12 @@ func (f *Feed) waiting(ctx context.Context, cons jetstream.Consumer) bool {
 }
 
 // feedStallWaits is how many waits in a row without an event a feed makes before it checks
-// whether events wait for it on the server.
-const feedStallWaits = 3
+// whether events wait for it on the server; doubled after each check that finds none, up to
+// feedStallWaitsMax (a minute).
+const (
+	feedStallWaits    = 3
+	feedStallWaitsMax = 30
+)
 
 // feedHeartbeat is how often the server tells a waiting feed that its pull request is alive
 // (nats.go's least), and feedWait how long one wait for the next event lasts: more than two
