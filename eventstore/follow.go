@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -62,6 +63,10 @@ func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event
 				return ctx.Err()
 			}
 			return err
+		}
+		if s.js.Conn().IsClosed() {
+			// No consumer can be made on it again: the store was closed under the follow.
+			return fmt.Errorf("follow log from %d: %w", next, nats.ErrConnectionClosed)
 		}
 		if next > at {
 			wait = followRetryMin

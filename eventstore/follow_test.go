@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	"github.com/nats-io/nats.go"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/domain"
@@ -123,4 +124,17 @@ func aggregateIDs(evs []domain.Event) []string {
 		out[i] = ev.AggregateID
 	}
 	return out
+}
+
+// A follow on a store whose connection is closed ends with an error at once, rather than make
+// a new consumer again and again.
+func TestFollowEndsOnAClosedConnection(t *testing.T) {
+	s := eventstore.New(t.TempDir())
+	require.NoError(t, s.Open(t.Context()))
+	appendCreated(t, s, domain.StatusActive)
+	require.NoError(t, s.Close())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Follow(t.Context(), 1, make(chan domain.Event, 1)) }()
+	err := waitErr(t, errc)
+	require.ErrorIs(t, err, nats.ErrConnectionClosed)
 }
