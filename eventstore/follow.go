@@ -53,25 +53,34 @@ func (e errConsumer) Unwrap() error { return e.error }
 func (s *Store) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
 	from = max(from, 1)
 	next := from
+	return s.resume(ctx, "follow log", &next, func() error { return s.follow(ctx, from, &next, out) })
+}
+
+// resume runs read, one consumer's part of a read of the log that has reached position *next,
+// again and again while it fails with an errConsumer, logging each failure as what's and
+// pausing followRetryMin, doubled while no message is read, up to followRetryMax. It returns
+// read's other errors, ctx's when it is done, and nats.ErrConnectionClosed once the store is
+// closed under it.
+func (s *Store) resume(ctx context.Context, what string, next *uint64, read func() error) error {
 	wait := followRetryMin
 	for {
-		at := next
-		err := s.follow(ctx, from, &next, out)
+		at := *next
+		err := read()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		var cerr errConsumer
-		if ctx.Err() != nil || !errors.As(err, &cerr) {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
+		if !errors.As(err, &cerr) {
 			return err
 		}
 		if s.js.Conn().IsClosed() {
-			// No consumer can be made on it again: the store was closed under the follow.
-			return fmt.Errorf("follow log from %d: %w", next, nats.ErrConnectionClosed)
+			// No consumer can be made on it again: the store was closed under the read.
+			return fmt.Errorf("%s from %d: %w", what, *next, nats.ErrConnectionClosed)
 		}
-		if next > at {
+		if *next > at {
 			wait = followRetryMin
 		}
-		s.Logger.Warn("follow log: its consumer failed; following with a new one", "from", next, "retry_in", wait, "err", err)
+		s.Logger.Warn(what+": its consumer failed; reading with a new one", "from", *next, "retry_in", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

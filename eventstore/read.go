@@ -41,6 +41,10 @@ type ReadOptions struct {
 	// ReadAhead bounds the messages pulled ahead of fn (DefaultReadAhead when 0): what a slow
 	// caller makes the store hold.
 	ReadAhead int
+	// Resume, with Follow, goes on from the message after the last one read, with a new
+	// consumer, when the read's consumer fails and cannot be made again at once, as Follow
+	// does; without it, such a read ends with the consumer's error.
+	Resume bool
 }
 
 // ErrStop, returned by Read's fn, ends the reading without an error.
@@ -74,6 +78,17 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 	if end != 0 && from > end {
 		return nil
 	}
+	if opts.Follow && opts.Resume {
+		next := from
+		return s.resume(ctx, "read log", &next, func() error { return s.read(ctx, opts, &next, end, fn) })
+	}
+	return s.read(ctx, opts, &from, end, fn)
+}
+
+// read is one consumer's part of Read, from position *next on, up to end (0: none); it moves
+// *next past each message it reads. A failure of the consumer is an errConsumer.
+func (s *Store) read(ctx context.Context, opts ReadOptions, next *uint64, end uint64, fn func(Message) error) error {
+	from := *next
 	cfg := jetstream.OrderedConsumerConfig{
 		DeliverPolicy:  jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:    from,
@@ -96,7 +111,7 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 	}
 	cons, err := s.js.OrderedConsumer(ctx, s.Stream, cfg)
 	if err != nil {
-		return fmt.Errorf("read log from %d: %w", from, err)
+		return errConsumer{fmt.Errorf("read log from %d: %w", from, err)}
 	}
 	if !opts.Follow {
 		if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
@@ -109,7 +124,7 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(ahead), jetstream.PullHeartbeat(time.Second))
 	if err != nil {
-		return fmt.Errorf("read log from %d: %w", from, err)
+		return errConsumer{fmt.Errorf("read log from %d: %w", from, err)}
 	}
 	stop := context.AfterFunc(ctx, it.Stop)
 	defer stop()
@@ -120,7 +135,7 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("read log: %w", err)
+			return errConsumer{fmt.Errorf("read log from %d: %w", *next, err)}
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
@@ -130,6 +145,7 @@ func (s *Store) Read(ctx context.Context, opts ReadOptions, fn func(Message) err
 		if end != 0 && seq > end {
 			return nil
 		}
+		*next = seq + 1
 		if match(msg.Subject()) {
 			err := fn(Message{Seq: seq, Subject: msg.Subject(), Data: msg.Data(),
 				MsgID: msg.Headers().Get(nats.MsgIdHdr), Stored: meta.Timestamp})

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"strings"
 	"sync"
 	"testing"
@@ -302,4 +303,67 @@ func TestExportRestore(t *testing.T) {
 			require.ErrorIs(t, err, eventstore.ErrBadExport, name)
 		}
 	})
+}
+
+// A read that follows with Resume goes on, with a new consumer, when its consumer fails and
+// cannot be made again at once (here JetStream is off for longer than the consumer's one
+// attempt to be made again): the messages after the last one read arrive, none twice. Without
+// Resume the read ends with the consumer's error.
+func TestReadResumesAfterItsConsumerFails(t *testing.T) {
+	s := eventstore.New(t.TempDir())
+	s.ReviveFree = 1 << 62 // the store never switches JetStream back on itself
+	var logs lockedBuffer
+	s.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	require.NoError(t, s.Open(t.Context()))
+	t.Cleanup(func() { s.Close() })
+	_, first := appendCreated(t, s, domain.StatusActive)
+
+	read := func(resume bool) (<-chan uint64, <-chan error) {
+		seqs, errc := make(chan uint64, 16), make(chan error, 1)
+		go func() {
+			errc <- s.Read(t.Context(), eventstore.ReadOptions{From: 1, Follow: true, Resume: resume}, func(m eventstore.Message) error {
+				seqs <- m.Seq
+				return nil
+			})
+		}()
+		return seqs, errc
+	}
+	resumed, resumedErr := read(true)
+	plain, plainErr := read(false)
+	for _, seqs := range []<-chan uint64{resumed, plain} {
+		select {
+		case seq := <-seqs:
+			require.Equal(t, first, seq)
+		case <-time.After(10 * time.Second):
+			require.FailNow(t, "the first message was not read")
+		}
+	}
+
+	require.NoError(t, s.EmbeddedServer().ShutdownJetStream())
+	off := time.Now()
+	select {
+	case err := <-plainErr:
+		t.Logf("without Resume the read ended %v after JetStream was switched off: %v", time.Since(off).Round(time.Millisecond), err)
+		require.ErrorContains(t, err, "read log from 2", "without Resume the read ends with its consumer's error")
+	case <-time.After(60 * time.Second):
+		require.FailNow(t, "without Resume the read did not end")
+	}
+	require.Eventually(t, func() bool {
+		return bytes.Contains(logs.Bytes(), []byte("read log: its consumer failed; reading with a new one"))
+	}, 20*time.Second, 10*time.Millisecond, "the resumed read's consumer failed; log:\n%s", logs.Bytes())
+	require.NoError(t, s.EnableJetStreamAgain())
+	var second uint64
+	require.Eventually(t, func() bool {
+		res, err := s.Append(t.Context(), eventstore.Unchecked, memEvent(newMemoryID(), 1, createdPayload(domain.StatusActive)))
+		second = res.Seq
+		return err == nil
+	}, 20*time.Second, 50*time.Millisecond, "appends once JetStream is back")
+	select {
+	case seq := <-resumed:
+		require.Equal(t, second, seq, "the next message read is the one after the last read")
+	case err := <-resumedErr:
+		require.FailNow(t, "the resumed read ended", "%v", err)
+	case <-time.After(20 * time.Second):
+		require.FailNow(t, "the resumed read did not go on")
+	}
 }

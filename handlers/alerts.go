@@ -143,62 +143,42 @@ func (s *Server) watchAlerts(w http.ResponseWriter, r *http.Request) {
 	rc.SetReadDeadline(time.Time{})
 	rc.Flush()
 	out := bufio.NewWriter(w)
-	errGone := errors.New("the watcher went away")
-	wait := watchRetryMin
-	for {
-		at := from
-		err := s.Store.Read(ctx, eventstore.ReadOptions{From: from, Subjects: subjects, Follow: true, ReadAhead: watchReadAhead},
-			func(m eventstore.Message) error {
-				from = m.Seq + 1
-				ev, err := eventstore.Decode(m.Data, m.Seq)
-				a, ok := domain.AlertOf(ev)
-				if err != nil || !ok {
-					return nil
-				}
-				data, _ := json.Marshal(a)
-				out.Write(append(data, '\n'))
-				if out.Flush() != nil || rc.Flush() != nil {
-					return errGone
-				}
+	// A consumer that fails (its server died, and it could not be made again at once) is
+	// replaced: the stream goes on from the alert after the last one sent.
+	err = s.Store.Read(ctx, eventstore.ReadOptions{From: from, Subjects: subjects, Follow: true, Resume: true, ReadAhead: watchReadAhead},
+		func(m eventstore.Message) error {
+			ev, err := eventstore.Decode(m.Data, m.Seq)
+			a, ok := domain.AlertOf(ev)
+			if err != nil || !ok {
 				return nil
-			})
-		if ended := auth.Ended(r.Context()); ended != nil {
-			// The stream's token was revoked or expired, or its session ended: its last
-			// line says so.
-			data, _ := json.Marshal(watchEnd{End: "unauthenticated",
-				Reason: strings.TrimPrefix(ended.Error(), auth.ErrUnauthenticated.Error()+": ")})
+			}
+			data, _ := json.Marshal(a)
 			out.Write(append(data, '\n'))
-			out.Flush()
-			rc.Flush()
-			return
-		}
-		if ctx.Err() != nil || errors.Is(err, errGone) {
-			return
-		}
-		// The log's consumer failed (its server died, and it could not be made again at
-		// once): the stream goes on from the next alert with a new one.
-		if from > at {
-			wait = watchRetryMin
-		}
-		s.Logger.Warn("alert watch: reading the log failed; reading again", "from", from, "retry_in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			// Read again at once: it ends at once, and the checks above write the line a
-			// stream whose credentials ended ends with.
-			continue
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, watchRetryMax)
+			if out.Flush() != nil || rc.Flush() != nil {
+				return errWatcherGone
+			}
+			return nil
+		})
+	if ended := auth.Ended(r.Context()); ended != nil {
+		// The stream's token was revoked or expired, or its session ended: its last line
+		// says so.
+		data, _ := json.Marshal(watchEnd{End: "unauthenticated",
+			Reason: strings.TrimPrefix(ended.Error(), auth.ErrUnauthenticated.Error()+": ")})
+		out.Write(append(data, '\n'))
+		out.Flush()
+		rc.Flush()
+		return
+	}
+	if err != nil && ctx.Err() == nil && !errors.Is(err, errWatcherGone) {
+		s.Logger.Warn("alert watch: reading the log failed; the stream ends", "err", err)
 	}
 }
 
-// An alert watch pulls at most watchReadAhead alerts ahead of its client, and reads the log
-// again after a failure after watchRetryMin, doubled after each failure up to watchRetryMax.
-const (
-	watchReadAhead = 64
-	watchRetryMin  = 250 * time.Millisecond
-	watchRetryMax  = 5 * time.Second
-)
+// watchReadAhead is how many alerts an alert watch pulls ahead of its client at most.
+const watchReadAhead = 64
+
+// errWatcherGone ends an alert watch whose client no longer takes its lines.
+var errWatcherGone = errors.New("the watcher went away")
 
 // watchEnd is the last line of an alert watch stream its credentials ended.
 type watchEnd struct {

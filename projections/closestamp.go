@@ -16,8 +16,8 @@ import (
 // of its tree (see checkFile), which takes seconds on a file of gigabytes. Any write to the
 // file through the file system, a copy over it, a restore, a rename of another file into its
 // place, changes the change time or the inode (neither can be set back from user space; see
-// writeCloseStamp for a coarse clock), and the start walks it as before. The stamp is removed when the file is opened, so that it never
-// speaks of a later state.
+// writeCloseStamp for a coarse clock), and the start walks it as before. The stamp is removed
+// when the file is opened, so that it never speaks of a later state.
 type closeStamp struct {
 	Dev     uint64 `json:"dev"`
 	Ino     uint64 `json:"ino"`

@@ -74,10 +74,11 @@ func signOutKey(token, session string) []byte { return []byte(token + "\x00" + s
 // whose clock is behind the one that wrote a later sign-out still refuses the session.
 const signOutKeep = 24 * time.Hour
 
-// pruneSignOuts drops the sign-outs of sessions that had ended by themselves (signOutKeep before now), the time of
-// the sign-out being applied: a session past its end is refused anyway, so its sign-out need not
-// be kept, and the bucket holds only the sessions signed out and not yet ended. The time is the
-// event's, not the clock's, so that a rebuild prunes what the live file pruned.
+// pruneSignOuts drops the sign-outs of sessions that had ended by themselves signOutKeep before
+// now, the time of the sign-out being applied: a session past its end is refused anyway, so its
+// sign-out need not be kept, and the bucket holds only the sessions signed out and not yet
+// ended. The time is the event's, not the clock's, so that a rebuild prunes what the live file
+// pruned.
 func pruneSignOuts(b *bolt.Bucket, now time.Time) error {
 	var ended [][]byte
 	err := b.ForEach(func(k, v []byte) error {

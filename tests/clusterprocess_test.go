@@ -164,21 +164,34 @@ func (c *natsProcs) streamLeader(stream string) string {
 	defer nc.Close()
 	js, err := jetstream.New(nc)
 	require.NoError(c.t, err)
-	var leader string
-	require.Eventually(c.t, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
+	return waitLeader(c.t, "the stream", func(ctx context.Context) (*jetstream.ClusterInfo, error) {
 		st, err := js.Stream(ctx, stream)
 		if err != nil {
-			return false
+			return nil, err
 		}
 		info, err := st.Info(ctx)
-		if err != nil || info.Cluster == nil {
+		if err != nil {
+			return nil, err
+		}
+		return info.Cluster, nil
+	})
+}
+
+// waitLeader waits until cluster, asked again every 50 ms (each time within 2 s), names a
+// leader of what it describes, and returns its name.
+func waitLeader(t *testing.T, what string, cluster func(context.Context) (*jetstream.ClusterInfo, error)) string {
+	t.Helper()
+	var leader string
+	require.Eventually(t, func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		info, err := cluster(ctx)
+		if err != nil || info == nil {
 			return false
 		}
-		leader = info.Cluster.Leader
+		leader = info.Leader
 		return leader != ""
-	}, 60*time.Second, 50*time.Millisecond, "the stream has no leader")
+	}, 60*time.Second, 50*time.Millisecond, "%s has no leader", what)
 	return leader
 }
 

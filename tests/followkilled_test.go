@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/domain"
@@ -129,21 +130,17 @@ func TestFeedResumesAfterConsumerLeaderKilled(t *testing.T) {
 	require.NoError(t, err)
 	feed := &subscriptions.Feed{Stream: st, Name: "killed-leader", Start: subscriptions.Start{Seq: 1}}
 	require.NoError(t, feed.Open(ctx))
-	var leader string
-	require.Eventually(t, func() bool {
-		ictx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		cons, err := st.Consumer(ictx, feed.Name)
+	leader := waitLeader(t, "the feed's consumer", func(ctx context.Context) (*jetstream.ClusterInfo, error) {
+		cons, err := st.Consumer(ctx, feed.Name)
 		if err != nil {
-			return false
+			return nil, err
 		}
-		info, err := cons.Info(ictx)
-		if err != nil || info.Cluster == nil {
-			return false
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return nil, err
 		}
-		leader = info.Cluster.Leader
-		return leader != ""
-	}, 60*time.Second, 50*time.Millisecond, "the feed's consumer has no leader")
+		return info.Cluster, nil
+	})
 	// The feed runs on a connection to a server that is not the consumer's leader.
 	var url string
 	for _, p := range c.procs {
