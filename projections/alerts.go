@@ -98,7 +98,7 @@ func (Alerts) Apply(tx *bolt.Tx, ev domain.Event) error {
 // ListAlerts returns up to limit alerts, newest first, of one severity or ("") of all.
 func (db *DB) ListAlerts(severity domain.Severity, limit int) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		alerts := tx.Bucket(bucketAlerts)
 		if alerts == nil {
 			return nil
@@ -123,7 +123,7 @@ func (db *DB) ListAlerts(severity domain.Severity, limit int) ([]json.RawMessage
 // LastAlerts returns the last alert of each severity that has one.
 func (db *DB) LastAlerts() (map[domain.Severity]json.RawMessage, error) {
 	out := map[domain.Severity]json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketAlertLast)
 		if b == nil {
 			return nil
@@ -141,7 +141,7 @@ func (db *DB) LastAlerts() (map[domain.Severity]json.RawMessage, error) {
 func (db *DB) DeliveryFailures(limit int) (int, []json.RawMessage, error) {
 	out := []json.RawMessage{}
 	var n int
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketFailures)
 		if b == nil {
 			return nil
@@ -159,7 +159,7 @@ func (db *DB) DeliveryFailures(limit int) (int, []json.RawMessage, error) {
 // LatestHarness returns the latest harness result, or nil when none was recorded.
 func (db *DB) LatestHarness() (*HarnessResult, error) {
 	var out *HarnessResult
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketHarness)
 		if b == nil {
 			return nil

@@ -38,7 +38,7 @@ func memoryAsOf(tx *bolt.Tx, id string, seq uint64) ([]byte, error) {
 // when it did not exist yet.
 func (db *DB) MemoryAsOf(id string, seq uint64) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) (err error) {
+	err := db.view(func(tx *bolt.Tx) (err error) {
 		out, err = memoryAsOf(tx, id, seq)
 		return err
 	})
@@ -59,7 +59,7 @@ func (db *DB) MemoryAuditAsOf(id string, seq uint64) ([]json.RawMessage, error) 
 func (db *DB) ListMemoriesAsOf(f MemoryFilter, seq uint64) ([]json.RawMessage, uint64, error) {
 	out := []json.RawMessage{}
 	var next uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		idx := tx.Bucket(bucketMemIndex)
 		if idx == nil {
 			return nil
@@ -112,7 +112,7 @@ func mayMatch(data []byte, f MemoryFilter) bool {
 // system entries change with every alert).
 func (db *DB) ListStateAsOf(f StateFilter, seq uint64) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		idx, audit := tx.Bucket(bucketStateIndex), tx.Bucket(bucketStateAudit)
 		if idx == nil {
 			return nil

@@ -119,7 +119,7 @@ func (f AuditSlice) candidates(idx, audit *bolt.Bucket, visit func(seq []byte) e
 // in any of them), each with its current state and its whole audit.
 func (db *DB) HistorySlice(of ...AuditSlice) (HistorySlice, error) {
 	var out HistorySlice
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		out.AtSeq = checkpoint(tx, Memories{}.Name())
 		a, ok := newAuditReader(tx)
 		if !ok {

@@ -24,7 +24,7 @@ func (db *DB) CheckCounts(max int) ([]string, error) {
 			out = append(out, "... (more differences not shown)")
 		}
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		mems, counts := tx.Bucket(bucketMemories), tx.Bucket(bucketMemCounts)
 		if mems == nil || counts == nil {
 			return nil

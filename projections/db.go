@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -24,6 +25,37 @@ type DB struct {
 	bolt *bolt.DB
 	// marker, for a live file, is the file that says it is open.
 	marker string
+	// committing is the commit of a writer's own event that was answered before it ended
+	// (see Runner.applyOwn), nil when none is under way. Reads wait for it (see view).
+	committing atomic.Pointer[commit]
+}
+
+// commit is a transaction whose events the runner counts as applied while it commits:
+// done is closed once it has ended.
+type commit struct {
+	done chan struct{}
+	// kind is the aggregate kind of its one event.
+	kind string
+}
+
+// view runs fn in a read transaction that sees every event the runner counts as applied when
+// view is called: it first waits for a commit under way (see Runner.applyOwn). A write's answer
+// is sent once its event counts as applied, so a read begun after that answer sees the write.
+func (db *DB) view(fn func(tx *bolt.Tx) error) error {
+	if c := db.committing.Load(); c != nil {
+		<-c.done
+	}
+	return db.bolt.View(fn)
+}
+
+// viewOf is view for a read of the buckets only events of aggregate kind write: it waits only
+// for a commit of such an event. The reads every request makes (its token, a project's name)
+// then do not wait for the commit of the writer before it.
+func (db *DB) viewOf(kind string, fn func(tx *bolt.Tx) error) error {
+	if c := db.committing.Load(); c != nil && c.kind == kind {
+		<-c.done
+	}
+	return db.bolt.View(fn)
 }
 
 // OpenLive opens the projection file of a running service. Unless sync is set, its commits are
@@ -145,12 +177,12 @@ func (db *DB) storeFreelist() error {
 }
 
 // View runs fn in a read transaction.
-func (db *DB) View(fn func(tx *bolt.Tx) error) error { return db.bolt.View(fn) }
+func (db *DB) View(fn func(tx *bolt.Tx) error) error { return db.view(fn) }
 
 // Checkpoints returns each projection's checkpoint: the log position of the last event it applied.
 func (db *DB) Checkpoints() (map[string]uint64, error) {
 	cps := map[string]uint64{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketCheckpoints).ForEach(func(k, v []byte) error {
 			cps[string(k)] = decodeSeq(v)
 			return nil

@@ -88,7 +88,7 @@ func (Documents) Apply(tx *bolt.Tx, ev domain.Event) error {
 func (db *DB) GetDocument(id string) (*domain.Document, []domain.Chunk, error) {
 	var doc *domain.Document
 	chunks := []domain.Chunk{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		docs := tx.Bucket(bucketDocuments)
 		if docs == nil {
 			return nil
@@ -119,7 +119,7 @@ func (db *DB) GetDocument(id string) (*domain.Document, []domain.Chunk, error) {
 // DocumentState returns what document commands on id are decided on.
 func (db *DB) DocumentState(id string) (domain.DocumentState, error) {
 	st := domain.DocumentState{Indexes: map[int]bool{}}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		docs := tx.Bucket(bucketDocuments)
 		if docs == nil {
 			return nil
@@ -139,7 +139,7 @@ func (db *DB) DocumentState(id string) (domain.DocumentState, error) {
 	}
 	st.ChunkOwner = func(chunkID string) (string, bool) {
 		var owner string
-		db.bolt.View(func(tx *bolt.Tx) error {
+		db.view(func(tx *bolt.Tx) error {
 			if b := tx.Bucket(bucketChunks); b != nil {
 				if data := b.Get([]byte(chunkID)); data != nil {
 					var ch domain.Chunk

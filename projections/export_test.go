@@ -15,3 +15,7 @@ func RebuildInBatchesOf(n int) (restore func()) {
 	rebuildBatchSize = n
 	return func() { rebuildBatchSize = before }
 }
+
+// HookOwnCommits calls f before the commit of each writer's own event (see Runner.applyOwn);
+// an error it returns fails that commit.
+func HookOwnCommits(r *Runner, f func() error) { r.commitHook = f }

@@ -428,7 +428,7 @@ func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
 	for _, c := range domain.IntegrityChecks {
 		r.Counts[c] = 0
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if tx.Bucket(bucketFindMissing) == nil {
 			return nil
 		}

@@ -29,7 +29,7 @@ type LogCheck struct {
 // LogCheck reads what the file records of the log check.
 func (db *DB) LogCheck() (LogCheck, error) {
 	var lc LogCheck
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketLogCheck)
 		if b == nil {
 			return nil

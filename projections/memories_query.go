@@ -13,7 +13,7 @@ import (
 // GetMemory returns the JSON of memory id, or nil when there is no such memory.
 func (db *DB) GetMemory(id string) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketMemories); b != nil && !isCreatedKey([]byte(id)) {
 			out = bytes.Clone(b.Get([]byte(id)))
 		}
@@ -39,7 +39,7 @@ func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
 	index, value := memoryIndex(f)
 	out := []json.RawMessage{}
 	var next uint64
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		idx, mems := tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemories)
 		if idx == nil {
 			return nil
@@ -73,7 +73,7 @@ func (db *DB) ListMemories(f MemoryFilter) ([]json.RawMessage, uint64, error) {
 func (db *DB) FirstMemories(f MemoryFilter) ([]domain.Memory, error) {
 	index, value := memoryIndex(f)
 	out := []domain.Memory{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		idx, mems := tx.Bucket(bucketMemIndex), tx.Bucket(bucketMemories)
 		if idx == nil {
 			return nil
@@ -120,7 +120,7 @@ func (db *DB) MemoryAudit(id string) ([]json.RawMessage, error) {
 // memoryAudit returns the audit entries of memory id up to position upTo, oldest first.
 func (db *DB) memoryAudit(id string, upTo uint64) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		a, ok := newAuditReader(tx)
 		if !ok {
 			return nil
@@ -152,7 +152,7 @@ const AuditClockSlack = 5 * time.Minute
 // RecentAudit returns the audit entries matching f across memories, newest first.
 func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		a, ok := newAuditReader(tx)
 		if !ok {
 			return nil
@@ -227,7 +227,7 @@ func (db *DB) RecentAudit(f AuditFilter) ([]json.RawMessage, error) {
 // AuditByEventID returns the audit entry of the event with id eventID, or nil.
 func (db *DB) AuditByEventID(eventID string) ([]byte, error) {
 	var out []byte
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		a, ok := newAuditReader(tx)
 		if !ok {
 			return nil
@@ -261,7 +261,7 @@ func (db *DB) MemoryCounts() (MemoryCounts, error) {
 	for _, t := range domain.MemoryTypes {
 		c.ByType[string(t)] = 0
 	}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketMemCounts)
 		if b == nil {
 			return nil

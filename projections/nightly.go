@@ -61,7 +61,7 @@ func (Nightly) Apply(tx *bolt.Tx, ev domain.Event) error {
 // NightlyRuns returns up to limit runs, newest first.
 func (db *DB) NightlyRuns(limit int) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNightlyRuns)
 		if b == nil {
 			return nil
@@ -78,7 +78,7 @@ func (db *DB) NightlyRuns(limit int) ([]json.RawMessage, error) {
 // NightlyStepDone reports whether step succeeded in a recorded run for night.
 func (db *DB) NightlyStepDone(night, step string) (bool, error) {
 	var done bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketNightlySteps); b != nil {
 			done = b.Get(pair(night, step)) != nil
 		}
@@ -90,7 +90,7 @@ func (db *DB) NightlyStepDone(night, step string) (bool, error) {
 // NightlyRunsFor returns the recorded runs for night (YYYY-MM-DD), oldest first.
 func (db *DB) NightlyRunsFor(night string) ([]NightlyRun, error) {
 	var out []NightlyRun
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNightlyRuns)
 		if b == nil {
 			return nil
@@ -112,7 +112,7 @@ func (db *DB) NightlyRunsFor(night string) ([]NightlyRun, error) {
 // NightlyRunAt returns the run recorded at log position seq, or nil.
 func (db *DB) NightlyRunAt(seq uint64) (*NightlyRun, error) {
 	var out *NightlyRun
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketNightlyRuns)
 		if b == nil {
 			return nil

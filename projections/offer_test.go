@@ -2,10 +2,14 @@ package projections_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"slices"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/domain"
@@ -108,6 +112,106 @@ func TestRunnerAppliesTheNextOfferedEventInTheWritersGoroutine(t *testing.T) {
 	require.Equal(t, len(l.events), auditCount(t, db))
 	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
 		[]projections.Projection{projections.Memories{}}, l.last(), nil)
+	require.NoError(t, err)
+	cleanupDB(t, rebuilt)
+	diffs, err := projections.Diff(db, rebuilt, 10)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
+}
+
+// A writer's own event counts as applied once it is written, before its transaction commits:
+// the commit ends while the writer answers. A read of the memories begun meanwhile waits for
+// it and sees the write; a read of the tokens, which that event cannot change, does not wait.
+// A commit that fails takes the position back and fails the runner, which then applies the
+// event from the log.
+func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes), projections.Tokens{})
+	startRunner(t, r)
+	committing, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(ended) })
+	var hold, fail atomic.Bool
+	hold.Store(true)
+	projections.HookOwnCommits(r, func() error {
+		committing <- struct{}{}
+		if hold.Load() {
+			select {
+			case <-release:
+			case <-ended:
+			}
+		}
+		if fail.Load() {
+			return errors.New("the disk went away")
+		}
+		return nil
+	})
+	store.Stored = r.Offer
+
+	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
+	require.Equal(t, l.last(), r.Applied(), "counted as applied when the append returns")
+	<-committing
+	read := make(chan []byte, 1)
+	go func() {
+		m, err := db.GetMemory(id)
+		assert.NoError(t, err)
+		read <- m
+	}()
+	tokens := make(chan error, 1)
+	go func() {
+		_, err := db.TokenByDigest("no-such-digest")
+		tokens <- err
+	}()
+	select {
+	case err := <-tokens:
+		require.ErrorIs(t, err, domain.ErrNotFound)
+	case <-time.After(waitTimeout):
+		t.Fatal("a read of the tokens waited for the commit of a memory's event")
+	}
+	select {
+	case m := <-read:
+		t.Fatalf("a read of the memories did not wait for the commit under way: it read %v", m)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case m := <-read:
+		require.NotNil(t, m, "the read after the commit sees the memory")
+		require.Contains(t, string(m), id)
+	case <-time.After(waitTimeout):
+		t.Fatal("the read did not end after the commit")
+	}
+
+	// A commit that fails.
+	before := l.last()
+	hold.Store(false)
+	fail.Store(true)
+	failed := l.create(domain.StatusActive, domain.TypeProject, "p04")
+	<-committing
+	m, err := db.GetMemory(failed) // once the commit has ended
+	require.NoError(t, err)
+	require.Nil(t, m, "a failed commit wrote nothing")
+	require.Equal(t, before, r.Applied(), "the position is taken back")
+	failure, _ := r.Failure()
+	require.ErrorContains(t, failure, "the disk went away")
+	fail.Store(false)
+	close(gate.open)
+	require.Eventually(t, func() bool {
+		failure, _ := r.Failure()
+		return failure == nil && r.Applied() == l.last()
+	}, waitTimeout, 10*time.Millisecond, "written again from the log")
+	requireViewsMatch(t, db, l)
+	require.Equal(t, len(l.events), auditCount(t, db))
+
+	// Later writes are the writers' own again, and the file is what a rebuild makes.
+	writeMixedLog(l, 5)
+	waitFor(t, r, l.last())
+	requireViewsMatch(t, db, l)
+	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
+		[]projections.Projection{projections.Memories{}, projections.Tokens{}}, l.last(), nil)
 	require.NoError(t, err)
 	cleanupDB(t, rebuilt)
 	diffs, err := projections.Diff(db, rebuilt, 10)

@@ -79,7 +79,7 @@ func putJSON(b kv, key []byte, v any) error {
 // Registry returns every registered project.
 func (db *DB) Registry() (domain.Registry, error) {
 	reg := domain.Registry{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindProject, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketProjects)
 		if b == nil {
 			return nil
@@ -100,7 +100,7 @@ func (db *DB) Registry() (domain.Registry, error) {
 // project knows stands for itself.
 func (db *DB) ResolveProject(name string) (string, error) {
 	id := name
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindProject, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketAliases); b != nil {
 			if v := b.Get([]byte(name)); v != nil {
 				id = string(v)
@@ -118,7 +118,7 @@ func (db *DB) GetProject(name string) ([]byte, error) {
 		return nil, err
 	}
 	var out []byte
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketProjects); b != nil {
 			out = bytes.Clone(b.Get([]byte(id)))
 		}
@@ -130,7 +130,7 @@ func (db *DB) GetProject(name string) ([]byte, error) {
 // ListProjects returns every project, by id.
 func (db *DB) ListProjects() ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketProjects)
 		if b == nil {
 			return nil

@@ -60,7 +60,7 @@ var bucketVersions = []byte("projection_versions")
 // would drop and build again (see migrate).
 func (db *DB) StaleVersions(ps []Projection) (map[string]int, error) {
 	stale := map[string]int{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		versions := tx.Bucket(bucketVersions)
 		for _, p := range ps {
 			v, ok := p.(Versioned)
@@ -119,6 +119,10 @@ type Runner struct {
 	BeforeCommit func(batch []domain.Event) error
 	Logger       *slog.Logger
 
+	// commitHook, when set, is called before the commit of a writer's own event (see
+	// applyOwn); an error it returns fails that commit. Tests hold or fail it.
+	commitHook func() error
+
 	// offers are events handed over by the writer that appended them (see Offer).
 	offers chan domain.Event
 	// applyMu is held while a batch is applied, by the runner or by a writer applying its own
@@ -175,28 +179,79 @@ func (r *Runner) Offer(ev domain.Event) {
 }
 
 // applyOwn applies ev in the caller's goroutine when it is the next event to apply and no
-// batch is being applied; false when it did not apply it.
+// batch is being applied; false when it did not apply it. It counts ev as applied once the
+// projections have written it in their transaction, before that transaction commits: the
+// commit ends in a goroutine of its own while the writer answers, and every read of the
+// projections begun meanwhile waits for it (DB.view), so a read after the answer sees the
+// write. A writer's next event waits for the commit before it. A commit that fails takes the
+// position back and fails the runner as a failed batch does; the runner applies the event
+// again from the log.
 func (r *Runner) applyOwn(ev domain.Event) bool {
-	if r.BeforeCommit != nil || !r.applyMu.TryLock() {
+	if r.BeforeCommit != nil {
 		return false
 	}
-	defer r.applyMu.Unlock()
+	if c := r.DB.committing.Load(); c != nil {
+		<-c.done // the writer before; the lock is free once it has committed
+	}
+	if !r.applyMu.TryLock() {
+		return false
+	}
 	r.mu.Lock()
-	next, failing := r.applied+1, r.failure != nil
+	failing := r.failure != nil
 	r.mu.Unlock()
-	if ev.Seq != next || failing || next <= r.CatchUpTo {
+	if ev.Seq != r.appliedAt.Load()+1 || failing || ev.Seq <= r.CatchUpTo {
+		r.applyMu.Unlock()
 		return false
 	}
-	if r.apply([]domain.Event{ev}) != nil {
+	tx, err := r.DB.bolt.Begin(true)
+	if err != nil {
+		r.applyMu.Unlock()
 		return false
 	}
+	if err := r.write(tx, []domain.Event{ev}); err != nil {
+		tx.Rollback()
+		r.applyMu.Unlock()
+		return false
+	}
+	c := &commit{done: make(chan struct{}), kind: ev.Kind()}
+	r.DB.committing.Store(c)
+	r.show(ev.Seq)
+	go r.commitOwn(tx, ev, c)
+	return true
+}
+
+// commitOwn commits the transaction of a writer's own event (see applyOwn) and releases the
+// runner's lock.
+func (r *Runner) commitOwn(tx *bolt.Tx, ev domain.Event, c *commit) {
+	defer r.applyMu.Unlock()
+	var err error
+	if r.commitHook != nil {
+		err = r.commitHook()
+	}
+	if err == nil {
+		err = tx.Commit()
+	} else {
+		tx.Rollback()
+	}
+	if err != nil {
+		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, retrying until it works",
+			"err", err, "batch_from", ev.Seq, "batch_to", ev.Seq)
+		r.mu.Lock()
+		r.applied = r.appliedAt.Load()
+		r.mu.Unlock()
+		r.setFailure(err)
+		r.setErr(err)
+	} else {
+		r.appliedAt.Store(ev.Seq)
+	}
+	r.DB.committing.Store(nil)
+	close(c.done)
 	if r.held.Load() > 0 {
 		select {
 		case r.kick <- struct{}{}:
 		default:
 		}
 	}
-	return true
 }
 
 // Init creates the projections' buckets and reads the position they have all applied.
@@ -483,7 +538,7 @@ func (r *Runner) follow(ctx context.Context) error {
 func (r *Runner) applyLocked(ctx context.Context, batch []domain.Event) error {
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
-	applied := r.Applied()
+	applied := r.appliedAt.Load()
 	for len(batch) > 0 && batch[0].Seq <= applied {
 		batch = batch[1:]
 	}
@@ -569,51 +624,59 @@ func (r *Runner) setFailure(err error) {
 
 // apply writes one batch, and every projection's checkpoint, in one transaction.
 func (r *Runner) apply(batch []domain.Event) error {
+	if err := r.DB.bolt.Update(func(tx *bolt.Tx) error { return r.write(tx, batch) }); err != nil {
+		return err
+	}
 	last := batch[len(batch)-1].Seq
-	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
-		for _, p := range r.Projections {
-			cp := checkpoint(tx, p.Name())
-			todo := batch
-			for len(todo) > 0 && todo[0].Seq <= cp {
-				todo = todo[1:]
+	r.appliedAt.Store(last)
+	r.show(last)
+	return nil
+}
+
+// write writes batch to every projection, and their checkpoints, in tx.
+func (r *Runner) write(tx *bolt.Tx, batch []domain.Event) error {
+	last := batch[len(batch)-1].Seq
+	for _, p := range r.Projections {
+		cp := checkpoint(tx, p.Name())
+		todo := batch
+		for len(todo) > 0 && todo[0].Seq <= cp {
+			todo = todo[1:]
+		}
+		if ba, ok := p.(BatchApplier); ok {
+			if err := ba.ApplyBatch(tx, todo); err != nil {
+				return fmt.Errorf("projection %s: apply batch %d-%d: %w", p.Name(), batch[0].Seq, last, err)
 			}
-			if ba, ok := p.(BatchApplier); ok {
-				if err := ba.ApplyBatch(tx, todo); err != nil {
-					return fmt.Errorf("projection %s: apply batch %d-%d: %w", p.Name(), batch[0].Seq, last, err)
-				}
-			} else {
-				for _, ev := range todo {
-					if err := p.Apply(tx, ev); err != nil {
-						return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
-					}
-				}
-			}
-			if last > cp {
-				if err := setCheckpoint(tx, p.Name(), last); err != nil {
-					return err
+		} else {
+			for _, ev := range todo {
+				if err := p.Apply(tx, ev); err != nil {
+					return fmt.Errorf("projection %s: apply %s at %d: %w", p.Name(), ev.Type, ev.Seq, err)
 				}
 			}
 		}
-		if r.Held != nil && r.Held.full() {
-			if err := flushHeld(tx, r.Projections); err != nil {
+		if last > cp {
+			if err := setCheckpoint(tx, p.Name(), last); err != nil {
 				return err
 			}
 		}
-		if r.BeforeCommit != nil {
-			return r.BeforeCommit(batch)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
 	}
+	if r.Held != nil && r.Held.full() {
+		if err := flushHeld(tx, r.Projections); err != nil {
+			return err
+		}
+	}
+	if r.BeforeCommit != nil {
+		return r.BeforeCommit(batch)
+	}
+	return nil
+}
+
+// show makes seq the position the runner counts as applied, and wakes its waiters.
+func (r *Runner) show(seq uint64) {
 	r.mu.Lock()
-	r.applied = last
-	r.appliedAt.Store(last)
+	r.applied = seq
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
-	return nil
 }
 
 // CatchUp is where the runner stands against CatchUpTo: the position applied and the target;

@@ -12,7 +12,7 @@ import (
 // copy: the log position up to which it holds the views.
 func (db *DB) Snapshot(w io.Writer) (map[string]uint64, error) {
 	cps := map[string]uint64{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketCheckpoints).ForEach(func(k, v []byte) error {
 			cps[string(k)] = decodeSeq(v)
 			return nil

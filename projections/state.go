@@ -183,7 +183,7 @@ type StateFilter struct {
 // ListState returns the entries matching f, by project, category and key.
 func (db *DB) ListState(f StateFilter) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		if b == nil {
 			return nil
@@ -217,7 +217,7 @@ func (db *DB) ListState(f StateFilter) ([]json.RawMessage, error) {
 // ProjectState returns the entries of one project, for deciding state commands.
 func (db *DB) ProjectState(project string) (domain.ProjectState, error) {
 	st := domain.ProjectState{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		if b == nil {
 			return nil
@@ -240,7 +240,7 @@ func (db *DB) ProjectState(project string) (domain.ProjectState, error) {
 // given), oldest first.
 func (db *DB) StateAudit(project, category, key string) ([]json.RawMessage, error) {
 	out := []json.RawMessage{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		idx, audit := tx.Bucket(bucketStateIndex), tx.Bucket(bucketStateAudit)
 		if idx == nil {
 			return nil
@@ -279,7 +279,7 @@ type StateCounts struct {
 // and category, and of the invalidated ones.
 func (db *DB) StateCounts() (StateCounts, error) {
 	c := StateCounts{ByProject: map[string]int{}, ByCategory: map[string]int{}}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketStateCounts)
 		if b == nil {
 			return nil
@@ -302,7 +302,7 @@ func (db *DB) StateCounts() (StateCounts, error) {
 // holds the kept counts to it.
 func (db *DB) RecountState() (StateCounts, error) {
 	c := StateCounts{ByProject: map[string]int{}, ByCategory: map[string]int{}}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketState)
 		if b == nil {
 			return nil

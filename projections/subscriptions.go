@@ -58,7 +58,7 @@ func (Subscriptions) Apply(tx *bolt.Tx, ev domain.Event) error {
 // Subscriptions returns every subscription, removed ones too, oldest first.
 func (db *DB) Subscriptions() ([]domain.Subscription, error) {
 	var out []domain.Subscription
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSubscriptions)
 		if b == nil {
 			return nil
@@ -85,7 +85,7 @@ func (db *DB) Subscriptions() ([]domain.Subscription, error) {
 // Subscription returns subscription id; domain.ErrNotFound when it was never registered.
 func (db *DB) Subscription(id string) (domain.Subscription, error) {
 	var s domain.Subscription
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSubscriptions)
 		var v []byte
 		if b != nil {

@@ -51,7 +51,7 @@ func timeKey(t time.Time) []byte {
 // PositionAt returns the last log position at or before time t (0 when the log's first event
 // is later), as far as the timeline has applied the log, and the position it has applied.
 func (db *DB) PositionAt(t time.Time) (seq, applied uint64, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		applied = checkpoint(tx, Timeline{}.Name())
 		b := tx.Bucket(bucketTimeline)
 		if b == nil {
@@ -72,7 +72,7 @@ func (db *DB) PositionAt(t time.Time) (seq, applied uint64, err error) {
 // FirstAfter returns the first log position whose time is at or after t (applied+1 when the
 // timeline has applied no such event yet), and the position the timeline has applied.
 func (db *DB) FirstAfter(t time.Time) (seq, applied uint64, err error) {
-	err = db.bolt.View(func(tx *bolt.Tx) error {
+	err = db.view(func(tx *bolt.Tx) error {
 		applied = checkpoint(tx, Timeline{}.Name())
 		b := tx.Bucket(bucketTimeline)
 		if b == nil {

@@ -108,7 +108,7 @@ func pruneSignOuts(b *bolt.Bucket, now time.Time) error {
 // was signed out.
 func (db *DB) SignedOut(token, session string) (bool, error) {
 	var out bool
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindToken, func(tx *bolt.Tx) error {
 		if b := tx.Bucket(bucketSignOuts); b != nil {
 			out = b.Get(signOutKey(token, session)) != nil
 		}
@@ -120,7 +120,7 @@ func (db *DB) SignedOut(token, session string) (bool, error) {
 // Token returns the token named name, revoked and expired ones included.
 func (db *DB) Token(name string) (domain.Token, error) {
 	var t domain.Token
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindToken, func(tx *bolt.Tx) error {
 		var err error
 		t, err = getToken(tx, name)
 		return err
@@ -131,7 +131,7 @@ func (db *DB) Token(name string) (domain.Token, error) {
 // TokenByDigest returns the token whose secret has the given digest.
 func (db *DB) TokenByDigest(digest string) (domain.Token, error) {
 	var t domain.Token
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindToken, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokenDigests)
 		var name []byte
 		if b != nil {
@@ -150,7 +150,7 @@ func (db *DB) TokenByDigest(digest string) (domain.Token, error) {
 // ListTokens returns every token by name, revoked and expired ones included.
 func (db *DB) ListTokens() ([]domain.Token, error) {
 	out := []domain.Token{}
-	err := db.bolt.View(func(tx *bolt.Tx) error {
+	err := db.view(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokens)
 		if b == nil {
 			return nil
