@@ -137,7 +137,10 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 	var hold, fail atomic.Bool
 	hold.Store(true)
 	projections.HookOwnCommits(r, func() error {
-		committing <- struct{}{}
+		select {
+		case committing <- struct{}{}:
+		default:
+		}
 		if hold.Load() {
 			select {
 			case <-release:

@@ -119,8 +119,9 @@ type Runner struct {
 	BeforeCommit func(batch []domain.Event) error
 	Logger       *slog.Logger
 
-	// commitHook, when set, is called before the commit of a writer's own event (see
-	// applyOwn); an error it returns fails that commit. Tests hold or fail it.
+	// commitHook, when set, is called in the transaction of a writer's own event once it is
+	// written, before it commits (see applyOwn); an error it returns fails that commit. Tests
+	// hold or fail it.
 	commitHook func() error
 
 	// offers are events handed over by the writer that appended them (see Offer).
@@ -178,12 +179,11 @@ func (r *Runner) Offer(ev domain.Event) {
 	}
 }
 
-// applyOwn applies ev in the caller's goroutine when it is the next event to apply and no
-// batch is being applied; false when it did not apply it. It counts ev as applied once the
-// projections have written it in their transaction, before that transaction commits: the
-// commit ends in a goroutine of its own while the writer answers, and every read of the
-// projections begun meanwhile waits for it (DB.view), so a read after the answer sees the
-// write. A writer's next event waits for the commit before it. A commit that fails takes the
+// applyOwn applies ev for its writer when it is the next event to apply and no batch is being
+// applied; false when it will not. It counts ev as applied at once and writes and commits it
+// in a goroutine of its own, while the writer answers: every read of the projections begun
+// meanwhile waits for that commit (DB.view), so a read after the answer sees the write. A
+// writer's next event waits for the commit before it. A write or commit that fails takes the
 // position back and fails the runner as a failed batch does; the runner applies the event
 // again from the log.
 func (r *Runner) applyOwn(ev domain.Event) bool {
@@ -203,36 +203,25 @@ func (r *Runner) applyOwn(ev domain.Event) bool {
 		r.applyMu.Unlock()
 		return false
 	}
-	tx, err := r.DB.bolt.Begin(true)
-	if err != nil {
-		r.applyMu.Unlock()
-		return false
-	}
-	if err := r.write(tx, []domain.Event{ev}); err != nil {
-		tx.Rollback()
-		r.applyMu.Unlock()
-		return false
-	}
 	c := &commit{done: make(chan struct{}), kind: ev.Kind()}
 	r.DB.committing.Store(c)
 	r.show(ev.Seq)
-	go r.commitOwn(tx, ev, c)
+	go r.commitOwn(ev, c)
 	return true
 }
 
-// commitOwn commits the transaction of a writer's own event (see applyOwn) and releases the
-// runner's lock.
-func (r *Runner) commitOwn(tx *bolt.Tx, ev domain.Event, c *commit) {
-	defer r.applyMu.Unlock()
-	var err error
-	if r.commitHook != nil {
-		err = r.commitHook()
-	}
-	if err == nil {
-		err = tx.Commit()
-	} else {
-		tx.Rollback()
-	}
+// commitOwn writes and commits a writer's own event (see applyOwn) in a transaction of its
+// own, and releases the runner's lock.
+func (r *Runner) commitOwn(ev domain.Event, c *commit) {
+	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
+		if err := r.write(tx, []domain.Event{ev}); err != nil {
+			return err
+		}
+		if r.commitHook != nil {
+			return r.commitHook()
+		}
+		return nil
+	})
 	if err != nil {
 		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, retrying until it works",
 			"err", err, "batch_from", ev.Seq, "batch_to", ev.Seq)
@@ -245,6 +234,8 @@ func (r *Runner) commitOwn(tx *bolt.Tx, ev domain.Event, c *commit) {
 		r.appliedAt.Store(ev.Seq)
 	}
 	r.DB.committing.Store(nil)
+	// The lock first: the writer of the next event, waiting for done, then finds it free.
+	r.applyMu.Unlock()
 	close(c.done)
 	if r.held.Load() > 0 {
 		select {
