@@ -156,7 +156,7 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 
 	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
 	require.Equal(t, l.last(), r.Applied(), "counted as applied when the append returns")
-	<-committing
+	receive(t, committing, "the commit of the writer's own event")
 	read := make(chan []byte, 1)
 	go func() {
 		m, err := db.GetMemory(id)
@@ -193,7 +193,7 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 	hold.Store(false)
 	fail.Store(true)
 	failed := l.create(domain.StatusActive, domain.TypeProject, "p04")
-	<-committing
+	receive(t, committing, "the commit of the writer's own event")
 	m, err := db.GetMemory(failed) // once the commit has ended
 	require.NoError(t, err)
 	require.Nil(t, m, "a failed commit wrote nothing")
@@ -220,4 +220,191 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 	diffs, err := projections.Diff(db, rebuilt, 10)
 	require.NoError(t, err)
 	require.Empty(t, diffs)
+}
+
+// receive waits for a value on c, failing the test after waitTimeout.
+func receive[T any](t *testing.T, c <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-c:
+		return v
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s did not come within %s", what, waitTimeout)
+		panic("unreachable")
+	}
+}
+
+// failingSource follows the log; its first follow ends with an error when fail is closed, and
+// each follow's start is sent on froms.
+type failingSource struct {
+	store *eventstore.Store
+	fail  chan struct{}
+	froms chan uint64
+	calls atomic.Int32
+}
+
+func (f *failingSource) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
+	f.froms <- from
+	if f.calls.Add(1) == 1 {
+		select {
+		case <-f.fail:
+			return errors.New("reading the log failed")
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return f.store.Follow(ctx, from, out)
+}
+
+// A follow that starts again while a writer's own event is being committed starts from what is
+// committed: when that commit fails, the log delivers the event again and the runner applies
+// it, instead of passing over it.
+func TestAFollowStartedDuringAnOwnCommitReadsItAgainWhenTheCommitFails(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	src := &failingSource{store: store, fail: make(chan struct{}), froms: make(chan uint64, 8)}
+	r := newRunner(db, src, projections.NewMemories(projections.DefaultStateCacheBytes))
+	committing, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(ended) })
+	var fail atomic.Bool
+	fail.Store(true)
+	projections.HookOwnCommits(r, func() error {
+		select {
+		case committing <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ended:
+		}
+		if fail.Swap(false) {
+			return errors.New("the disk went away")
+		}
+		return nil
+	})
+	startRunner(t, r)
+	require.Equal(t, uint64(1), receive(t, src.froms, "the first follow"))
+	store.Stored = r.Offer
+
+	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
+	require.Equal(t, l.last(), r.Applied())
+	receive(t, committing, "the commit of the writer's own event")
+	close(src.fail)
+	require.Equal(t, uint64(1), receive(t, src.froms, "the follow started again"), "from the last position committed")
+	close(release)
+	_, err := db.GetMemory(id) // once the commit has ended
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		failure, _ := r.Failure()
+		return failure == nil && r.Applied() == l.last()
+	}, waitTimeout, 10*time.Millisecond, "applied again from the log")
+	m, err := db.GetMemory(id)
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	requireViewsMatch(t, db, l)
+}
+
+// A runner that stops while a writer's own event is being committed returns once that commit
+// has ended, so that the file can be closed after it, and applies no writer's event after.
+func TestARunnerStopsAfterTheOwnCommitUnderWay(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
+	committing, release := make(chan struct{}, 1), make(chan struct{})
+	projections.HookOwnCommits(r, func() error {
+		select {
+		case committing <- struct{}{}:
+		default:
+		}
+		<-release
+		return nil
+	})
+	require.NoError(t, r.Init())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	store.Stored = r.Offer
+	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
+	receive(t, committing, "the commit of the writer's own event")
+	cancel()
+	select {
+	case err := <-done:
+		close(release)
+		t.Fatalf("the runner returned (%v) while an own commit was under way", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	require.ErrorIs(t, receive(t, done, "the runner's return"), context.Canceled)
+	m, err := db.GetMemory(id)
+	require.NoError(t, err)
+	require.NotNil(t, m, "the commit under way ended")
+
+	applied := r.Applied()
+	l.create(domain.StatusCandidate, domain.TypeProject, "p04")
+	require.Equal(t, applied, r.Applied(), "no writer's event is applied once the runner has stopped")
+}
+
+// A token's event is committed before its append returns: one whose commit fails is not
+// counted as applied, so its writer is not answered as if it held (a revocation that did not
+// hold), and the runner applies it again from the log.
+func TestAWritersOwnTokenEventIsCommittedBeforeItCountsAsApplied(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.Tokens{})
+	var fail atomic.Bool
+	fail.Store(true)
+	hooked, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
+	t.Cleanup(func() { close(ended) })
+	projections.HookOwnCommits(r, func() error {
+		select {
+		case hooked <- struct{}{}:
+		default:
+		}
+		select {
+		case <-release:
+		case <-ended:
+		}
+		if fail.Load() {
+			return errors.New("the disk went away")
+		}
+		return nil
+	})
+	startRunner(t, r)
+	store.Stored = r.Offer
+	issued := domain.NewEvent("alice", domain.Meta{EventID: "token-alice", Actor: "tester", Time: t0},
+		domain.TokenIssued{Role: domain.RoleReader, Digest: "d-alice", DigestKind: domain.DigestSHA256})
+	appended := make(chan eventstore.Appended, 1)
+	go func() {
+		res, err := store.Append(context.Background(), 0, issued)
+		assert.NoError(t, err)
+		appended <- res
+	}()
+	receive(t, hooked, "the commit of the token's event")
+	select {
+	case <-appended:
+		t.Fatal("the append of a token's event returned before its commit ended")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(release)
+	res := receive(t, appended, "the append's return")
+	require.Zero(t, r.Applied(), "a token's event whose commit failed is not counted as applied")
+	failure, _ := r.Failure()
+	require.ErrorContains(t, failure, "the disk went away")
+
+	fail.Store(false)
+	close(gate.open)
+	require.Eventually(t, func() bool {
+		failure, _ := r.Failure()
+		return failure == nil && r.Applied() == res.Seq
+	}, waitTimeout, 10*time.Millisecond, "applied again from the log")
+	tok, err := db.TokenByDigest("d-alice")
+	require.NoError(t, err)
+	require.Equal(t, "alice", tok.Name)
 }

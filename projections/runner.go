@@ -126,6 +126,8 @@ type Runner struct {
 
 	// offers are events handed over by the writer that appended them (see Offer).
 	offers chan domain.Event
+	// stopped is set once Run returns: writers' own events are no longer applied for them.
+	stopped atomic.Bool
 	// applyMu is held while a batch is applied, by the runner or by a writer applying its own
 	// event (see Offer).
 	applyMu sync.Mutex
@@ -185,9 +187,11 @@ func (r *Runner) Offer(ev domain.Event) {
 // meanwhile waits for that commit (DB.view), so a read after the answer sees the write. A
 // writer's next event waits for the commit before it. A write or commit that fails takes the
 // position back and fails the runner as a failed batch does; the runner applies the event
-// again from the log.
+// again from the log, which its follow reads from the last position committed. A token's
+// event is committed before applyOwn returns, so that a revocation is answered only once it
+// holds.
 func (r *Runner) applyOwn(ev domain.Event) bool {
-	if r.BeforeCommit != nil {
+	if r.BeforeCommit != nil || ev.Seq <= r.CatchUpTo || ev.Seq != r.Applied()+1 {
 		return false
 	}
 	if c := r.DB.committing.Load(); c != nil {
@@ -199,13 +203,19 @@ func (r *Runner) applyOwn(ev domain.Event) bool {
 	r.mu.Lock()
 	failing := r.failure != nil
 	r.mu.Unlock()
-	if ev.Seq != r.appliedAt.Load()+1 || failing || ev.Seq <= r.CatchUpTo {
+	if ev.Seq != r.appliedAt.Load()+1 || failing || r.stopped.Load() {
 		r.applyMu.Unlock()
 		return false
 	}
 	c := &commit{done: make(chan struct{}), kind: ev.Kind()}
 	r.DB.committing.Store(c)
 	r.show(ev.Seq)
+	if ev.Kind() == domain.KindToken {
+		// A token's issue or revocation is answered once committed: a revocation that
+		// failed to commit must not be taken for done while the token still authenticates.
+		r.commitOwn(ev, c)
+		return true
+	}
 	go r.commitOwn(ev, c)
 	return true
 }
@@ -223,7 +233,7 @@ func (r *Runner) commitOwn(ev domain.Event, c *commit) {
 		return nil
 	})
 	if err != nil {
-		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, retrying until it works",
+		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, and the event is applied again from the log once they can be written",
 			"err", err, "batch_from", ev.Seq, "batch_to", ev.Seq)
 		r.mu.Lock()
 		r.applied = r.appliedAt.Load()
@@ -318,6 +328,13 @@ func (r *Runner) Run(ctx context.Context) error {
 	if r.Until > 0 && r.Applied() >= r.Until {
 		return nil
 	}
+	defer func() {
+		// No own event is applied after Run, and one being committed ends before Run does:
+		// the file may be closed after it.
+		r.stopped.Store(true)
+		r.applyMu.Lock()
+		r.applyMu.Unlock()
+	}()
 	for {
 		err := r.follow(ctx)
 		if errors.Is(err, errDone) {
@@ -458,7 +475,8 @@ func (r *Runner) follow(ctx context.Context) error {
 	defer cancel()
 	events := make(chan domain.Event, 4*max(r.BatchSize, RebuildBatchSize))
 	followErr := make(chan error, 1)
-	from := r.Applied() + 1
+	// From what is committed: an own event counted as applied may still fail its commit.
+	from := r.appliedAt.Load() + 1
 	go func() { followErr <- r.Source.Follow(ctx, from, events) }()
 	in := &intake{events: events, offers: r.offers, followErr: followErr, next: from, pending: map[uint64]domain.Event{},
 		applied: r.appliedAt.Load, kick: r.kick, held: &r.held}
