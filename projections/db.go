@@ -25,8 +25,9 @@ type DB struct {
 	bolt *bolt.DB
 	// marker, for a live file, is the file that says it is open.
 	marker string
-	// committing is the commit of a writer's own event that was answered before it ended
-	// (see Runner.applyOwn), nil when none is under way. Reads wait for it (see view).
+	// committing is the transaction of a writer's own event, which the runner counts as
+	// applied before it has committed (see Runner.applyOwn); nil when none is under way.
+	// Reads wait for it (see view).
 	committing atomic.Pointer[commit]
 }
 
