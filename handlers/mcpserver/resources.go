@@ -82,7 +82,8 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // projections have applied each memory event (so that a read of the resource shows the
 // change) and tells the subscribers of that memory, and of the review queue when the memory
 // is a candidate or the event may have taken it out of the queue (mayLeaveQueue). It reads
-// nothing at its start but the log's end.
+// nothing at its start but the log's end, and nothing of the projections for an event while
+// no session is live.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	last, err := s.Store.LastSeq(ctx)
@@ -102,8 +103,8 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if ev.Kind() != domain.KindMemory {
-			continue
+		if ev.Kind() != domain.KindMemory || !s.serving() {
+			continue // nobody to tell: no read of the projections for it
 		}
 		if err := s.Runner.WaitFor(ctx, ev.Seq); err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
@@ -132,6 +133,13 @@ func (s *Service) Run(ctx context.Context) error {
 // status of every candidate, which a start would have to read from the projections whole.
 func mayLeaveQueue(typ string) bool {
 	return typ != domain.EventMemoryCreated && typ != domain.EventMemoryReinforced
+}
+
+// serving reports whether a server is live: without one no update is sent.
+func (s *Service) serving() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.servers) > 0
 }
 
 // notify tells every live server's subscribers of uris that they changed.
