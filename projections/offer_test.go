@@ -132,31 +132,12 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 	gate := gatedSource{store: store, open: make(chan struct{})}
 	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes), projections.Tokens{})
 	startRunner(t, r)
-	committing, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	t.Cleanup(func() { close(ended) })
-	var hold, fail atomic.Bool
-	hold.Store(true)
-	projections.HookOwnCommits(r, func() error {
-		select {
-		case committing <- struct{}{}:
-		default:
-		}
-		if hold.Load() {
-			select {
-			case <-release:
-			case <-ended:
-			}
-		}
-		if fail.Load() {
-			return errors.New("the disk went away")
-		}
-		return nil
-	})
+	commits := holdOwnCommits(t, r)
 	store.Stored = r.Offer
 
 	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
 	require.Equal(t, l.last(), r.Applied(), "counted as applied when the append returns")
-	receive(t, committing, "the commit of the writer's own event")
+	receive(t, commits.begun, "the commit of the writer's own event")
 	read := make(chan []byte, 1)
 	go func() {
 		m, err := db.GetMemory(id)
@@ -179,7 +160,7 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 		t.Fatalf("a read of the memories did not wait for the commit under way: it read %v", m)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	close(commits.release)
 	select {
 	case m := <-read:
 		require.NotNil(t, m, "the read after the commit sees the memory")
@@ -190,17 +171,17 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 
 	// A commit that fails.
 	before := l.last()
-	hold.Store(false)
-	fail.Store(true)
+	commits.hold.Store(false)
+	commits.fail.Store(true)
 	failed := l.create(domain.StatusActive, domain.TypeProject, "p04")
-	receive(t, committing, "the commit of the writer's own event")
+	receive(t, commits.begun, "the commit of the writer's own event")
 	m, err := db.GetMemory(failed) // once the commit has ended
 	require.NoError(t, err)
 	require.Nil(t, m, "a failed commit wrote nothing")
 	require.Equal(t, before, r.Applied(), "the position is taken back")
 	failure, _ := r.Failure()
 	require.ErrorContains(t, failure, "the disk went away")
-	fail.Store(false)
+	commits.fail.Store(false)
 	close(gate.open)
 	require.Eventually(t, func() bool {
 		failure, _ := r.Failure()
@@ -266,36 +247,21 @@ func TestAFollowStartedDuringAnOwnCommitReadsItAgainWhenTheCommitFails(t *testin
 	db := openDB(t, filepath.Join(dir, "projections.db"))
 	src := &failingSource{store: store, fail: make(chan struct{}), froms: make(chan uint64, 8)}
 	r := newRunner(db, src, projections.NewMemories(projections.DefaultStateCacheBytes))
-	committing, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	t.Cleanup(func() { close(ended) })
-	var fail atomic.Bool
-	fail.Store(true)
-	projections.HookOwnCommits(r, func() error {
-		select {
-		case committing <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-		case <-ended:
-		}
-		if fail.Swap(false) {
-			return errors.New("the disk went away")
-		}
-		return nil
-	})
 	startRunner(t, r)
+	commits := holdOwnCommits(t, r)
+	commits.fail.Store(true)
 	require.Equal(t, uint64(1), receive(t, src.froms, "the first follow"))
 	store.Stored = r.Offer
 
 	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
 	require.Equal(t, l.last(), r.Applied())
-	receive(t, committing, "the commit of the writer's own event")
+	receive(t, commits.begun, "the commit of the writer's own event")
 	close(src.fail)
 	require.Equal(t, uint64(1), receive(t, src.froms, "the follow started again"), "from the last position committed")
-	close(release)
+	close(commits.release)
 	_, err := db.GetMemory(id) // once the commit has ended
 	require.NoError(t, err)
+	commits.fail.Store(false)
 	require.Eventually(t, func() bool {
 		failure, _ := r.Failure()
 		return failure == nil && r.Applied() == l.last()
@@ -315,30 +281,22 @@ func TestARunnerStopsAfterTheOwnCommitUnderWay(t *testing.T) {
 	db := openDB(t, filepath.Join(dir, "projections.db"))
 	gate := gatedSource{store: store, open: make(chan struct{})}
 	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
-	committing, release := make(chan struct{}, 1), make(chan struct{})
-	projections.HookOwnCommits(r, func() error {
-		select {
-		case committing <- struct{}{}:
-		default:
-		}
-		<-release
-		return nil
-	})
+	commits := holdOwnCommits(t, r)
 	require.NoError(t, r.Init())
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	store.Stored = r.Offer
 	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
-	receive(t, committing, "the commit of the writer's own event")
+	receive(t, commits.begun, "the commit of the writer's own event")
 	cancel()
 	select {
 	case err := <-done:
-		close(release)
+		close(commits.release)
 		t.Fatalf("the runner returned (%v) while an own commit was under way", err)
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	close(commits.release)
 	require.ErrorIs(t, receive(t, done, "the runner's return"), context.Canceled)
 	m, err := db.GetMemory(id)
 	require.NoError(t, err)
@@ -358,25 +316,9 @@ func TestAWritersOwnTokenEventIsCommittedBeforeItCountsAsApplied(t *testing.T) {
 	db := openDB(t, filepath.Join(dir, "projections.db"))
 	gate := gatedSource{store: store, open: make(chan struct{})}
 	r := newRunner(db, gate, projections.Tokens{})
-	var fail atomic.Bool
-	fail.Store(true)
-	hooked, release, ended := make(chan struct{}, 1), make(chan struct{}), make(chan struct{})
-	t.Cleanup(func() { close(ended) })
-	projections.HookOwnCommits(r, func() error {
-		select {
-		case hooked <- struct{}{}:
-		default:
-		}
-		select {
-		case <-release:
-		case <-ended:
-		}
-		if fail.Load() {
-			return errors.New("the disk went away")
-		}
-		return nil
-	})
 	startRunner(t, r)
+	commits := holdOwnCommits(t, r)
+	commits.fail.Store(true)
 	store.Stored = r.Offer
 	issued := domain.NewEvent("alice", domain.Meta{EventID: "token-alice", Actor: "tester", Time: t0},
 		domain.TokenIssued{Role: domain.RoleReader, Digest: "d-alice", DigestKind: domain.DigestSHA256})
@@ -386,19 +328,19 @@ func TestAWritersOwnTokenEventIsCommittedBeforeItCountsAsApplied(t *testing.T) {
 		assert.NoError(t, err)
 		appended <- res
 	}()
-	receive(t, hooked, "the commit of the token's event")
+	receive(t, commits.begun, "the commit of the token's event")
 	select {
 	case <-appended:
 		t.Fatal("the append of a token's event returned before its commit ended")
 	case <-time.After(100 * time.Millisecond):
 	}
-	close(release)
+	close(commits.release)
 	res := receive(t, appended, "the append's return")
 	require.Zero(t, r.Applied(), "a token's event whose commit failed is not counted as applied")
 	failure, _ := r.Failure()
 	require.ErrorContains(t, failure, "the disk went away")
 
-	fail.Store(false)
+	commits.fail.Store(false)
 	close(gate.open)
 	require.Eventually(t, func() bool {
 		failure, _ := r.Failure()
@@ -407,4 +349,40 @@ func TestAWritersOwnTokenEventIsCommittedBeforeItCountsAsApplied(t *testing.T) {
 	tok, err := db.TokenByDigest("d-alice")
 	require.NoError(t, err)
 	require.Equal(t, "alice", tok.Name)
+}
+
+// ownCommits holds and fails the commits of a runner's own events (see
+// projections.HookOwnCommits): each commit sends on begun as it starts (without waiting for a
+// receiver), waits for release to be closed while hold is set (or for the test's end), and
+// fails while fail is set.
+type ownCommits struct {
+	begun      chan struct{}
+	release    chan struct{}
+	hold, fail atomic.Bool
+}
+
+// holdOwnCommits hooks r's own commits, held until released. Called after startRunner, the
+// test's end lets a held commit go before the runner is stopped.
+func holdOwnCommits(t *testing.T, r *projections.Runner) *ownCommits {
+	c := &ownCommits{begun: make(chan struct{}, 1), release: make(chan struct{})}
+	c.hold.Store(true)
+	ended := make(chan struct{})
+	t.Cleanup(func() { close(ended) })
+	projections.HookOwnCommits(r, func() error {
+		select {
+		case c.begun <- struct{}{}:
+		default:
+		}
+		if c.hold.Load() {
+			select {
+			case <-c.release:
+			case <-ended:
+			}
+		}
+		if c.fail.Load() {
+			return errors.New("the disk went away")
+		}
+		return nil
+	})
+	return c
 }

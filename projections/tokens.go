@@ -150,7 +150,7 @@ func (db *DB) TokenByDigest(digest string) (domain.Token, error) {
 // ListTokens returns every token by name, revoked and expired ones included.
 func (db *DB) ListTokens() ([]domain.Token, error) {
 	out := []domain.Token{}
-	err := db.view(func(tx *bolt.Tx) error {
+	err := db.viewOf(domain.KindToken, func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketTokens)
 		if b == nil {
 			return nil
