@@ -116,6 +116,17 @@ type Token struct {
 	Seq        uint64     `json:"seq"`
 }
 
+// Clone returns a copy of t that shares no memory with it.
+func (t Token) Clone() Token {
+	for _, p := range []**time.Time{&t.ExpiresAt, &t.RevokedAt} {
+		if *p != nil {
+			v := **p
+			*p = &v
+		}
+	}
+	return t
+}
+
 // CanActOnBehalf reports whether the token may name another actor.
 func (t Token) CanActOnBehalf() bool { return t.OnBehalf || t.Role == RoleAdmin }
 

@@ -9,10 +9,13 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/memledger/memledger/domain"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
@@ -25,36 +28,76 @@ type DB struct {
 	bolt *bolt.DB
 	// marker, for a live file, is the file that says it is open.
 	marker string
-	// committing is the transaction of a writer's own event, which the runner counts as
-	// applied before it has committed (see Runner.applyOwn); nil when none is under way.
-	// Reads wait for it (see view).
+	// committing is the group of writers' own events the runner counts as applied before they
+	// are committed (see Runner.applyOwn); nil when none is under way. Reads hurry it and wait
+	// for it (see view).
 	committing atomic.Pointer[commit]
+	// tokens are the tokens read, decoded.
+	tokens tokenCache
 }
 
-// commit is a transaction whose events the runner counts as applied while it commits:
-// done is closed once it has ended.
+// commit is a group of writers' own events that the runner counts as applied while it gathers
+// them and commits them in one transaction: done is closed once it has ended. It gathers for
+// ownGather at most, less when a read or the runner rushes it.
 type commit struct {
-	done chan struct{}
-	// kind is the aggregate kind of its one event.
-	kind string
+	done      chan struct{}
+	hurry     chan struct{}
+	hurryOnce sync.Once
+
+	mu sync.Mutex
+	// events are the group's events, consecutive in the log.
+	events []domain.Event
+	// kinds are the aggregate kinds of its events.
+	kinds []string
+	// sealed is set once the commit has begun: no event joins it after.
+	sealed bool
+}
+
+func newCommit(ev domain.Event) *commit {
+	return &commit{done: make(chan struct{}), hurry: make(chan struct{}), events: []domain.Event{ev}, kinds: []string{ev.Kind()}}
+}
+
+// add appends ev to the group's events; c.mu is held.
+func (c *commit) add(ev domain.Event) {
+	c.events = append(c.events, ev)
+	if k := ev.Kind(); !slices.Contains(c.kinds, k) {
+		c.kinds = append(c.kinds, k)
+	}
+}
+
+// rush makes the commit begin now instead of at the end of its gathering.
+func (c *commit) rush() { c.hurryOnce.Do(func() { close(c.hurry) }) }
+
+// has reports whether an event of aggregate kind is in the group.
+func (c *commit) has(kind string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Contains(c.kinds, kind)
+}
+
+// wait rushes the commit and waits for its end.
+func (c *commit) wait() {
+	c.rush()
+	<-c.done
 }
 
 // view runs fn in a read transaction that sees every event the runner counts as applied when
-// view is called: it first waits for a commit under way (see Runner.applyOwn). A write's answer
-// is sent once its event counts as applied, so a read begun after that answer sees the write.
+// view is called: it first rushes the commit under way and waits for it (see Runner.applyOwn).
+// A write's answer is sent once its event counts as applied, so a read begun after that answer
+// sees the write.
 func (db *DB) view(fn func(tx *bolt.Tx) error) error {
 	if c := db.committing.Load(); c != nil {
-		<-c.done
+		c.wait()
 	}
 	return db.bolt.View(fn)
 }
 
 // viewOf is view for a read of the buckets only events of aggregate kind write: it waits only
-// for a commit of such an event. The reads every request makes (its token, a project's name)
-// then do not wait for the commit of the writer before it.
+// for a commit holding such an event. The reads every request makes (its token, a project's
+// name) then do not wait for the commit of the writers before it.
 func (db *DB) viewOf(kind string, fn func(tx *bolt.Tx) error) error {
-	if c := db.committing.Load(); c != nil && c.kind == kind {
-		<-c.done
+	if c := db.committing.Load(); c != nil && c.has(kind) {
+		c.wait()
 	}
 	return db.bolt.View(fn)
 }

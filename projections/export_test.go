@@ -1,5 +1,7 @@
 package projections
 
+import "time"
+
 // HoldAtMost makes rebuilding projections flush whenever they hold n bytes of writes, until the
 // returned function restores the budget.
 func HoldAtMost(n int) (restore func()) {
@@ -16,6 +18,10 @@ func RebuildInBatchesOf(n int) (restore func()) {
 	return func() { rebuildBatchSize = before }
 }
 
-// HookOwnCommits calls f before the commit of each writer's own event (see Runner.applyOwn);
-// an error it returns fails that commit.
+// HookOwnCommits calls f before the commit of each group of writers' own events (see
+// Runner.applyOwn); an error it returns fails that commit.
 func HookOwnCommits(r *Runner, f func() error) { r.commitHook = f }
+
+// GatherOwnFor makes r's groups of writers' own events gather for d before they commit, unless
+// rushed.
+func GatherOwnFor(r *Runner, d time.Duration) { r.gatherOwn = d }

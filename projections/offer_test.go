@@ -356,6 +356,8 @@ func TestAWritersOwnTokenEventIsCommittedBeforeItCountsAsApplied(t *testing.T) {
 // receiver), waits for release to be closed while hold is set (or for the test's end), and
 // fails while fail is set.
 type ownCommits struct {
+	// count is the number of commits begun.
+	count      atomic.Int32
 	begun      chan struct{}
 	release    chan struct{}
 	hold, fail atomic.Bool
@@ -369,6 +371,7 @@ func holdOwnCommits(t *testing.T, r *projections.Runner) *ownCommits {
 	ended := make(chan struct{})
 	t.Cleanup(func() { close(ended) })
 	projections.HookOwnCommits(r, func() error {
+		c.count.Add(1)
 		select {
 		case c.begun <- struct{}{}:
 		default:
@@ -385,4 +388,102 @@ func holdOwnCommits(t *testing.T, r *projections.Runner) *ownCommits {
 		return nil
 	})
 	return c
+}
+
+// Writers' own events that follow one another are committed together: they count as applied
+// as each append returns, and one transaction writes them all, once a read rushes it (here the
+// group would otherwise gather for a minute). An event the log delivers to the runner before
+// its writer offers it joins the group too; a token's event, which cannot, rushes it.
+func TestWritersOwnEventsThatFollowOneAnotherAreCommittedTogether(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
+	projections.GatherOwnFor(r, time.Minute)
+	startRunner(t, r)
+	commits := holdOwnCommits(t, r)
+	commits.hold.Store(false)
+	store.Stored = r.Offer
+
+	writeMixedLog(l, 10)
+	require.Equal(t, l.last(), r.Applied(), "each counted as applied as its append returns")
+	require.Zero(t, commits.count.Load(), "nothing committed while the group gathers")
+	requireViewsMatch(t, db, l) // its reads rush the group
+	require.Equal(t, int32(1), commits.count.Load(), "every event in one commit")
+	require.Equal(t, len(l.events), auditCount(t, db))
+
+	// The log's copies of what is applied are passed over; an event the log delivers to the
+	// runner (its writer offers none here) joins the group being gathered.
+	writeMixedLog(l, 3)
+	require.Equal(t, l.last(), r.Applied())
+	close(gate.open)
+	store.Stored = nil
+	id := l.create(domain.StatusCandidate, domain.TypeProject, "p04")
+	waitFor(t, r, l.last()) // within waitTimeout, not the minute of the gathering
+	require.Equal(t, int32(1), commits.count.Load(), "the runner's event joined the group")
+
+	// A token's event cannot join (it is committed before it counts as applied): the runner
+	// rushes the group and applies it after.
+	res, err := store.Append(context.Background(), 0, domain.NewEvent("alice",
+		domain.Meta{EventID: "token-alice", Actor: "tester", Time: t0},
+		domain.TokenIssued{Role: domain.RoleReader, Digest: "d-alice", DigestKind: domain.DigestSHA256}))
+	require.NoError(t, err)
+	waitFor(t, r, res.Seq)
+	require.Equal(t, int32(2), commits.count.Load(), "the group committed before the runner's batch")
+	m, err := db.GetMemory(id)
+	require.NoError(t, err)
+	require.NotNil(t, m)
+	requireViewsMatch(t, db, l)
+	require.Equal(t, len(l.events), auditCount(t, db))
+}
+
+// A group of writers' own events whose commit fails takes back every position in it, after
+// the runner's follow passed over the log's copies of them as applied: the runner reads the
+// log again from the last position committed and applies them all, once, in order.
+func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
+	projections.GatherOwnFor(r, time.Minute)
+	startRunner(t, r)
+	commits := holdOwnCommits(t, r)
+	commits.hold.Store(false)
+	store.Stored = r.Offer
+	writeMixedLog(l, 5)
+	requireViewsMatch(t, db, l)
+	before := l.last()
+
+	commits.fail.Store(true)
+	writeMixedLog(l, 10)
+	require.Equal(t, l.last(), r.Applied())
+	close(gate.open)
+	time.Sleep(100 * time.Millisecond) // the log's copies reach the runner, which passes over them
+	failing := commits.count.Load()
+	_, err := db.GetMemory(l.events[len(l.events)-1].AggregateID) // rushes the commit, which fails
+	require.NoError(t, err)
+	require.Greater(t, commits.count.Load(), failing)
+	failure, _ := r.Failure()
+	require.ErrorContains(t, failure, "the disk went away")
+	require.Less(t, r.Applied(), l.last(), "the positions are taken back")
+	require.GreaterOrEqual(t, r.Applied(), before)
+
+	commits.fail.Store(false)
+	require.Eventually(t, func() bool {
+		failure, _ := r.Failure()
+		return failure == nil && r.Applied() == l.last()
+	}, waitTimeout, 10*time.Millisecond, "applied again from the log")
+	requireViewsMatch(t, db, l)
+	require.Equal(t, len(l.events), auditCount(t, db))
+	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
+		[]projections.Projection{projections.Memories{}}, l.last(), nil)
+	require.NoError(t, err)
+	cleanupDB(t, rebuilt)
+	diffs, err := projections.Diff(db, rebuilt, 10)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
 }

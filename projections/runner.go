@@ -123,6 +123,9 @@ type Runner struct {
 	// written, before it commits (see applyOwn); an error it returns fails that commit. Tests
 	// hold or fail it.
 	commitHook func() error
+	// gatherOwn, when not zero, is how long a group of writers' own events gathers instead of
+	// ownGather (tests make it long).
+	gatherOwn time.Duration
 
 	// offers are events handed over by the writer that appended them (see Offer).
 	offers chan domain.Event
@@ -136,11 +139,16 @@ type Runner struct {
 	appliedAt atomic.Uint64
 	kick      chan struct{}
 	held      atomic.Int64
+	// rewinds counts the groups of own events whose commit failed (see commitOwn): a batch
+	// its follow took before one is not applied after it.
+	rewinds atomic.Uint64
 
 	mu      sync.Mutex
 	applied uint64
-	changed chan struct{}
-	err     error
+	// cancelFollow ends the follow under way with errRefollow's cause.
+	cancelFollow context.CancelCauseFunc
+	changed      chan struct{}
+	err          error
 	// failure is the write failure the runner retries, since failingSince.
 	failure      error
 	failingSince time.Time
@@ -157,17 +165,23 @@ const (
 	maxPending  = 4096
 )
 
+// A group of writers' own events (see applyOwn) gathers for ownGather at most, and ownGroupMax
+// events at most, before it commits.
+const (
+	ownGather   = 20 * time.Millisecond
+	ownGroupMax = 512
+)
+
 // Offer hands the runner an event its writer has just appended, as the log stores it (see
 // eventstore.Store.Stored), so that a live runner applies it without waiting for the log to
 // deliver it: the writer waiting for it answers sooner. When every event before it is applied
-// and no batch is being applied, Offer applies it at once, in the caller's goroutine, in a
-// transaction of its own: a single writer's answer then waits for no other goroutine. Otherwise
-// (other writers' events are ahead of it or being applied, the runner is catching up or
-// failing, a BeforeCommit hook is set) it hands the event to the runner. The runner still
-// follows the log, which decides the order: an offered event is applied only once every event
-// before it is, and each position is applied once, from whichever copy comes first. Offer
-// never waits for the runner; an offer the runner has no room for is dropped (the log delivers
-// the event anyway).
+// and no batch is being applied, Offer applies it at once (see applyOwn): a single writer's
+// answer then waits for no other goroutine. Otherwise (other writers' events are ahead of it
+// or being applied, the runner is catching up or failing, a BeforeCommit hook is set) it
+// hands the event to the runner. The runner still follows the log, which decides the order:
+// an offered event is applied only once every event before it is, and each position is
+// applied once, from whichever copy comes first. Offer never waits for the runner; an offer
+// the runner has no room for is dropped (the log delivers the event anyway).
 func (r *Runner) Offer(ev domain.Event) {
 	if r.offers == nil || r.Until > 0 {
 		return
@@ -181,21 +195,41 @@ func (r *Runner) Offer(ev domain.Event) {
 	}
 }
 
-// applyOwn applies ev for its writer when it is the next event to apply and no batch is being
-// applied; false when it will not. It counts ev as applied at once and writes and commits it
-// in a goroutine of its own, while the writer answers: every read of the projections begun
-// meanwhile waits for that commit (DB.view), so a read after the answer sees the write. A
-// writer's next event waits for the commit before it. A write or commit that fails takes the
-// position back and fails the runner as a failed batch does; the runner applies the event
-// again from the log, which its follow reads from the last position committed. A token's
-// event is committed before applyOwn returns, so that a revocation is answered only once it
-// holds.
+// applyOwn applies ev for its writer when it is the next event to apply and no batch of the
+// runner is being applied; false when it will not. It counts ev as applied at once, and the
+// writer answers, while ev waits in a group of writers' own events that commits in one
+// transaction, in a goroutine of its own, ownGather later (see commitOwn): the writes that
+// follow one another join it, and one transaction writes them all instead of one each. Every
+// read of the projections begun meanwhile rushes that commit and waits for it (DB.view), so a
+// read after the answer sees the write; so does the runner before it applies a batch. A write
+// or commit that fails takes the group's positions back and fails the runner as a failed
+// batch does; the runner reads the log again from the last position committed and applies
+// the events from there. A token's event is committed before applyOwn returns, in a group of
+// its own, so that a revocation is answered only once it holds.
 func (r *Runner) applyOwn(ev domain.Event) bool {
-	if r.BeforeCommit != nil || ev.Seq <= r.CatchUpTo || ev.Seq != r.Applied()+1 {
+	if r.BeforeCommit != nil || ev.Seq <= r.CatchUpTo {
 		return false
 	}
-	if c := r.DB.committing.Load(); c != nil {
-		<-c.done // the writer before; the lock is free once it has committed
+	token := ev.Kind() == domain.KindToken
+	for {
+		if ev.Seq != r.Applied()+1 {
+			return false
+		}
+		c := r.DB.committing.Load()
+		if c == nil {
+			break
+		}
+		if !token {
+			switch r.join(c, ev) {
+			case joined:
+				return true
+			case joinedBefore:
+				return false // the runner took it from the log first
+			case notNext:
+				return false
+			}
+		}
+		c.wait() // the lock is free once it has committed
 	}
 	if !r.applyMu.TryLock() {
 		return false
@@ -207,24 +241,117 @@ func (r *Runner) applyOwn(ev domain.Event) bool {
 		r.applyMu.Unlock()
 		return false
 	}
-	c := &commit{done: make(chan struct{}), kind: ev.Kind()}
+	c := newCommit(ev)
+	c.mu.Lock() // a joiner waits until ev counts as applied
 	r.DB.committing.Store(c)
 	r.show(ev.Seq)
-	if ev.Kind() == domain.KindToken {
+	c.mu.Unlock()
+	r.kickHeld()
+	if token {
 		// A token's issue or revocation is answered once committed: a revocation that
 		// failed to commit must not be taken for done while the token still authenticates.
-		r.commitOwn(ev, c)
+		c.rush()
+		r.commitOwn(c)
 		return true
 	}
-	go r.commitOwn(ev, c)
+	go r.commitOwn(c)
 	return true
 }
 
-// commitOwn writes and commits a writer's own event (see applyOwn) in a transaction of its
-// own, and releases the runner's lock.
-func (r *Runner) commitOwn(ev domain.Event, c *commit) {
+// What join did.
+type joining int
+
+const (
+	joined       joining = iota
+	joinedBefore         // the event is in the group already
+	notNext              // the event does not follow the group
+	sealed               // the group has begun its commit
+)
+
+// join adds ev to c, the group being gathered, when ev is the group's next event.
+func (r *Runner) join(c *commit, ev domain.Event) joining {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	last := c.events[len(c.events)-1].Seq
+	switch {
+	case c.sealed || r.stopped.Load():
+		return sealed
+	case ev.Seq <= last:
+		return joinedBefore
+	case ev.Seq != last+1:
+		return notNext
+	}
+	c.add(ev)
+	r.show(ev.Seq)
+	if len(c.events) >= ownGroupMax {
+		c.rush()
+	}
+	r.kickHeld()
+	return joined
+}
+
+// joinBatch adds the runner's batch to c, the group of writers' own events being gathered,
+// when the batch follows the group, one event after the other, and holds no token's event:
+// the log often delivers a writer's event to the runner before its writer offers it, and the
+// group then takes it as it would from the writer. False when it does not join.
+func (r *Runner) joinBatch(c *commit, rewinds uint64, batch []domain.Event) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sealed || r.stopped.Load() || r.rewinds.Load() != rewinds {
+		return false
+	}
+	last := c.events[len(c.events)-1].Seq
+	for len(batch) > 0 && batch[0].Seq <= last {
+		batch = batch[1:]
+	}
+	if len(batch) == 0 {
+		return true
+	}
+	for i, ev := range batch {
+		if ev.Seq != last+1+uint64(i) || ev.Kind() == domain.KindToken {
+			return false
+		}
+	}
+	for _, ev := range batch {
+		c.add(ev)
+	}
+	r.show(batch[len(batch)-1].Seq)
+	if len(c.events) >= ownGroupMax {
+		c.rush()
+	}
+	return true
+}
+
+// kickHeld wakes the runner's intake when it holds offered events that may now be next.
+func (r *Runner) kickHeld() {
+	if r.held.Load() > 0 {
+		select {
+		case r.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// commitOwn gathers the group c for ownGather (or until it is rushed), writes and commits its
+// events in one transaction, and releases the runner's lock, which the group has held since
+// it began.
+func (r *Runner) commitOwn(c *commit) {
+	wait := ownGather
+	if r.gatherOwn > 0 {
+		wait = r.gatherOwn
+	}
+	gather := time.NewTimer(wait)
+	select {
+	case <-gather.C:
+	case <-c.hurry:
+	}
+	gather.Stop()
+	c.mu.Lock()
+	c.sealed = true
+	evs := c.events
+	c.mu.Unlock()
 	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
-		if err := r.write(tx, []domain.Event{ev}); err != nil {
+		if err := r.write(tx, evs); err != nil {
 			return err
 		}
 		if r.commitHook != nil {
@@ -233,25 +360,34 @@ func (r *Runner) commitOwn(ev domain.Event, c *commit) {
 		return nil
 	})
 	if err != nil {
-		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, and the event is applied again from the log once they can be written",
-			"err", err, "batch_from", ev.Seq, "batch_to", ev.Seq)
+		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, and the events are applied again from the log once they can be written",
+			"err", err, "batch_from", evs[0].Seq, "batch_to", evs[len(evs)-1].Seq)
 		r.mu.Lock()
 		r.applied = r.appliedAt.Load()
 		r.mu.Unlock()
+		// The runner's follow passed over these events, counted as applied: it reads the
+		// log again from the last position committed.
+		r.rewinds.Add(1)
+		r.refollow()
 		r.setFailure(err)
 		r.setErr(err)
 	} else {
-		r.appliedAt.Store(ev.Seq)
+		r.appliedAt.Store(evs[len(evs)-1].Seq)
 	}
 	r.DB.committing.Store(nil)
 	// The lock first: the writer of the next event, waiting for done, then finds it free.
 	r.applyMu.Unlock()
 	close(c.done)
-	if r.held.Load() > 0 {
-		select {
-		case r.kick <- struct{}{}:
-		default:
-		}
+	r.kickHeld()
+}
+
+// refollow makes the runner's follow start again from the last position committed.
+func (r *Runner) refollow() {
+	r.mu.Lock()
+	cancel := r.cancelFollow
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel(errRefollow)
 	}
 }
 
@@ -332,6 +468,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		// No own event is applied after Run, and one being committed ends before Run does:
 		// the file may be closed after it.
 		r.stopped.Store(true)
+		if c := r.DB.committing.Load(); c != nil {
+			c.rush()
+		}
 		r.applyMu.Lock()
 		r.applyMu.Unlock()
 	}()
@@ -342,6 +481,9 @@ func (r *Runner) Run(ctx context.Context) error {
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
+		}
+		if errors.Is(err, errRefollow) {
+			continue
 		}
 		var applyErr applyError
 		if errors.As(err, &applyErr) || errors.Is(err, domain.ErrLogGap) {
@@ -359,6 +501,10 @@ func (r *Runner) Run(ctx context.Context) error {
 }
 
 var errDone = errors.New("projections caught up")
+
+// errRefollow ends a follow that passed over writers' own events whose commit then failed (see
+// Runner.commitOwn): the next follow reads them again.
+var errRefollow = errors.New("the writers' own events were not committed; reading the log again")
 
 type applyError struct{ error }
 
@@ -470,16 +616,33 @@ func (in *intake) hold(ev domain.Event) {
 	in.held.Store(int64(len(in.pending)))
 }
 
-func (r *Runner) follow(ctx context.Context) error {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+func (r *Runner) follow(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	// From what is committed: an own event counted as applied may still fail its commit,
+	// which then cancels this follow (refollow) once it has counted it as not applied.
+	r.mu.Lock()
+	rewinds := r.rewinds.Load()
+	from := r.appliedAt.Load() + 1
+	r.cancelFollow = cancel
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.cancelFollow = nil
+		r.mu.Unlock()
+		if errors.Is(context.Cause(ctx), errRefollow) {
+			err = errRefollow
+		}
+		cancel(nil)
+	}()
+	if r.rewinds.Load() != rewinds {
+		return errRefollow // a commit failed before this follow could be cancelled
+	}
 	events := make(chan domain.Event, 4*max(r.BatchSize, RebuildBatchSize))
 	followErr := make(chan error, 1)
-	// From what is committed: an own event counted as applied may still fail its commit.
-	from := r.appliedAt.Load() + 1
 	go func() { followErr <- r.Source.Follow(ctx, from, events) }()
+	// The intake passes over what counts as applied, own events not yet committed included.
 	in := &intake{events: events, offers: r.offers, followErr: followErr, next: from, pending: map[uint64]domain.Event{},
-		applied: r.appliedAt.Load, kick: r.kick, held: &r.held}
+		applied: r.Applied, kick: r.kick, held: &r.held}
 	batch := make([]domain.Event, 0, r.BatchSize)
 	gather := time.NewTimer(catchUpGather)
 	defer gather.Stop()
@@ -530,7 +693,7 @@ func (r *Runner) follow(ctx context.Context) error {
 				return errDone
 			}
 		}
-		if err := r.applyLocked(ctx, batch); err != nil {
+		if err := r.applyLocked(ctx, rewinds, batch); err != nil {
 			return err
 		}
 		applied := r.Applied()
@@ -543,10 +706,26 @@ func (r *Runner) follow(ctx context.Context) error {
 	}
 }
 
-// applyLocked applies what a writer has not applied of batch (see Offer), under applyMu.
-func (r *Runner) applyLocked(ctx context.Context, batch []domain.Event) error {
+// applyLocked applies what a writer has not applied of batch (see Offer), under applyMu, after
+// the writers' group being gathered has committed. A batch taken by a follow that began before
+// the last failed commit of writers' own events (rewinds) is errRefollow.
+func (r *Runner) applyLocked(ctx context.Context, rewinds uint64, batch []domain.Event) error {
+	if batch[len(batch)-1].Seq <= r.Applied() {
+		// Counted as applied already, by writers whose group commits (or, failing, makes
+		// the follow start again).
+		return nil
+	}
+	if c := r.DB.committing.Load(); c != nil {
+		if r.joinBatch(c, rewinds, batch) {
+			return nil
+		}
+		c.rush()
+	}
 	r.applyMu.Lock()
 	defer r.applyMu.Unlock()
+	if r.rewinds.Load() != rewinds {
+		return errRefollow
+	}
 	applied := r.appliedAt.Load()
 	for len(batch) > 0 && batch[0].Seq <= applied {
 		batch = batch[1:]

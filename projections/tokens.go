@@ -1,8 +1,10 @@
 package projections
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -122,7 +124,7 @@ func (db *DB) Token(name string) (domain.Token, error) {
 	var t domain.Token
 	err := db.viewOf(domain.KindToken, func(tx *bolt.Tx) error {
 		var err error
-		t, err = getToken(tx, name)
+		t, err = db.tokens.get(tx, name)
 		return err
 	})
 	return t, err
@@ -141,7 +143,7 @@ func (db *DB) TokenByDigest(digest string) (domain.Token, error) {
 			return fmt.Errorf("token: %w", domain.ErrNotFound)
 		}
 		var err error
-		t, err = getToken(tx, string(name))
+		t, err = db.tokens.get(tx, string(name))
 		return err
 	})
 	return t, err
@@ -168,7 +170,25 @@ func (db *DB) ListTokens() ([]domain.Token, error) {
 	return out, err
 }
 
-func getToken(tx *bolt.Tx, name string) (domain.Token, error) {
+// tokenCache keeps the tokens read, decoded, with the stored bytes they were decoded from: a
+// read whose stored bytes are the same takes the decoded token instead of decoding them again
+// (every authenticated request reads its token). The file stays what is read; the cache only
+// saves the decoding.
+type tokenCache struct {
+	mu sync.Mutex
+	m  map[string]cachedToken
+}
+
+type cachedToken struct {
+	stored []byte
+	token  domain.Token
+}
+
+// tokenCacheMax bounds the tokens cached; past it the cache starts again empty.
+const tokenCacheMax = 4096
+
+// get returns token name as tx holds it.
+func (c *tokenCache) get(tx *bolt.Tx, name string) (domain.Token, error) {
 	b := tx.Bucket(bucketTokens)
 	var v []byte
 	if b != nil {
@@ -177,10 +197,22 @@ func getToken(tx *bolt.Tx, name string) (domain.Token, error) {
 	if v == nil {
 		return domain.Token{}, fmt.Errorf("token %s: %w", name, domain.ErrNotFound)
 	}
+	c.mu.Lock()
+	hit, ok := c.m[name]
+	c.mu.Unlock()
+	if ok && bytes.Equal(hit.stored, v) {
+		return hit.token.Clone(), nil
+	}
 	var st storedToken
 	if err := json.Unmarshal(v, &st); err != nil {
 		return domain.Token{}, err
 	}
 	st.Token.Digest = st.Digest
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= tokenCacheMax {
+		c.m = map[string]cachedToken{}
+	}
+	c.m[name] = cachedToken{stored: bytes.Clone(v), token: st.Token.Clone()}
+	c.mu.Unlock()
 	return st.Token, nil
 }
