@@ -1,6 +1,10 @@
 package projections
 
-import "time"
+import (
+	"time"
+
+	"github.com/memledger/memledger/domain"
+)
 
 // HoldAtMost makes rebuilding projections flush whenever they hold n bytes of writes, until the
 // returned function restores the budget.
@@ -18,9 +22,9 @@ func RebuildInBatchesOf(n int) (restore func()) {
 	return func() { rebuildBatchSize = before }
 }
 
-// HookOwnCommits calls f before the commit of each group of writers' own events (see
-// Runner.applyOwn); an error it returns fails that commit.
-func HookOwnCommits(r *Runner, f func() error) { r.commitHook = f }
+// HookOwnCommits calls f with the events of each commit of writers' own events before it
+// commits (see Runner.applyOwn); an error it returns fails that commit.
+func HookOwnCommits(r *Runner, f func(evs []domain.Event) error) { r.commitHook = f }
 
 // GatherOwnFor makes r's groups of writers' own events gather for d before they commit, unless
 // rushed.

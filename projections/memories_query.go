@@ -14,12 +14,29 @@ import (
 func (db *DB) GetMemory(id string) ([]byte, error) {
 	var out []byte
 	err := db.view(func(tx *bolt.Tx) error {
-		if b := tx.Bucket(bucketMemories); b != nil && !isCreatedKey([]byte(id)) {
-			out = bytes.Clone(b.Get([]byte(id)))
-		}
+		out = getMemory(tx, id)
 		return nil
 	})
 	return out, err
+}
+
+// GetMemoryCommitted is GetMemory as the projections' last commit left it: it neither rushes
+// nor waits for writers' events not yet committed (see Runner.WaitCommitted), for a reader
+// that can wait for them without making them commit sooner.
+func (db *DB) GetMemoryCommitted(id string) ([]byte, error) {
+	var out []byte
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		out = getMemory(tx, id)
+		return nil
+	})
+	return out, err
+}
+
+func getMemory(tx *bolt.Tx, id string) []byte {
+	if b := tx.Bucket(bucketMemories); b != nil && !isCreatedKey([]byte(id)) {
+		return bytes.Clone(b.Get([]byte(id)))
+	}
+	return nil
 }
 
 // MemoryFilter selects memories. Empty fields match everything.

@@ -370,7 +370,7 @@ func holdOwnCommits(t *testing.T, r *projections.Runner) *ownCommits {
 	c.hold.Store(true)
 	ended := make(chan struct{})
 	t.Cleanup(func() { close(ended) })
-	projections.HookOwnCommits(r, func() error {
+	projections.HookOwnCommits(r, func(evs []domain.Event) error {
 		c.count.Add(1)
 		select {
 		case c.begun <- struct{}{}:
@@ -410,7 +410,25 @@ func TestWritersOwnEventsThatFollowOneAnotherAreCommittedTogether(t *testing.T) 
 	writeMixedLog(l, 10)
 	require.Equal(t, l.last(), r.Applied(), "each counted as applied as its append returns")
 	require.Zero(t, commits.count.Load(), "nothing committed while the group gathers")
+
+	// A reader that waits for the commit without rushing it, and reads what is committed.
+	committed := make(chan error, 1)
+	go func() { committed <- r.WaitCommitted(context.Background(), l.last()) }()
+	select {
+	case err := <-committed:
+		t.Fatalf("WaitCommitted returned (%v) before the group committed", err)
+	case <-time.After(100 * time.Millisecond):
+	}
+	m, err := db.GetMemoryCommitted(l.events[0].AggregateID)
+	require.NoError(t, err)
+	require.Nil(t, m, "nothing is committed yet")
+	require.Zero(t, commits.count.Load(), "neither rushed the group")
+
 	requireViewsMatch(t, db, l) // its reads rush the group
+	require.NoError(t, receive(t, committed, "WaitCommitted's return after the commit"))
+	m, err = db.GetMemoryCommitted(l.events[0].AggregateID)
+	require.NoError(t, err)
+	require.NotNil(t, m)
 	require.Equal(t, int32(1), commits.count.Load(), "every event in one commit")
 	require.Equal(t, len(l.events), auditCount(t, db))
 
@@ -432,7 +450,7 @@ func TestWritersOwnEventsThatFollowOneAnotherAreCommittedTogether(t *testing.T) 
 	require.NoError(t, err)
 	waitFor(t, r, res.Seq)
 	require.Equal(t, int32(2), commits.count.Load(), "the group committed before the runner's batch")
-	m, err := db.GetMemory(id)
+	m, err = db.GetMemory(id)
 	require.NoError(t, err)
 	require.NotNil(t, m)
 	requireViewsMatch(t, db, l)
@@ -486,4 +504,37 @@ func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
 	diffs, err := projections.Diff(db, rebuilt, 10)
 	require.NoError(t, err)
 	require.Empty(t, diffs)
+}
+
+// A group whose transaction fails while one event's does not (a file that cannot grow by the
+// group's pages, say) is committed one event at a time: nothing is taken back, and the runner
+// does not fail.
+func TestAGroupThatFailsWholeIsCommittedOneEventAtATime(t *testing.T) {
+	dir := t.TempDir()
+	store := openStore(t, dir, eventstore.FsyncInterval)
+	l := newLedgerLog(t, store)
+	db := openDB(t, filepath.Join(dir, "projections.db"))
+	gate := gatedSource{store: store, open: make(chan struct{})}
+	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
+	projections.GatherOwnFor(r, time.Minute)
+	startRunner(t, r)
+	var sizes []int
+	projections.HookOwnCommits(r, func(evs []domain.Event) error {
+		sizes = append(sizes, len(evs))
+		if len(evs) > 1 {
+			return errors.New("the file cannot grow by that much")
+		}
+		return nil
+	})
+	store.Stored = r.Offer
+	writeMixedLog(l, 3)
+	n := len(l.events)
+	require.Equal(t, l.last(), r.Applied())
+	requireViewsMatch(t, db, l) // rushes the group; runs once it has ended
+	require.Equal(t, n, sizes[0], "the group first")
+	require.Len(t, sizes, 1+n, "then each event alone")
+	failure, _ := r.Failure()
+	require.NoError(t, failure)
+	require.Equal(t, l.last(), r.Applied())
+	require.Equal(t, n, auditCount(t, db))
 }

@@ -122,7 +122,7 @@ type Runner struct {
 	// commitHook, when set, is called in the transaction of a writer's own event once it is
 	// written, before it commits (see applyOwn); an error it returns fails that commit. Tests
 	// hold or fail it.
-	commitHook func() error
+	commitHook func(evs []domain.Event) error
 	// gatherOwn, when not zero, is how long a group of writers' own events gathers instead of
 	// ownGather (tests make it long).
 	gatherOwn time.Duration
@@ -350,15 +350,30 @@ func (r *Runner) commitOwn(c *commit) {
 	c.sealed = true
 	evs := c.events
 	c.mu.Unlock()
-	err := r.DB.bolt.Update(func(tx *bolt.Tx) error {
-		if err := r.write(tx, evs); err != nil {
-			return err
+	commit := func(evs []domain.Event) error {
+		return r.DB.bolt.Update(func(tx *bolt.Tx) error {
+			if err := r.write(tx, evs); err != nil {
+				return err
+			}
+			if r.commitHook != nil {
+				return r.commitHook(evs)
+			}
+			return nil
+		})
+	}
+	last := evs[len(evs)-1].Seq
+	err := commit(evs)
+	if err != nil && len(evs) > 1 {
+		// One at a time, as far as they go: a failure that a smaller transaction escapes
+		// (a file that cannot grow by the group's pages) then takes back fewer of them.
+		for len(evs) > 0 {
+			if err = commit(evs[:1]); err != nil {
+				break
+			}
+			r.appliedAt.Store(evs[0].Seq)
+			evs = evs[1:]
 		}
-		if r.commitHook != nil {
-			return r.commitHook()
-		}
-		return nil
-	})
+	}
 	if err != nil {
 		r.Logger.Error("projection runner: writing the projections failed; writes are refused, reads are served, and the events are applied again from the log once they can be written",
 			"err", err, "batch_from", evs[0].Seq, "batch_to", evs[len(evs)-1].Seq)
@@ -372,7 +387,7 @@ func (r *Runner) commitOwn(c *commit) {
 		r.setFailure(err)
 		r.setErr(err)
 	} else {
-		r.appliedAt.Store(evs[len(evs)-1].Seq)
+		r.appliedAt.Store(last)
 	}
 	r.DB.committing.Store(nil)
 	// The lock first: the writer of the next event, waiting for done, then finds it free.
@@ -891,6 +906,29 @@ func (r *Runner) setErr(err error) {
 	r.mu.Lock()
 	r.err = err
 	r.mu.Unlock()
+}
+
+// WaitCommitted returns once the event at position seq is applied and committed, or ctx's
+// error, or ErrUnwritable as WaitFor: unlike a read, it does not rush a group of writers' own
+// events that holds it (see applyOwn), but waits for the group's own time.
+func (r *Runner) WaitCommitted(ctx context.Context, seq uint64) error {
+	for {
+		if err := r.WaitFor(ctx, seq); err != nil {
+			return err
+		}
+		if r.appliedAt.Load() >= seq {
+			return nil
+		}
+		c := r.DB.committing.Load()
+		if c == nil {
+			continue // committed (or taken back) meanwhile
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("wait for projections to commit %d: %w", seq, ctx.Err())
+		}
+	}
 }
 
 // ErrUnwritable is a wait that ends because the projections cannot be written (see Failure):

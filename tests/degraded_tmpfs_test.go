@@ -27,6 +27,10 @@ func TestProjectionsOnAFullDiskDegradeAndRecover(t *testing.T) {
 	require.NoError(t, os.Symlink(filepath.Join(mnt, "projections.db"), filepath.Join(data, "projections.db")))
 	l := startLedger(t, withConfig(func(c *app.Config) { c.Data = data }))
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "before the disk filled"})
+	// Read once, so committed to the projections before the disk fills: a write answered just
+	// before is committed within 20 ms (see the README's Durability section), and one whose
+	// commit meets the full disk is read again only once space is freed.
+	require.Equal(t, "before the disk filled", l.get(m.ID).Content)
 
 	filler := filepath.Join(mnt, "filler")
 	fillDisk(t, filler)

@@ -404,3 +404,27 @@ func changeUntilHeard(t *testing.T, c *mcpClient, uri string, change func()) {
 		}
 	}
 }
+
+// The resource updates stop following the log while no session is live and follow it again
+// from the log's end when a session begins: a session that begins after every other ended
+// hears of the changes made after it subscribed.
+func TestMCPResourceUpdatesAfterEverySessionEnded(t *testing.T) {
+	l := startLedger(t)
+	ctx := context.Background()
+	id := l.create(map[string]any{"content": "Watched by two sessions", "memory_type": "knowledge"})["id"].(string)
+	first := mcpHTTP(t, l, nil)
+	require.NoError(t, first.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))
+	changeUntilHeard(t, first, "memory://"+id, func() { l.expect(http.StatusOK, "POST", "/memory/"+id+"/reinforce", map[string]any{}) })
+	require.NoError(t, first.Close())
+
+	// Changes while no session is live: the follow sees one and stops.
+	time.Sleep(200 * time.Millisecond)
+	for range 3 {
+		l.create(map[string]any{"content": "Written while nobody listens", "memory_type": "knowledge"})
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	second := mcpHTTP(t, l, nil)
+	require.NoError(t, second.Subscribe(ctx, &mcp.SubscribeParams{URI: "memory://" + id}))
+	changeUntilHeard(t, second, "memory://"+id, func() { l.expect(http.StatusOK, "POST", "/memory/"+id+"/reinforce", map[string]any{}) })
+}

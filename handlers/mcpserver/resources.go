@@ -78,42 +78,66 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 	return fmt.Errorf("no resource %q to subscribe to: use memory://<id> or %s", uri, QueueURI)
 }
 
-// Run sends resource updates until ctx ends: it follows the log from its end, waits until the
-// projections have applied each memory event (so that a read of the resource shows the
-// change) and tells the subscribers of that memory, and of the review queue when the memory
-// is a candidate or the event may have taken it out of the queue (mayLeaveQueue). It reads
-// nothing at its start but the log's end, and nothing of the projections for an event while
-// no session is live.
+// Run sends resource updates until ctx ends: while a session is live, it follows the log,
+// waits until the projections have applied each memory event (so that a read of the resource
+// shows the change) and tells the subscribers of that memory, and of the review queue when the
+// memory is a candidate or the event may have taken it out of the queue (mayLeaveQueue). While
+// no session is live it follows nothing: the first session to begin names the log's end at
+// its start, and Run follows from there (see track), so every change after a subscription is
+// told. It reads nothing at its start.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
-	last, err := s.Store.LastSeq(ctx)
-	if err != nil {
-		return err
+	var next uint64 // the position after the last event followed
+	for {
+		var from uint64
+		select {
+		case <-ctx.Done():
+			return nil
+		case from = <-s.wake:
+		}
+		var err error
+		if next, err = s.follow(ctx, max(from, next)); err != nil || ctx.Err() != nil {
+			return err
+		}
 	}
+}
+
+// follow sends the resource updates of the log's events from position from on, until no
+// session is live at an event; it returns the position after the last event it took.
+func (s *Service) follow(ctx context.Context, from uint64) (uint64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	evs := make(chan domain.Event, 256)
 	errc := make(chan error, 1)
-	go func() { errc <- s.Store.Follow(ctx, last+1, evs) }()
+	go func() { errc <- s.Store.Follow(ctx, from, evs) }()
+	next := from
 	for {
 		var ev domain.Event
 		select {
 		case ev = <-evs:
 		case err := <-errc:
 			if ctx.Err() != nil {
-				return nil
+				return next, nil
 			}
-			return err
+			return next, err
 		}
-		if ev.Kind() != domain.KindMemory || !s.serving() {
-			continue // nobody to tell: no read of the projections for it
+		if !s.serving() {
+			return next, nil // nobody to tell: the next session starts another follow
 		}
-		if err := s.Runner.WaitFor(ctx, ev.Seq); err != nil {
+		next = ev.Seq + 1
+		if ev.Kind() != domain.KindMemory {
+			continue
+		}
+		// Without rushing the writers' own events (a session open beside a stream of
+		// writes would otherwise make each of them commit alone).
+		if err := s.Runner.WaitCommitted(ctx, ev.Seq); err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
-				return nil
+				return next, nil
 			}
-			return err
+			return next, err
 		}
 		candidate := false
-		if data, err := s.DB.GetMemory(ev.AggregateID); err == nil && data != nil {
+		if data, err := s.DB.GetMemoryCommitted(ev.AggregateID); err == nil && data != nil {
 			var v struct {
 				Status domain.Status `json:"status"`
 			}

@@ -81,12 +81,15 @@ type Service struct {
 	once    sync.Once
 	mu      sync.Mutex
 	servers map[*mcp.Server]struct{}
+	// wake hands Run the log position to follow from when a first session begins.
+	wake chan uint64
 }
 
 func (s *Service) init() {
 	s.once.Do(func() {
 		s.schemas = mcp.NewSchemaCache()
 		s.servers = map[*mcp.Server]struct{}{}
+		s.wake = make(chan uint64, 1)
 		if s.Now == nil {
 			s.Now = time.Now
 		}
@@ -126,11 +129,38 @@ func (s *Service) NewServer(p Principal) *mcp.Server {
 	return srv
 }
 
-// track keeps srv among the servers resource updates go to until ss ends.
+// track keeps srv among the servers resource updates go to until ss ends. The first of them
+// wakes Run with the log's end before it counts as live: every event after it is followed.
 func (s *Service) track(srv *mcp.Server, ss *mcp.ServerSession) {
+	var from uint64
+	if !s.serving() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		last, err := s.Store.LastSeq(ctx)
+		cancel()
+		if err != nil {
+			s.Logger.Warn("mcp: reading the log's end for resource updates failed; following from the projections' position", "err", err)
+			last = s.Runner.Applied()
+		}
+		from = last + 1
+	}
 	s.mu.Lock()
+	first := len(s.servers) == 0
 	s.servers[srv] = struct{}{}
 	s.mu.Unlock()
+	if first && from == 0 {
+		// The sessions live when it looked all ended since.
+		from = s.Runner.Applied() + 1
+	}
+	if first {
+		select {
+		case <-s.wake: // an older session's, not taken yet
+		default:
+		}
+		select {
+		case s.wake <- from:
+		default:
+		}
+	}
 	go func() {
 		ss.Wait()
 		s.mu.Lock()
