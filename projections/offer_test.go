@@ -465,7 +465,7 @@ func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
 	store := openStore(t, dir, eventstore.FsyncInterval)
 	l := newLedgerLog(t, store)
 	db := openDB(t, filepath.Join(dir, "projections.db"))
-	gate := gatedSource{store: store, open: make(chan struct{})}
+	gate := &laterFollowsGated{store: store, first: make(chan struct{}), later: make(chan struct{})}
 	r := newRunner(db, gate, projections.NewMemories(projections.DefaultStateCacheBytes))
 	projections.GatherOwnFor(r, time.Minute)
 	startRunner(t, r)
@@ -479,7 +479,7 @@ func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
 	commits.fail.Store(true)
 	writeMixedLog(l, 10)
 	require.Equal(t, l.last(), r.Applied())
-	close(gate.open)
+	close(gate.first)
 	time.Sleep(100 * time.Millisecond) // the log's copies reach the runner, which passes over them
 	failing := commits.count.Load()
 	_, err := db.GetMemory(l.events[len(l.events)-1].AggregateID) // rushes the commit, which fails
@@ -490,7 +490,7 @@ func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
 	require.Less(t, r.Applied(), l.last(), "the positions are taken back")
 	require.GreaterOrEqual(t, r.Applied(), before)
 
-	commits.fail.Store(false)
+	close(gate.later) // the follow started again after the failure reads the log
 	require.Eventually(t, func() bool {
 		failure, _ := r.Failure()
 		return failure == nil && r.Applied() == l.last()
@@ -537,4 +537,25 @@ func TestAGroupThatFailsWholeIsCommittedOneEventAtATime(t *testing.T) {
 	require.NoError(t, failure)
 	require.Equal(t, l.last(), r.Applied())
 	require.Equal(t, n, auditCount(t, db))
+}
+
+// laterFollowsGated follows the log once first is closed, and each later follow (one started
+// again) once later is closed.
+type laterFollowsGated struct {
+	store        *eventstore.Store
+	first, later chan struct{}
+	calls        atomic.Int32
+}
+
+func (g *laterFollowsGated) Follow(ctx context.Context, from uint64, out chan<- domain.Event) error {
+	gate := g.first
+	if g.calls.Add(1) > 1 {
+		gate = g.later
+	}
+	select {
+	case <-gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return g.store.Follow(ctx, from, out)
 }
