@@ -79,13 +79,7 @@ func TestRunnerAppliesOfferedEventsInLogOrderOnce(t *testing.T) {
 	waitFor(t, r, l.last())
 	requireViewsMatch(t, db, l)
 	require.Equal(t, len(l.events), auditCount(t, db))
-	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
-		[]projections.Projection{projections.Memories{}}, l.last(), nil)
-	require.NoError(t, err)
-	cleanupDB(t, rebuilt)
-	diffs, err := projections.Diff(db, rebuilt, 10)
-	require.NoError(t, err)
-	require.Empty(t, diffs)
+	requireAsRebuilt(t, db, store, l.last(), projections.Memories{})
 }
 
 // A writer's own event, when every event before it is applied, is applied by its Offer before
@@ -110,13 +104,7 @@ func TestRunnerAppliesTheNextOfferedEventInTheWritersGoroutine(t *testing.T) {
 	waitFor(t, r, l.last())
 	requireViewsMatch(t, db, l)
 	require.Equal(t, len(l.events), auditCount(t, db))
-	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
-		[]projections.Projection{projections.Memories{}}, l.last(), nil)
-	require.NoError(t, err)
-	cleanupDB(t, rebuilt)
-	diffs, err := projections.Diff(db, rebuilt, 10)
-	require.NoError(t, err)
-	require.Empty(t, diffs)
+	requireAsRebuilt(t, db, store, l.last(), projections.Memories{})
 }
 
 // A writer's own event counts as applied once it is written, before its transaction commits:
@@ -194,13 +182,7 @@ func TestAWritersOwnEventCountsAsAppliedBeforeItsCommitAndReadsWaitForIt(t *test
 	writeMixedLog(l, 5)
 	waitFor(t, r, l.last())
 	requireViewsMatch(t, db, l)
-	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
-		[]projections.Projection{projections.Memories{}, projections.Tokens{}}, l.last(), nil)
-	require.NoError(t, err)
-	cleanupDB(t, rebuilt)
-	diffs, err := projections.Diff(db, rebuilt, 10)
-	require.NoError(t, err)
-	require.Empty(t, diffs)
+	requireAsRebuilt(t, db, store, l.last(), projections.Memories{}, projections.Tokens{})
 }
 
 // receive waits for a value on c, failing the test after waitTimeout.
@@ -497,13 +479,7 @@ func TestAFailedGroupOfOwnEventsIsAppliedAgainFromTheLog(t *testing.T) {
 	}, waitTimeout, 10*time.Millisecond, "applied again from the log")
 	requireViewsMatch(t, db, l)
 	require.Equal(t, len(l.events), auditCount(t, db))
-	rebuilt, err := projections.Build(context.Background(), filepath.Join(dir, "rebuilt.db"), store,
-		[]projections.Projection{projections.Memories{}}, l.last(), nil)
-	require.NoError(t, err)
-	cleanupDB(t, rebuilt)
-	diffs, err := projections.Diff(db, rebuilt, 10)
-	require.NoError(t, err)
-	require.Empty(t, diffs)
+	requireAsRebuilt(t, db, store, l.last(), projections.Memories{})
 }
 
 // A group whose transaction fails while one event's does not (a file that cannot grow by the
@@ -558,4 +534,15 @@ func (g *laterFollowsGated) Follow(ctx context.Context, from uint64, out chan<- 
 		return ctx.Err()
 	}
 	return g.store.Follow(ctx, from, out)
+}
+
+// requireAsRebuilt requires db to hold what a rebuild of store's log up to last with ps makes.
+func requireAsRebuilt(t *testing.T, db *projections.DB, store *eventstore.Store, last uint64, ps ...projections.Projection) {
+	t.Helper()
+	rebuilt, err := projections.Build(context.Background(), filepath.Join(t.TempDir(), "rebuilt.db"), store, ps, last, nil)
+	require.NoError(t, err)
+	cleanupDB(t, rebuilt)
+	diffs, err := projections.Diff(db, rebuilt, 10)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
 }
