@@ -451,7 +451,9 @@ func TestAlertsWatchDoesNotHoldUpShutdown(t *testing.T) {
 		close(ended)
 	}()
 	start := time.Now()
+	addr := l.Main.Addr()
 	err := l.Main.Close()
+	apiUnchecked(addr)
 	l.Main = nil
 	took := time.Since(start)
 	require.NoError(t, err)

@@ -97,7 +97,9 @@ func (l *ledger) start() {
 
 func (l *ledger) stop() {
 	if l.Main != nil {
+		addr := l.Main.Addr()
 		require.NoError(l.t, l.Main.Close())
+		apiUnchecked(addr)
 		l.Main = nil
 	}
 }

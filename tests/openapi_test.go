@@ -101,10 +101,20 @@ func newAPICheck(data []byte, next http.RoundTripper) (*apiCheck, error) {
 }
 
 // apiChecked registers the address of a ledger the tests started.
-func apiChecked(addr string) {
+func apiChecked(addr string) { setAPIChecked(addr, true) }
+
+// apiUnchecked forgets the address of a ledger that stopped: the port is free again, and a
+// webhook receiver the kernel gives it next is not an API to check.
+func apiUnchecked(addr string) { setAPIChecked(addr, false) }
+
+func setAPIChecked(addr string, on bool) {
 	if c, ok := http.DefaultTransport.(*apiCheck); ok {
 		c.mu.Lock()
-		c.hosts[addr] = true
+		if on {
+			c.hosts[addr] = true
+		} else {
+			delete(c.hosts, addr)
+		}
 		c.mu.Unlock()
 	}
 }
@@ -347,6 +357,7 @@ func TestOpenAPICheckFailsLoudly(t *testing.T) {
 	require.NoError(t, err)
 	addr := ln.Addr().String()
 	apiChecked(addr)
+	defer apiUnchecked(addr)
 	go srv.Serve(ln)
 	defer srv.Close()
 
