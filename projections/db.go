@@ -126,7 +126,7 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 		}
 	}
 	// A file a clean close left whole, untouched since, is not walked (see closeStamp).
-	db, err := open(path, sync, !takeCloseStamp(path))
+	db, err := open(path, sync, !takeCloseStamp(path), 0)
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
@@ -157,11 +157,13 @@ func bootID() string {
 // without, none is: for a rebuild into a fresh file, which is synced once at the end (the
 // option means the same as OpenLive's). A damaged file (see checkFile; a panic of bbolt's) is
 // ErrDamaged.
-func Open(path string, sync bool) (*DB, error) { return open(path, sync, true) }
+func Open(path string, sync bool) (*DB, error) { return open(path, sync, true, 0) }
 
-// open is Open, walking the file's pages (see checkFile) when walk is set.
-func open(path string, sync, walk bool) (*DB, error) {
-	b, err := openBolt(path, &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true}, walk)
+// open is Open, walking the file's pages (see checkFile) when walk is set, and mapping mmap
+// bytes of it at first when it is larger than the file (0: bbolt's own choice).
+func open(path string, sync, walk bool, mmap int) (*DB, error) {
+	opts := &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true, InitialMmapSize: mmap}
+	b, err := openBolt(path, opts, walk)
 	if errors.Is(err, ErrDamaged) {
 		return nil, err
 	}

@@ -367,9 +367,11 @@ func (p Memories) applyEvent(tx *bolt.Tx, states map[string]*memoryState, ev dom
 			return err
 		}
 	}
-	counts := tx.Bucket(bucketMemCounts)
+	var counts kv = tx.Bucket(bucketMemCounts)
 	var idx kv = appendBucket(tx, bucketMemIndex)
 	if p.held != nil {
+		// A few keys each changed by most events: held, each is written once a flush.
+		counts = p.held.buckets.bucket(tx, bucketMemCounts)
 		idx = p.held.buckets.bucket(tx, bucketMemIndex)
 	}
 	if err := reindexMemory(idx, counts, before, after, st.createdSeq); err != nil {
@@ -457,7 +459,7 @@ func indexKey(index, value string, seq []byte) []byte {
 const keyReinforced = "reinforced"
 
 // reindexMemory moves a memory's index keys, and the counts by index value, from before to after.
-func reindexMemory(idx kv, counts *bolt.Bucket, before, after domain.Memory, createdSeq []byte) error {
+func reindexMemory(idx, counts kv, before, after domain.Memory, createdSeq []byte) error {
 	newKeys := memoryIndexKeys(after)
 	oldKeys := memoryIndexKeys(before)
 	for i, k := range newKeys {
@@ -484,7 +486,7 @@ func reindexMemory(idx kv, counts *bolt.Bucket, before, after domain.Memory, cre
 }
 
 // addCount adds delta to the count under key, removing the key when it reaches zero.
-func addCount(b *bolt.Bucket, key []byte, delta int64) error {
+func addCount(b kv, key []byte, delta int64) error {
 	n := int64(decodeSeq(b.Get(key))) + delta
 	if n <= 0 {
 		return b.Delete(key)

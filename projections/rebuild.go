@@ -21,6 +21,13 @@ const RebuildBatchSize = 5000
 // rebuildBatchSize is the batch size Build uses (tests make it small).
 var rebuildBatchSize = RebuildBatchSize
 
+// buildMmapBytes is how much of a file being built is mapped from the start. bbolt maps a
+// growing file again at each doubling of its size (then at each GiB), and a new mapping first
+// copies every node the commit under way has changed out of the old one: a rebuild's commits,
+// which change many, spent about a twentieth of their time there. Mapping more than the file
+// holds costs address space only.
+const buildMmapBytes = 4 << 30
+
 // Build replays the log from its start up to position upTo into a fresh projection file at
 // path (removed first if it exists) and returns it, synced to disk. progress, when set, is
 // called after each batch. The writes it holds are within a budget of 256 MiB
@@ -34,7 +41,7 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	db, err := Open(path, false)
+	db, err := open(path, false, true, buildMmapBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -72,11 +72,16 @@ func writeLogOf(b *testing.B, spread bool, memories int) *rebuildLog {
 	b.Logf("wrote %d events on %d memories in %s (%.0f appends/s)", l.last, memories,
 		time.Since(start).Round(time.Millisecond), float64(l.last)/time.Since(start).Seconds())
 
-	// The same log decoded, for the apply-only benchmark.
+	l.readBack(b)
+	return l
+}
+
+// readBack reads the whole log decoded into l.events, for the apply-only benchmarks.
+func (l *rebuildLog) readBack(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	out := make(chan domain.Event, 1024)
-	go store.Follow(ctx, 1, out)
+	go l.store.Follow(ctx, 1, out)
 	l.events = make([]domain.Event, 0, l.last)
 	for len(l.events) < int(l.last) {
 		select {
@@ -86,7 +91,6 @@ func writeLogOf(b *testing.B, spread bool, memories int) *rebuildLog {
 			b.Fatalf("read %d of %d events", len(l.events), l.last)
 		}
 	}
-	return l
 }
 
 // appendShare appends the events of writer w's share of the memories.
