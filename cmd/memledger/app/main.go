@@ -101,6 +101,17 @@ type Main struct {
 	sinksDone  sync.WaitGroup
 }
 
+// openStore starts or connects to the log.
+func (m *Main) openStore(ctx context.Context) error {
+	store, err := m.Config.store(m.Logger)
+	if err != nil {
+		return err
+	}
+	m.Store = store
+	store.ReviveFree = m.LogReviveFree
+	return store.Open(ctx)
+}
+
 // NewMain returns a Main for cfg.
 func NewMain(cfg Config, logger *slog.Logger) *Main {
 	return &Main{Config: cfg, Logger: logger}
@@ -127,14 +138,13 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.lock, err = lockData(m.Config.Data, "serve"); err != nil {
 		return err
 	}
-	if m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger); err != nil {
-		return err
-	}
-	if m.Store, err = m.Config.store(m.Logger); err != nil {
-		return err
-	}
-	m.Store.ReviveFree = m.LogReviveFree
-	if err := m.Store.Open(ctx); err != nil {
+	// The projection file and the log open side by side: after a crash each reads all it holds
+	// (bbolt's walk of every page, the embedded server's recovery of its stream), a second or
+	// more each on a million memories, and a machine has cores for both.
+	storeOpened := make(chan error, 1)
+	go func() { storeOpened <- m.openStore(ctx) }()
+	m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger)
+	if err := errors.Join(err, <-storeOpened); err != nil {
 		return err
 	}
 	if m.Search, err = projections.OpenSearch(m.Config.SearchPath(), m.Logger); err != nil {
