@@ -30,7 +30,7 @@ const buildMmapBytes = 4 << 30
 
 // Build replays the log from its start up to position upTo into a fresh projection file at
 // path (removed first if it exists) and returns it, synced to disk. progress, when set, is
-// called after each batch. The writes it holds are within a budget of 256 MiB
+// called after each batch. The writes it holds are within a budget of 64 MiB
 // (DefaultHeldBytes); BuildHeld takes another.
 func Build(ctx context.Context, path string, src Source, ps []Projection, upTo uint64, progress func(applied uint64)) (*DB, error) {
 	return BuildHeld(ctx, path, src, ps, upTo, NewHeldBudget(heldBytesMax), progress)
