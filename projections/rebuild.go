@@ -23,9 +23,9 @@ var rebuildBatchSize = RebuildBatchSize
 
 // buildMmapBytes is how much of a file being built is mapped from the start. bbolt maps a
 // growing file again at each doubling of its size (then at each GiB), and a new mapping first
-// copies every node the commit under way has changed out of the old one: a rebuild's commits,
-// which change many, spent about a twentieth of their time there. Mapping more than the file
-// holds costs address space only.
+// copies every node the commit under way has changed out of the old one: a profile of a
+// rebuild of 100,000 creations put 7 % of the build there. Mapping more than the file holds
+// costs address space only.
 const buildMmapBytes = 4 << 30
 
 // Build replays the log from its start up to position upTo into a fresh projection file at

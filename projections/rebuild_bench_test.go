@@ -51,14 +51,23 @@ func writeRebuildLog(b *testing.B, spread bool) *rebuildLog {
 // writeLogOf is writeRebuildLog with memories memories (a multiple of rebuildWriters).
 func writeLogOf(b *testing.B, spread bool, memories int) *rebuildLog {
 	b.Helper()
+	l := appendByWriters(b, uint64(memories*rebuildRounds), func(store *eventstore.Store, w int) error {
+		return appendShare(store, w, spread, memories)
+	})
+	l.readBack(b)
+	return l
+}
+
+// appendByWriters appends to a fresh store from rebuildWriters goroutines, each running
+// share, and checks that the log then holds want events.
+func appendByWriters(b *testing.B, want uint64, share func(store *eventstore.Store, w int) error) *rebuildLog {
+	b.Helper()
 	store := openStore(b, b.TempDir(), eventstore.FsyncInterval)
 	start := time.Now()
 	errs := make(chan error, rebuildWriters)
 	var wg sync.WaitGroup
 	for w := range rebuildWriters {
-		wg.Go(func() {
-			errs <- appendShare(store, w, spread, memories)
-		})
+		wg.Go(func() { errs <- share(store, w) })
 	}
 	wg.Wait()
 	close(errs)
@@ -69,11 +78,9 @@ func writeLogOf(b *testing.B, spread bool, memories int) *rebuildLog {
 	var err error
 	l.last, err = store.LastSeq(context.Background())
 	require.NoError(b, err)
-	require.Equal(b, uint64(memories*rebuildRounds), l.last)
-	b.Logf("wrote %d events on %d memories in %s (%.0f appends/s)", l.last, memories,
-		time.Since(start).Round(time.Millisecond), float64(l.last)/time.Since(start).Seconds())
-
-	l.readBack(b)
+	require.Equal(b, want, l.last)
+	b.Logf("wrote %d events in %s (%.0f appends/s)", l.last, time.Since(start).Round(time.Millisecond),
+		float64(l.last)/time.Since(start).Seconds())
 	return l
 }
 
@@ -167,13 +174,18 @@ func (s sliceSource) Follow(ctx context.Context, from uint64, out chan<- domain.
 
 // heldBudget is the byte budget of the builds' held writes: MEMLEDGER_REBUILD_HELD, or 0 for
 // the default.
-func heldBudget(b *testing.B) int64 {
-	v := os.Getenv("MEMLEDGER_REBUILD_HELD")
+func heldBudget(b *testing.B) int64 { return int64(envCount(b, "MEMLEDGER_REBUILD_HELD", 0)) }
+
+// envCount is the positive number in environment variable name, or def when it is not set.
+func envCount(b *testing.B, name string, def int) int {
+	v := os.Getenv(name)
 	if v == "" {
-		return 0
+		return def
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	require.NoError(b, err, "MEMLEDGER_REBUILD_HELD")
+	n, err := strconv.Atoi(v)
+	if err != nil || n <= 0 {
+		b.Fatalf("%s=%q: want a positive number", name, v)
+	}
 	return n
 }
 

@@ -3,14 +3,10 @@ package projections_test
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/stretchr/testify/require"
 
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
@@ -20,13 +16,7 @@ import (
 // creationsN is the number of memories of BenchmarkRebuildCreations: 100,000, or
 // MEMLEDGER_REBUILD_N.
 func creationsN(b *testing.B) int {
-	n := 100_000
-	if v := os.Getenv("MEMLEDGER_REBUILD_N"); v != "" {
-		var err error
-		n, err = strconv.Atoi(v)
-		require.NoError(b, err, "MEMLEDGER_REBUILD_N")
-		require.Positive(b, n, "MEMLEDGER_REBUILD_N")
-	}
+	n := envCount(b, "MEMLEDGER_REBUILD_N", 100_000)
 	return n - n%rebuildWriters
 }
 
@@ -52,50 +42,31 @@ func BenchmarkRebuildCreations(b *testing.B) {
 	})
 }
 
-// writeCreations appends n creations to a fresh store from rebuildWriters writers.
+// writeCreations appends n creations (a multiple of rebuildWriters) to a fresh store from
+// rebuildWriters writers.
 func writeCreations(b *testing.B, n int) *rebuildLog {
 	b.Helper()
-	store := openStore(b, b.TempDir(), eventstore.FsyncInterval)
-	start := time.Now()
-	errs := make(chan error, rebuildWriters)
-	var wg sync.WaitGroup
-	for w := range rebuildWriters {
-		wg.Go(func() {
-			ctx := context.Background()
-			for i := range n / rebuildWriters {
-				status := domain.StatusActive
-				if i%3 == 0 {
-					status = domain.StatusCandidate
-				}
-				p := domain.MemoryCreated{
-					MemoryType: domain.MemoryTypes[i%len(domain.MemoryTypes)],
-					Content:    fmt.Sprintf("fact %d of writer %d about the interferometer's HeNe laser at 632.8 nm, aligned on the optical table", i, w),
-					Project:    fmt.Sprintf("project-%02d", (i+w)%20), Status: status, Confidence: 0.5,
-					DomainTags: []string{"optics", "lab"},
-				}
-				ev := domain.NewEvent(uuid.Must(uuid.NewV7()).String(), domain.Meta{
-					EventID: uuid.Must(uuid.NewV7()).String(), Actor: fmt.Sprintf("writer-%d", w),
-					Time: t0.Add(time.Duration(i) * time.Millisecond),
-				}, p)
-				if _, err := store.Append(ctx, 0, ev); err != nil {
-					errs <- err
-					return
-				}
+	return appendByWriters(b, uint64(n), func(store *eventstore.Store, w int) error {
+		ctx := context.Background()
+		for i := range n / rebuildWriters {
+			status := domain.StatusActive
+			if i%3 == 0 {
+				status = domain.StatusCandidate
 			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		require.NoError(b, err)
-	}
-	l := &rebuildLog{store: store}
-	var err error
-	l.last, err = store.LastSeq(context.Background())
-	require.NoError(b, err)
-	require.Equal(b, uint64(n), l.last)
-	b.Logf("wrote %d creations in %s (%.0f appends/s)", l.last, time.Since(start).Round(time.Millisecond),
-		float64(l.last)/time.Since(start).Seconds())
-
-	return l
+			p := domain.MemoryCreated{
+				MemoryType: domain.MemoryTypes[i%len(domain.MemoryTypes)],
+				Content:    fmt.Sprintf("fact %d of writer %d about the interferometer's HeNe laser at 632.8 nm, aligned on the optical table", i, w),
+				Project:    fmt.Sprintf("project-%02d", (i+w)%20), Status: status, Confidence: 0.5,
+				DomainTags: []string{"optics", "lab"},
+			}
+			ev := domain.NewEvent(uuid.Must(uuid.NewV7()).String(), domain.Meta{
+				EventID: uuid.Must(uuid.NewV7()).String(), Actor: fmt.Sprintf("writer-%d", w),
+				Time: t0.Add(time.Duration(i) * time.Millisecond),
+			}, p)
+			if _, err := store.Append(ctx, 0, ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -451,10 +451,7 @@ func TestAlertsWatchDoesNotHoldUpShutdown(t *testing.T) {
 		close(ended)
 	}()
 	start := time.Now()
-	addr := l.Main.Addr()
-	err := l.Main.Close()
-	apiUnchecked(addr)
-	l.Main = nil
+	err := l.closeMain()
 	took := time.Since(start)
 	require.NoError(t, err)
 	require.Less(t, took, 5*time.Second, "Close waited %v for the watch stream", took)

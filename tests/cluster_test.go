@@ -87,10 +87,7 @@ func (c *ledgerCluster) crash(i int) { crashLedger(c.nodes[i]) }
 func crashLedger(l *ledger) {
 	l.Main.Store.Conn().Close()
 	// What it was doing fails on the closed connection; that is the point.
-	addr := l.Main.Addr()
-	l.Main.Close()
-	apiUnchecked(addr)
-	l.Main = nil
+	l.closeMain()
 }
 
 // caughtUp waits until instance l's projections have applied the log up to seq.

@@ -97,11 +97,17 @@ func (l *ledger) start() {
 
 func (l *ledger) stop() {
 	if l.Main != nil {
-		addr := l.Main.Addr()
-		require.NoError(l.t, l.Main.Close())
-		apiUnchecked(addr)
-		l.Main = nil
+		require.NoError(l.t, l.closeMain())
 	}
+}
+
+// closeMain closes the ledger's service and forgets its address (see apiUnchecked).
+func (l *ledger) closeMain() error {
+	addr := l.Main.Addr()
+	err := l.Main.Close()
+	apiUnchecked(addr)
+	l.Main = nil
+	return err
 }
 
 // restart stops the ledger and starts it again on the same data directory.
