@@ -21,9 +21,23 @@ type kv interface {
 // rebuild rewrite pages all over the trees those writes land in, again and again; held and
 // written once, in key order, the same data costs a fraction of the pages. Only a rebuild holds
 // writes: the file is not used until the build ends with a flush.
+//
+// The keys of a scattered bucket (see scatter) land all over its tree whatever the order of the
+// log, and a flush rewrites about every leaf they land on, so the more often such a bucket is
+// flushed, the more of its tree a build writes again: it grows with the square of the log.
+// When the budget is full, its writes are kept until they hold half of it, or the build ends.
 type heldBuckets struct {
-	writes map[string]map[string]heldValue
+	writes map[string]*heldMap
 	// bytes is about how much memory the held writes take.
+	bytes int
+	// scattered names the scattered buckets.
+	scattered map[string]bool
+}
+
+// heldMap is one bucket's held writes.
+type heldMap struct {
+	w map[string]heldValue
+	// bytes is about how much memory they take.
 	bytes int
 }
 
@@ -41,26 +55,33 @@ type heldValue struct {
 }
 
 func newHeldBuckets() *heldBuckets {
-	return &heldBuckets{writes: map[string]map[string]heldValue{}}
+	return &heldBuckets{writes: map[string]*heldMap{}, scattered: map[string]bool{}}
 }
+
+// scatter marks bucket name as scattered.
+func (h *heldBuckets) scatter(name []byte) { h.scattered[string(name)] = true }
 
 // bucket returns bucket name of tx with its writes held; reads see the held writes first.
 func (h *heldBuckets) bucket(tx *bolt.Tx, name []byte) kv {
-	w, ok := h.writes[string(name)]
+	m, ok := h.writes[string(name)]
 	if !ok {
-		w = map[string]heldValue{}
-		h.writes[string(name)] = w
+		m = &heldMap{w: map[string]heldValue{}}
+		h.writes[string(name)] = m
 	}
-	return heldBucket{h: h, b: tx.Bucket(name), w: w}
+	return heldBucket{h: h, b: tx.Bucket(name), m: m}
 }
 
-// flush writes every held write to tx, each bucket in key order, and forgets them.
-func (h *heldBuckets) flush(tx *bolt.Tx) error {
-	for name, w := range h.writes {
+// flush writes the held writes to tx, each bucket in key order, and forgets them; a scattered
+// bucket's writes are kept while they hold fewer than keep bytes (0 writes them all).
+func (h *heldBuckets) flush(tx *bolt.Tx, keep int) error {
+	for name, m := range h.writes {
+		if h.scattered[name] && m.bytes < keep {
+			continue
+		}
 		b := appendBucket(tx, []byte(name))
-		for _, k := range slices.Sorted(maps.Keys(w)) {
+		for _, k := range slices.Sorted(maps.Keys(m.w)) {
 			var err error
-			if hv := w[k]; hv.deleted {
+			if hv := m.w[k]; hv.deleted {
 				err = b.Delete([]byte(k))
 			} else {
 				err = b.Put([]byte(k), hv.v)
@@ -69,19 +90,20 @@ func (h *heldBuckets) flush(tx *bolt.Tx) error {
 				return err
 			}
 		}
+		delete(h.writes, name)
+		h.bytes -= m.bytes
 	}
-	h.writes, h.bytes = map[string]map[string]heldValue{}, 0
 	return nil
 }
 
 type heldBucket struct {
 	h *heldBuckets
 	b *bolt.Bucket
-	w map[string]heldValue
+	m *heldMap
 }
 
 func (b heldBucket) Get(k []byte) []byte {
-	if hv, ok := b.w[string(k)]; ok {
+	if hv, ok := b.m.w[string(k)]; ok {
 		if hv.deleted {
 			return nil
 		}
@@ -104,11 +126,13 @@ func (b heldBucket) Delete(k []byte) error {
 }
 
 func (b heldBucket) set(k []byte, hv heldValue) {
-	if old, ok := b.w[string(k)]; ok {
-		b.h.bytes -= len(old.v)
+	n := len(hv.v)
+	if old, ok := b.m.w[string(k)]; ok {
+		n -= len(old.v)
 	} else {
-		b.h.bytes += len(k) + heldEntryBytes
+		n += len(k) + heldEntryBytes
 	}
-	b.h.bytes += len(hv.v)
-	b.w[string(k)] = hv
+	b.h.bytes += n
+	b.m.bytes += n
+	b.m.w[string(k)] = hv
 }

@@ -22,8 +22,8 @@ var (
 	bucketIntDocs       = []byte("int_docs")            // document id → nil
 	bucketIntDocChunks  = []byte("int_doc_chunks")      // pair(document id, chunk id) → present
 	bucketIntChunkRefs  = []byte("int_chunk_refs")      // pair(chunk id, memory id) → present
-	bucketIntDupMembers = []byte("int_dup_members")     // pair(group(duplicate key), memory id) → present
-	bucketIntDupCount   = []byte("int_dup_count")       // group(duplicate key) → count (uint64)
+	bucketIntDupMembers = []byte("int_dup_members")     // pair(group(duplicate key), memory id) → present; pairPrefix(group) → count (uint64)
+	bucketIntDupCount   = []byte("int_dup_count")       // before version 5: group(duplicate key) → count
 	bucketIntProjects   = []byte("int_projects")        // registered project id → nil
 	bucketIntState      = []byte("int_state")           // project\x00category\x00key → nil (active)
 	bucketFindMissing   = []byte("find_missing_chunk")  // memory id → chunk id
@@ -80,13 +80,15 @@ type integrityHeld struct {
 // log, landing all over the projection's trees) are held and written sorted, at a flush.
 func (p Integrity) Rebuilding(budget *HeldBudget) Projection {
 	p.held = &integrityHeld{mems: map[string]*integrityMemory{}, buckets: newHeldBuckets(), budget: budget}
+	p.held.buckets.scatter(bucketIntDupMembers) // keyed by digests
 	held := p.held
 	budget.register(func() int { return held.bytes + held.buckets.bytes })
 	return p
 }
 
-// Flush implements Deferrer.
-func (p Integrity) Flush(tx *bolt.Tx) error {
+// Flush implements Deferrer: unless all is set, the duplicate groups' writes are kept while
+// they hold less than half of the budget.
+func (p Integrity) Flush(tx *bolt.Tx, all bool) error {
 	if p.held == nil {
 		return nil
 	}
@@ -95,7 +97,11 @@ func (p Integrity) Flush(tx *bolt.Tx) error {
 	}
 	clear(p.held.mems)
 	p.held.bytes = 0
-	return p.held.buckets.flush(tx)
+	keep := 0
+	if !all {
+		keep = int(p.held.budget.Max / 2)
+	}
+	return p.held.buckets.flush(tx, keep)
 }
 
 // bucket returns bucket name of tx, with its writes held in a rebuild.
@@ -110,17 +116,20 @@ func (p Integrity) bucket(tx *bolt.Tx, name []byte) kv {
 func (Integrity) Name() string { return "integrity" }
 
 // Init implements Projection.
-func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()...) }
+func (p Integrity) Init(tx *bolt.Tx) error { return createBuckets(tx, p.Buckets()[1:]...) }
 
 // Version implements Versioned. (2: pair keys are length-prefixed; 3: duplicate groups are
 // keyed by a digest of the duplicate key; 4: so are the duplicate findings, whose key held
-// the whole content and was refused by bbolt beyond 32 KiB.)
-func (Integrity) Version() int { return 4 }
+// the whole content and was refused by bbolt beyond 32 KiB; 5: a group's count is kept among
+// its members, under the group's prefix, and no longer in a bucket of its own, so that a
+// creation's group writes one leaf of one tree; both trees are keyed by digests, and their
+// writes land all over them.)
+func (Integrity) Version() int { return 5 }
 
-// Buckets implements Versioned.
+// Buckets implements Versioned: the first, no longer written, is there for a migration to drop.
 func (Integrity) Buckets() [][]byte {
-	return [][]byte{bucketIntMem, bucketIntChunks, bucketIntDocs, bucketIntDocChunks, bucketIntChunkRefs,
-		bucketIntDupMembers, bucketIntDupCount, bucketIntProjects, bucketIntState,
+	return [][]byte{bucketIntDupCount, bucketIntMem, bucketIntChunks, bucketIntDocs, bucketIntDocChunks, bucketIntChunkRefs,
+		bucketIntDupMembers, bucketIntProjects, bucketIntState,
 		bucketFindMissing, bucketFindDups, bucketFindState, bucketFindOrphans}
 }
 
@@ -160,7 +169,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 				return err
 			}
 			if p.held != nil && int64(p.held.bytes+p.held.buckets.bytes) >= p.held.budget.Max {
-				if err := p.Flush(tx); err != nil {
+				if err := p.Flush(tx, false); err != nil {
 					return err
 				}
 			}
@@ -169,7 +178,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		if p.held != nil && readsMemoryWrites(ev) {
 			// Document events read with cursors what memory events write, and cursors see
 			// only what is written.
-			if err := p.Flush(tx); err != nil {
+			if err := p.Flush(tx, true); err != nil {
 				return err
 			}
 		}
@@ -375,9 +384,10 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 }
 
 // countDuplicate adds or removes memory id from its duplicate group and keeps the finding in
-// step with the group's size.
+// step with the group's size. The count is stored under the group's prefix, before its
+// members: no memory id is empty.
 func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
-	members, counts, finds := p.bucket(tx, bucketIntDupMembers), p.bucket(tx, bucketIntDupCount), p.bucket(tx, bucketFindDups)
+	members := p.bucket(tx, bucketIntDupMembers)
 	g := group(key)
 	var err error
 	if delta > 0 {
@@ -388,24 +398,28 @@ func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error 
 	if err != nil {
 		return err
 	}
-	var n int64
-	if v := counts.Get([]byte(g)); v != nil {
-		n = int64(binary.BigEndian.Uint64(v))
+	countKey := pairPrefix(g)
+	var was int64
+	if v := members.Get(countKey); v != nil {
+		was = int64(binary.BigEndian.Uint64(v))
 	}
-	n += int64(delta)
-	switch {
-	case n <= 0:
-		err = counts.Delete([]byte(g))
-	default:
-		err = counts.Put([]byte(g), encodeSeq(uint64(n)))
+	n := was + int64(delta)
+	if n <= 0 {
+		err = members.Delete(countKey)
+	} else {
+		err = members.Put(countKey, encodeSeq(uint64(n)))
 	}
 	if err != nil {
 		return err
 	}
-	if n >= 2 {
+	// The finding changes only when the group crosses two members, either way.
+	switch finds := p.bucket(tx, bucketFindDups); {
+	case n >= 2 && was < 2:
 		return finds.Put([]byte(g), []byte(key))
+	case n < 2 && was >= 2:
+		return finds.Delete([]byte(g))
 	}
-	return finds.Delete([]byte(g))
+	return nil
 }
 
 func deletePrefix(b *bolt.Bucket, prefix []byte) error {
@@ -449,7 +463,9 @@ func (db *DB) IntegrityReport() (domain.IntegrityReport, error) {
 			prefix := pairPrefix(string(k))
 			c := members.Cursor()
 			for mk, _ := c.Seek(prefix); mk != nil && bytes.HasPrefix(mk, prefix); mk, _ = c.Next() {
-				f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))
+				if len(mk) > len(prefix) { // the key of the prefix alone holds the count
+					f.MemoryIDs = append(f.MemoryIDs, string(mk[len(prefix):]))
+				}
 			}
 			add(f)
 			return nil

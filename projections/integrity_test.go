@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"context"
+	"encoding/binary"
 	"log/slog"
 	"path/filepath"
 	"sort"
@@ -361,4 +362,75 @@ func TestIntegrityProjectionDuplicatesOfLongContent(t *testing.T) {
 	l.add("b", domain.MemoryInvalidated{})
 	require.Empty(t, l.report().Findings)
 	integRequireRebuildEqual(t, l)
+}
+
+// A duplicate group's count is kept among its members, under the group's prefix, and no
+// longer in a bucket of its own; a file of the layout before (version 4) loses that bucket
+// and is built again to the same findings.
+func TestIntegrityProjectionGroupCountAmongMembers(t *testing.T) {
+	l := newIntegLog(t)
+	l.add("a", integCreated(domain.TypeKnowledge, "p", "the laser is HeNe", domain.StatusActive, ""))
+	l.add("b", integCreated(domain.TypeKnowledge, "p", "The laser is HeNe", domain.StatusActive, ""))
+	l.add("c", integCreated(domain.TypeKnowledge, "p", "the laser is HeNe ", domain.StatusActive, ""))
+	l.add("d", integCreated(domain.TypeKnowledge, "p", "a memory of its own", domain.StatusActive, ""))
+	// counts are the group counts stored in the members' bucket, the memory ids its members.
+	counts := func(db *projections.DB) (counts []uint64, members []string) {
+		t.Helper()
+		require.NoError(t, db.View(func(tx *bolt.Tx) error {
+			require.Nil(t, tx.Bucket([]byte("int_dup_count")), "no bucket of its own")
+			return tx.Bucket([]byte("int_dup_members")).ForEach(func(k, v []byte) error {
+				if int(k[0]) == len(k)-1 { // a group's prefix alone: its length, then the group
+					counts = append(counts, binary.BigEndian.Uint64(v))
+				} else {
+					members = append(members, string(k[1+k[0]:]))
+				}
+				return nil
+			})
+		}))
+		sort.Slice(counts, func(i, j int) bool { return counts[i] < counts[j] })
+		sort.Strings(members)
+		return counts, members
+	}
+	got, members := counts(l.db)
+	require.Equal(t, []uint64{1, 3}, got)
+	require.Equal(t, []string{"a", "b", "c", "d"}, members)
+	require.Equal(t, []string{"a", "b", "c"}, l.report().Findings[0].MemoryIDs, "the count is no member")
+
+	l.add("b", domain.MemoryInvalidated{})
+	got, _ = counts(l.db)
+	require.Equal(t, []uint64{1, 2}, got)
+	require.Len(t, l.report().Findings, 1)
+	l.add("c", domain.MemoryUpdated{Changed: []string{"content"}, Content: "another laser"})
+	got, members = counts(l.db)
+	require.Equal(t, []uint64{1, 1, 1}, got)
+	require.Equal(t, []string{"a", "c", "d"}, members)
+	require.Empty(t, l.report().Findings, "a group of one is no finding")
+	l.add("d", domain.MemoryInvalidated{})
+	got, members = counts(l.db)
+	require.Equal(t, []uint64{1, 1}, got, "an empty group leaves nothing")
+	require.Equal(t, []string{"a", "c"}, members)
+	l.add("e", integCreated(domain.TypeKnowledge, "p", "THE LASER IS HENE", domain.StatusActive, ""))
+	live := l.report()
+	require.Equal(t, []string{"a", "e"}, live.Findings[0].MemoryIDs)
+	integRequireRebuildEqual(t, l)
+
+	// The layout before: a file at version 4, its counts in a bucket of their own.
+	db, r := integRunner(t, l.store, filepath.Join(l.dir, "v4.db"))
+	r.Until = l.last
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	require.NoError(t, r.Run(ctx))
+	require.NoError(t, db.Bolt().Update(func(tx *bolt.Tx) error {
+		old, err := tx.CreateBucket([]byte("int_dup_count"))
+		require.NoError(t, err)
+		require.NoError(t, old.Put([]byte("a group"), binary.BigEndian.AppendUint64(nil, 2)))
+		return tx.Bucket([]byte("projection_versions")).Put([]byte("integrity"), binary.BigEndian.AppendUint64(nil, 4))
+	}))
+	r = &projections.Runner{DB: db, Source: l.store, Projections: []projections.Projection{projections.Integrity{}},
+		Logger: slog.New(slog.DiscardHandler), Until: l.last}
+	require.NoError(t, r.Init())
+	require.NoError(t, r.Run(ctx))
+	got, _ = counts(db) // and the old bucket is gone
+	require.Equal(t, []uint64{1, 2}, got)
+	require.Equal(t, live, integReport(t, db))
 }

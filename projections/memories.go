@@ -104,8 +104,9 @@ func (p Memories) Rebuilding(budget *HeldBudget) Projection {
 	return p
 }
 
-// Flush implements Deferrer: it writes what a rebuilding Memories holds, sorted.
-func (p Memories) Flush(tx *bolt.Tx) error {
+// Flush implements Deferrer: it writes what a rebuilding Memories holds, sorted (all of it:
+// none of its buckets is scattered).
+func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	if p.held == nil {
 		return nil
 	}
@@ -121,7 +122,7 @@ func (p Memories) Flush(tx *bolt.Tx) error {
 		}
 	}
 	p.held.auditKeys, p.held.bytes = p.held.auditKeys[:0], 0
-	return p.held.buckets.flush(tx)
+	return p.held.buckets.flush(tx, 0)
 }
 
 // NewMemories returns the projection with a cache of decoded memories that holds at most
@@ -288,7 +289,7 @@ func (p Memories) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 			return err
 		}
 		if p.held != nil && p.held.full() {
-			if err := p.Flush(tx); err != nil {
+			if err := p.Flush(tx, false); err != nil {
 				return err
 			}
 			states = p.held.states

@@ -64,7 +64,7 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 	}
 	// The projections that hold writes write them now, whether the log reached upTo or went
 	// past it without it (its event removed, say).
-	if err := db.bolt.Update(func(tx *bolt.Tx) error { return flushHeld(tx, ps) }); err != nil {
+	if err := db.bolt.Update(func(tx *bolt.Tx) error { return flushHeld(tx, ps, true) }); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
@@ -75,11 +75,12 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 	return db, nil
 }
 
-// flushHeld writes what every projection of ps holds (Deferrer).
-func flushHeld(tx *bolt.Tx, ps []Projection) error {
+// flushHeld writes what every projection of ps holds (Deferrer): all of it, or what the
+// projections do not keep when the budget is full.
+func flushHeld(tx *bolt.Tx, ps []Projection, all bool) error {
 	for _, p := range ps {
 		if d, ok := p.(Deferrer); ok {
-			if err := d.Flush(tx); err != nil {
+			if err := d.Flush(tx, all); err != nil {
 				return fmt.Errorf("projection %s: flush: %w", p.Name(), err)
 			}
 		}

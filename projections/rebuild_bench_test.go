@@ -3,7 +3,6 @@ package projections_test
 import (
 	"context"
 	"fmt"
-	"github.com/memledger/memledger/cmd/memledger/app"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -18,6 +17,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/projections"
@@ -256,6 +256,17 @@ func benchmarkRebuild(b *testing.B, l *rebuildLog) {
 	})
 }
 
+// logBucketUses logs what each bucket of the file at path holds, per event of a log of
+// events.
+func logBucketUses(b *testing.B, path string, events uint64) {
+	var table strings.Builder
+	fmt.Fprintf(&table, "%-22s %10s %12s %10s\n", "bucket", "keys", "bytes", "B/event")
+	for _, u := range bucketUses(b, path) {
+		fmt.Fprintf(&table, "%-22s %10d %12d %10.0f\n", u.name, u.keys, u.bytes, float64(u.bytes)/float64(events))
+	}
+	b.Log("\n" + table.String())
+}
+
 // buildWith rebuilds ps from src b.N times and reports the rate, the batch size, the file size
 // and the bytes written.
 func buildWith(b *testing.B, l *rebuildLog, src projections.Source, ps []projections.Projection) {
@@ -278,6 +289,9 @@ func buildWith(b *testing.B, l *rebuildLog, src projections.Source, ps []project
 		st, err := os.Stat(path)
 		require.NoError(b, err)
 		size = st.Size()
+		if i == b.N-1 && testing.Verbose() {
+			logBucketUses(b, path, l.last)
+		}
 		require.NoError(b, os.Remove(path))
 		b.StartTimer()
 	}

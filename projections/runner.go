@@ -48,9 +48,11 @@ type Rebuilder interface {
 }
 
 // A Deferrer is a projection that holds writes back across batches; Build flushes it once the
-// runner has reached the end.
+// runner has reached the end, and whenever the budget of held writes is full.
 type Deferrer interface {
-	Flush(tx *bolt.Tx) error
+	// Flush writes what the projection holds: all of it when all is set, as at a build's end;
+	// otherwise it may keep the writes of its scattered buckets (see heldBuckets).
+	Flush(tx *bolt.Tx, all bool) error
 }
 
 var bucketVersions = []byte("projection_versions")
@@ -863,7 +865,7 @@ func (r *Runner) write(tx *bolt.Tx, batch []domain.Event) error {
 		}
 	}
 	if r.Held != nil && r.Held.full() {
-		if err := flushHeld(tx, r.Projections); err != nil {
+		if err := flushHeld(tx, r.Projections, false); err != nil {
 			return err
 		}
 	}
