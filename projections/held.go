@@ -74,12 +74,47 @@ func (h *heldBuckets) bucket(tx *bolt.Tx, name []byte) kv {
 // flush writes the held writes to tx, each bucket in key order, and forgets them; a scattered
 // bucket's writes are kept while they hold fewer than keep bytes (0 writes them all).
 func (h *heldBuckets) flush(tx *bolt.Tx, keep int) error {
+	return h.startFlush(keep).write(tx)
+}
+
+// heldFlush is a flush whose keys are being sorted in a goroutine of its own (startFlush).
+type heldFlush struct {
+	h      *heldBuckets
+	done   chan struct{}
+	sorted map[string][]string
+}
+
+// startFlush begins a flush (see flush): the keys of the buckets it writes are sorted in a
+// goroutine of its own, so that the caller can write other buckets meanwhile. Until write or
+// wait returns, the caller must not touch the held buckets.
+func (h *heldBuckets) startFlush(keep int) *heldFlush {
+	f := &heldFlush{h: h, done: make(chan struct{}), sorted: map[string][]string{}}
+	var names []string
 	for name, m := range h.writes {
-		if h.scattered[name] && m.bytes < keep {
-			continue
+		if len(m.w) > 0 && !(h.scattered[name] && m.bytes < keep) {
+			names = append(names, name)
 		}
+	}
+	go func() {
+		defer close(f.done)
+		for _, name := range names {
+			f.sorted[name] = slices.Sorted(maps.Keys(h.writes[name].w))
+		}
+	}()
+	return f
+}
+
+// wait returns once the keys are sorted.
+func (f *heldFlush) wait() { <-f.done }
+
+// write writes the flush's buckets to tx, in key order, and forgets their writes (their maps
+// are kept, emptied, so that they do not grow again from nothing).
+func (f *heldFlush) write(tx *bolt.Tx) error {
+	f.wait()
+	for name, keys := range f.sorted {
+		m := f.h.writes[name]
 		b := appendBucket(tx, []byte(name))
-		for _, k := range slices.Sorted(maps.Keys(m.w)) {
+		for _, k := range keys {
 			var err error
 			if hv := m.w[k]; hv.deleted {
 				err = b.Delete([]byte(k))
@@ -90,8 +125,9 @@ func (h *heldBuckets) flush(tx *bolt.Tx, keep int) error {
 				return err
 			}
 		}
-		delete(h.writes, name)
-		h.bytes -= m.bytes
+		clear(m.w)
+		f.h.bytes -= m.bytes
+		m.bytes = 0
 	}
 	return nil
 }

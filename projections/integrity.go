@@ -92,16 +92,19 @@ func (p Integrity) Flush(tx *bolt.Tx, all bool) error {
 	if p.held == nil {
 		return nil
 	}
+	keep := 0
+	if !all {
+		keep = int(p.held.budget.Max / 2)
+	}
+	// The held buckets' keys are sorted while the copies of the memories are written.
+	held := p.held.buckets.startFlush(keep)
+	defer held.wait()
 	if err := p.putMemories(tx, p.held.mems); err != nil {
 		return err
 	}
 	clear(p.held.mems)
 	p.held.bytes = 0
-	keep := 0
-	if !all {
-		keep = int(p.held.budget.Max / 2)
-	}
-	return p.held.buckets.flush(tx, keep)
+	return held.write(tx)
 }
 
 // bucket returns bucket name of tx, with its writes held in a rebuild.

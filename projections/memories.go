@@ -110,10 +110,13 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	if p.held == nil {
 		return nil
 	}
+	// The held index's keys are sorted while the states and the audit keys are written.
+	held := p.held.buckets.startFlush(0)
+	defer held.wait()
 	if err := p.putStates(tx, p.held.states); err != nil {
 		return err
 	}
-	p.held.states = map[string]*memoryState{}
+	clear(p.held.states)
 	audit := appendBucket(tx, bucketAuditIndex)
 	slices.SortFunc(p.held.auditKeys, bytes.Compare)
 	for _, k := range p.held.auditKeys {
@@ -122,7 +125,7 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 		}
 	}
 	p.held.auditKeys, p.held.bytes = p.held.auditKeys[:0], 0
-	return p.held.buckets.flush(tx, 0)
+	return held.write(tx)
 }
 
 // NewMemories returns the projection with a cache of decoded memories that holds at most
