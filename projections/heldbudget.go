@@ -14,7 +14,8 @@ const DefaultHeldBytes = 64 << 20
 // batches, shared by every projection of the build: the memories and integrity views' held
 // writes (see heldBuckets) and the search index's held memories (see Search.Held). The
 // runner writes every held write once the projections together hold Max bytes, at the end of
-// the batch that reached it; a projection that alone holds Max bytes writes its own at once.
+// the batch that reached it, but those of scattered buckets (see heldBuckets) while they hold
+// less than half of it; a projection that alone holds Max bytes writes its own at once.
 // So a build holds at most Max plus what one batch adds. The sizes are estimates of what the
 // held data takes in memory (keys, values, decoded memories and their map entries), not the
 // garbage collector's exact count.

@@ -288,49 +288,65 @@ func BenchmarkRawPublishBaseline(b *testing.B) {
 
 // BenchmarkHTTPCreateVsRaw alternates, on one ledger, rounds of the raw baseline (one
 // sequential publisher, as BenchmarkRawPublishBaseline's expect-seq) and rounds of HTTP creates
-// by 32 clients, and times each apart: both run under the same conditions, so their ratio holds
-// on a machine whose speed drifts from one second to the next. One iteration is one round of
-// each.
+// by 1 and by 32 clients, and times each apart: both run under the same conditions, so their
+// ratio holds on a machine whose speed drifts from one second to the next. One iteration is
+// one round of each. Besides the rates and their ratio it reports each side's median latency.
 func BenchmarkHTTPCreateVsRaw(b *testing.B) {
-	const round, clients = 500, 32
+	const round = 500
 	for _, fsync := range benchFsyncModes {
-		b.Run("fsync="+fsync, func(b *testing.B) {
-			l := startBenchLedger(b, withFsync(fsync))
-			js := l.Main.Store.JetStream()
-			var subject atomic.Uint64
-			var raw, creates time.Duration
-			for b.Loop() {
-				start := time.Now()
-				for range round {
-					if _, err := js.Publish(context.Background(), fmt.Sprintf("ledger.bench.s%d", subject.Add(1)), benchRawEvent,
-						jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+		for _, clients := range []int{1, 32} {
+			b.Run(fmt.Sprintf("fsync=%s/clients=%d", fsync, clients), func(b *testing.B) {
+				l := startBenchLedger(b, withFsync(fsync))
+				js := l.Main.Store.JetStream()
+				var subject atomic.Uint64
+				var raw, creates time.Duration
+				var rawLat []time.Duration
+				createLat := make([][]time.Duration, clients)
+				for b.Loop() {
+					start := time.Now()
+					for range round {
+						t0 := time.Now()
+						if _, err := js.Publish(context.Background(), fmt.Sprintf("ledger.bench.s%d", subject.Add(1)), benchRawEvent,
+							jetstream.WithExpectLastSequencePerSubject(0)); err != nil {
+							b.Fatal(err)
+						}
+						rawLat = append(rawLat, time.Since(t0))
+					}
+					mid := time.Now()
+					var next atomic.Int64
+					errs := make(chan error, clients)
+					var wg sync.WaitGroup
+					for c := range clients {
+						wg.Go(func() {
+							for next.Add(1) <= round {
+								t0 := time.Now()
+								if _, err := l.createMemory(); err != nil {
+									errs <- err
+									return
+								}
+								createLat[c] = append(createLat[c], time.Since(t0))
+							}
+						})
+					}
+					wg.Wait()
+					close(errs)
+					for err := range errs {
 						b.Fatal(err)
 					}
+					raw, creates = raw+mid.Sub(start), creates+time.Since(mid)
 				}
-				mid := time.Now()
-				var next atomic.Int64
-				errs := make(chan error, clients)
-				var wg sync.WaitGroup
-				for range clients {
-					wg.Go(func() {
-						for next.Add(1) <= round {
-							if _, err := l.createMemory(); err != nil {
-								errs <- err
-								return
-							}
-						}
-					})
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					b.Fatal(err)
-				}
-				raw, creates = raw+mid.Sub(start), creates+time.Since(mid)
-			}
-			b.ReportMetric(float64(round*b.N)/raw.Seconds(), "raw/s")
-			b.ReportMetric(float64(round*b.N)/creates.Seconds(), "creates/s")
-			b.ReportMetric(raw.Seconds()/creates.Seconds(), "creates/raw")
-		})
+				b.ReportMetric(float64(round*b.N)/raw.Seconds(), "raw/s")
+				b.ReportMetric(float64(round*b.N)/creates.Seconds(), "creates/s")
+				b.ReportMetric(raw.Seconds()/creates.Seconds(), "creates/raw")
+				b.ReportMetric(median(rawLat), "raw-p50-ms")
+				b.ReportMetric(median(slices.Concat(createLat...)), "create-p50-ms")
+			})
+		}
 	}
+}
+
+// median is the median of lat in milliseconds.
+func median(lat []time.Duration) float64 {
+	slices.Sort(lat)
+	return float64(lat[len(lat)/2].Microseconds()) / 1000
 }
