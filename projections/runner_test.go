@@ -558,7 +558,7 @@ func requireBuildsLikeLive(t *testing.T, live *projections.DB, src projections.S
 	t.Helper()
 	dir := t.TempDir()
 	for _, batch := range []int{0, 1, 2, 3} {
-		for _, hold := range []int{0, 1, 300} {
+		for _, hold := range []int{0, 1, 300, 4000} {
 			name := fmt.Sprintf("batches of %d, holding %d bytes", batch, hold)
 			func() {
 				if batch > 0 {
