@@ -29,3 +29,6 @@ func HookOwnCommits(r *Runner, f func(evs []domain.Event) error) { r.commitHook 
 // GatherOwnFor makes r's groups of writers' own events gather for d before they commit, unless
 // rushed.
 func GatherOwnFor(r *Runner, d time.Duration) { r.gatherOwn = d }
+
+// Holders is how many holders budget counts the bytes of.
+func Holders(budget *HeldBudget) int { return len(budget.holders) }

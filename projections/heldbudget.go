@@ -51,6 +51,14 @@ func HeldBudgetFor(limit int64) *HeldBudget {
 // register adds a holder's count of its held bytes.
 func (b *HeldBudget) register(held func() int) { b.holders = append(b.holders, held) }
 
+// forgetFrom drops the holders registered after the first n, so that what they held (maps
+// emptied by their last flush, which keep their size) can be collected while the budget
+// serves on, as a search index built after the views.
+func (b *HeldBudget) forgetFrom(n int) {
+	clear(b.holders[n:])
+	b.holders = b.holders[:n]
+}
+
 // Used is about how many bytes are held now.
 func (b *HeldBudget) Used() int64 {
 	n := b.search.Load()

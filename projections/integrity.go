@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strings"
 
@@ -86,6 +88,8 @@ func (p Integrity) Rebuilding(budget *HeldBudget) Projection {
 	return p
 }
 
+var _ Deferrer = Integrity{}
+
 // Flush implements Deferrer: unless all is set, the duplicate groups' writes are kept while
 // they hold less than half of the budget.
 func (p Integrity) Flush(tx *bolt.Tx, all bool) error {
@@ -96,6 +100,12 @@ func (p Integrity) Flush(tx *bolt.Tx, all bool) error {
 	if !all {
 		keep = int(p.held.budget.Max / 2)
 	}
+	return p.flush(tx, keep)
+}
+
+// flush writes what a rebuilding Integrity holds, but the duplicate groups' writes while they
+// hold fewer than keep bytes.
+func (p Integrity) flush(tx *bolt.Tx, keep int) error {
 	// The held buckets' keys are sorted while the copies of the memories are written.
 	held := p.held.buckets.startFlush(keep)
 	defer held.wait()
@@ -172,7 +182,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 				return err
 			}
 			if p.held != nil && int64(p.held.bytes+p.held.buckets.bytes) >= p.held.budget.Max {
-				if err := p.Flush(tx, false); err != nil {
+				if err := p.flush(tx, int(p.held.budget.Max/2)); err != nil {
 					return err
 				}
 			}
@@ -180,8 +190,8 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 		}
 		if p.held != nil && readsMemoryWrites(ev) {
 			// Document events read with cursors what memory events write, and cursors see
-			// only what is written.
-			if err := p.Flush(tx, true); err != nil {
+			// only what is written; they do not read the duplicate groups, which stay held.
+			if err := p.flush(tx, math.MaxInt); err != nil {
 				return err
 			}
 		}
@@ -325,6 +335,9 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 			return nil
 		}
 	}
+	if ev.AggregateID == "" {
+		return fmt.Errorf("the memory event at %d has no memory id", ev.Seq)
+	}
 	id := []byte(ev.AggregateID)
 	im, seen := mems[ev.AggregateID]
 	if !seen {
@@ -388,7 +401,7 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 
 // countDuplicate adds or removes memory id from its duplicate group and keeps the finding in
 // step with the group's size. The count is stored under the group's prefix, before its
-// members: no memory id is empty.
+// members (a memory id is never empty: applyMemory refuses one).
 func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
 	members := p.bucket(tx, bucketIntDupMembers)
 	g := group(key)
@@ -403,8 +416,10 @@ func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error 
 	}
 	countKey := pairPrefix(g)
 	var was int64
-	if v := members.Get(countKey); v != nil {
+	if v := members.Get(countKey); len(v) == 8 {
 		was = int64(binary.BigEndian.Uint64(v))
+	} else if v != nil {
+		return fmt.Errorf("duplicate group of memory %s: its count is %d bytes, not 8", id, len(v))
 	}
 	n := was + int64(delta)
 	if n <= 0 {

@@ -447,3 +447,37 @@ func TestIntegrityProjectionGroupCountAmongMembers(t *testing.T) {
 	require.Equal(t, wantMembers, members)
 	require.Equal(t, live, integReport(t, db))
 }
+
+// A memory event without a memory id (a message written by something else than memledger)
+// is an error of the projection, live or in a build, not a panic: its duplicate group's
+// member key would be the group's count key.
+func TestIntegrityProjectionRefusesAMemoryEventWithoutAnID(t *testing.T) {
+	ev := domain.NewEvent("", domain.Meta{EventID: uuid.NewString(), Actor: "t", Time: time.Unix(1, 0)},
+		integCreated(domain.TypeKnowledge, "p", "a fact", domain.StatusActive, ""))
+	ev.Seq = 1
+	db, err := projections.Open(filepath.Join(t.TempDir(), "p.db"), true)
+	require.NoError(t, err)
+	defer db.Close()
+	p := projections.Integrity{}
+	require.NoError(t, db.Bolt().Update(p.Init))
+	err = db.Bolt().Update(func(tx *bolt.Tx) error { return p.Apply(tx, ev) })
+	require.ErrorContains(t, err, "the memory event at 1 has no memory id")
+
+	_, err = projections.Build(t.Context(), filepath.Join(t.TempDir(), "built.db"), sliceSource([]domain.Event{ev}),
+		[]projections.Projection{projections.Integrity{}}, 1, nil)
+	require.ErrorContains(t, err, "no memory id")
+}
+
+// A build forgets the holders it registered with its budget once it ends, so that what its
+// projections held can be collected while the budget serves another build (the search index
+// after the views, in rebuild --search and verify).
+func TestBuildForgetsItsHolders(t *testing.T) {
+	evs := sizeLog(50, 2)
+	budget := projections.NewHeldBudget(0)
+	db, err := projections.BuildHeld(t.Context(), filepath.Join(t.TempDir(), "built.db"), sliceSource(evs),
+		[]projections.Projection{projections.Memories{}, projections.Integrity{}}, evs[len(evs)-1].Seq, budget, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	require.Zero(t, projections.Holders(budget))
+	require.Zero(t, budget.Used())
+}

@@ -104,6 +104,8 @@ func (p Memories) Rebuilding(budget *HeldBudget) Projection {
 	return p
 }
 
+var _ Deferrer = Memories{}
+
 // Flush implements Deferrer: it writes what a rebuilding Memories holds, sorted (all of it:
 // none of its buckets is scattered).
 func (p Memories) Flush(tx *bolt.Tx, _ bool) error {

@@ -46,6 +46,7 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 		return nil, err
 	}
 	ps = slices.Clone(ps)
+	defer held.forgetFrom(len(held.holders))
 	for i, p := range ps {
 		if rb, ok := p.(Rebuilder); ok {
 			ps[i] = rb.Rebuilding(held)
