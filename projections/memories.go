@@ -81,8 +81,9 @@ type Memories struct {
 type heldWrites struct {
 	states  map[string]*memoryState
 	buckets *heldBuckets
-	// auditKeys are the audit index's keys by memory: only ever added, never read.
-	auditKeys [][]byte
+	// audit are the audit index's entries: only ever added, never read in a build but for
+	// the keys by memory, whose last one a memory's held state stands for.
+	audit []auditIndexEntry
 	// bytes is about how much memory the states and the audit keys take.
 	bytes int
 	// budget is the build's budget, shared with the other projections.
@@ -120,13 +121,14 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	}
 	clear(p.held.states)
 	audit := appendBucket(tx, bucketAuditIndex)
-	slices.SortFunc(p.held.auditKeys, bytes.Compare)
-	for _, k := range p.held.auditKeys {
-		if err := audit.Put(k, nil); err != nil {
+	slices.SortFunc(p.held.audit, func(a, b auditIndexEntry) int { return bytes.Compare(a.k, b.k) })
+	for _, e := range p.held.audit {
+		if err := audit.Put(e.k, e.v); err != nil {
 			return err
 		}
 	}
-	p.held.auditKeys, p.held.bytes = p.held.auditKeys[:0], 0
+	clear(p.held.audit)
+	p.held.audit, p.held.bytes = p.held.audit[:0], 0
 	return held.write(tx)
 }
 
@@ -514,8 +516,9 @@ func appendAuditEntry(b []byte, e AuditEntry) ([]byte, error) {
 	return append(b, tail...), nil
 }
 
-// putAudit writes e, the n-th entry of its memory, and its index keys; with held, the keys by
-// memory are held back.
+// putAudit writes e, the n-th entry of its memory, and its index keys; with held, the keys are
+// held back: written straight to the file, they grow the nodes a batch lands in, which bbolt
+// splits only at its commit, and each insert shifts what follows it in its node.
 func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry, n uint64) error {
 	data, err := appendAuditRecord(make([]byte, 0, 256+len(e.Note)+len(e.CorrelationID)+40*len(e.Undoes)+len(e.After)/2), e, n)
 	if err != nil {
@@ -528,10 +531,15 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry, n uint64) error {
 		return err
 	}
 	idx := appendBucket(tx, bucketAuditIndex)
-	if byMemory := indexKey(indexAuditMemory, e.MemoryID, seq); held != nil {
-		held.auditKeys = append(held.auditKeys, byMemory)
-		held.bytes += len(byMemory) + heldEntryBytes
-	} else if err := idx.Put(byMemory, nil); err != nil {
+	put := func(k, v []byte) error {
+		if held == nil {
+			return idx.Put(k, v)
+		}
+		held.audit = append(held.audit, auditIndexEntry{k, v})
+		held.bytes += len(k) + len(v) + heldEntryBytes
+		return nil
+	}
+	if err := put(indexKey(indexAuditMemory, e.MemoryID, seq), nil); err != nil {
 		return err
 	}
 	for _, k := range [][2]string{
@@ -539,14 +547,17 @@ func putAudit(tx *bolt.Tx, held *heldWrites, e AuditEntry, n uint64) error {
 		{indexAuditActor, e.Actor},
 		{indexAuditActionActor, string(e.Action) + indexJoin + e.Actor},
 	} {
-		if err := idx.Put(indexKey(k[0], k[1], seq), nil); err != nil {
+		if err := put(indexKey(k[0], k[1], seq), nil); err != nil {
 			return err
 		}
 	}
 	if e.CorrelationID != "" {
-		if err := idx.Put(indexKey(indexAuditCorrelation, e.CorrelationID, seq), nil); err != nil {
+		if err := put(indexKey(indexAuditCorrelation, e.CorrelationID, seq), nil); err != nil {
 			return err
 		}
 	}
-	return idx.Put(indexKey(indexAuditEvent, e.EventID, nil), seq)
+	return put(indexKey(indexAuditEvent, e.EventID, nil), seq)
 }
+
+// auditIndexEntry is an audit index entry a build holds.
+type auditIndexEntry struct{ k, v []byte }
