@@ -77,14 +77,14 @@ type Memories struct {
 
 // heldWrites are the writes a rebuilding Memories holds across batches (see heldBuckets): the
 // state of every memory changed since the last flush, the memory index's changes and the audit
-// index's keys by memory.
+// index's entries.
 type heldWrites struct {
 	states  map[string]*memoryState
 	buckets *heldBuckets
 	// audit are the audit index's entries: only ever added, never read in a build but for
 	// the keys by memory, whose last one a memory's held state stands for.
 	audit []auditIndexEntry
-	// bytes is about how much memory the states and the audit keys take.
+	// bytes is about how much memory the states and the audit index entries take.
 	bytes int
 	// budget is the build's budget, shared with the other projections.
 	budget *HeldBudget
@@ -113,7 +113,8 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	if p.held == nil {
 		return nil
 	}
-	// The held index's keys are sorted while the states and the audit keys are written.
+	// The held index's keys are sorted while the states and the audit index entries are
+	// written.
 	held := p.held.buckets.startFlush(0)
 	defer held.wait()
 	if err := p.putStates(tx, p.held.states); err != nil {
