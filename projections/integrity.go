@@ -335,9 +335,6 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 			return nil
 		}
 	}
-	if ev.AggregateID == "" {
-		return fmt.Errorf("the memory event at %d has no memory id", ev.Seq)
-	}
 	id := []byte(ev.AggregateID)
 	im, seen := mems[ev.AggregateID]
 	if !seen {
@@ -357,6 +354,9 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 	_, isCreate := ev.Data.(domain.MemoryCreated)
 	if before.Exists() == isCreate {
 		return nil
+	}
+	if ev.AggregateID == "" { // a creation: the memories projection refuses it too
+		return fmt.Errorf("the memory event at %d has no memory id", ev.Seq)
 	}
 	after := domain.ApplyMemory(before, ev)
 	copied := &integrityMemory{MemoryType: after.MemoryType, Project: after.Project,
@@ -401,7 +401,7 @@ func (p Integrity) applyMemory(tx *bolt.Tx, mems map[string]*integrityMemory, ev
 
 // countDuplicate adds or removes memory id from its duplicate group and keeps the finding in
 // step with the group's size. The count is stored under the group's prefix, before its
-// members (a memory id is never empty: applyMemory refuses one).
+// members (a memory id is never empty: applyMemory refuses the creation of one).
 func (p Integrity) countDuplicate(tx *bolt.Tx, key, id string, delta int) error {
 	members := p.bucket(tx, bucketIntDupMembers)
 	g := group(key)

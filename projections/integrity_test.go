@@ -448,23 +448,33 @@ func TestIntegrityProjectionGroupCountAmongMembers(t *testing.T) {
 	require.Equal(t, live, integReport(t, db))
 }
 
-// A memory event without a memory id (a message written by something else than memledger)
-// is an error of the projection, live or in a build, not a panic: its duplicate group's
-// member key would be the group's count key.
-func TestIntegrityProjectionRefusesAMemoryEventWithoutAnID(t *testing.T) {
-	ev := domain.NewEvent("", domain.Meta{EventID: uuid.NewString(), Actor: "t", Time: time.Unix(1, 0)},
-		integCreated(domain.TypeKnowledge, "p", "a fact", domain.StatusActive, ""))
-	ev.Seq = 1
+// The creation of a memory without a memory id (a message written by something else than
+// memledger) is an error of the projection, live or in a build, not a panic: its duplicate
+// group's member key would be the group's count key. Another event of no memory changes
+// nothing, as an event of any memory that does not exist.
+func TestIntegrityProjectionRefusesTheCreationOfAMemoryWithoutAnID(t *testing.T) {
+	noID := func(seq uint64, p domain.Payload) domain.Event {
+		ev := domain.NewEvent("", domain.Meta{EventID: uuid.NewString(), Actor: "t", Time: time.Unix(int64(seq), 0)}, p)
+		ev.Seq = seq
+		return ev
+	}
+	archived := noID(1, domain.MemoryUpdated{Changed: []string{"status"}, Status: domain.StatusInvalid})
+	created := noID(2, integCreated(domain.TypeKnowledge, "p", "a fact", domain.StatusActive, ""))
 	db, err := projections.Open(filepath.Join(t.TempDir(), "p.db"), true)
 	require.NoError(t, err)
 	defer db.Close()
 	p := projections.Integrity{}
 	require.NoError(t, db.Bolt().Update(p.Init))
-	err = db.Bolt().Update(func(tx *bolt.Tx) error { return p.Apply(tx, ev) })
-	require.ErrorContains(t, err, "the memory event at 1 has no memory id")
+	require.NoError(t, db.Bolt().Update(func(tx *bolt.Tx) error { return p.Apply(tx, archived) }))
+	err = db.Bolt().Update(func(tx *bolt.Tx) error { return p.Apply(tx, created) })
+	require.ErrorContains(t, err, "the memory event at 2 has no memory id")
 
-	_, err = projections.Build(t.Context(), filepath.Join(t.TempDir(), "built.db"), sliceSource([]domain.Event{ev}),
+	built, err := projections.Build(t.Context(), filepath.Join(t.TempDir(), "skipped.db"), sliceSource([]domain.Event{archived}),
 		[]projections.Projection{projections.Integrity{}}, 1, nil)
+	require.NoError(t, err)
+	require.NoError(t, built.Close())
+	_, err = projections.Build(t.Context(), filepath.Join(t.TempDir(), "built.db"), sliceSource([]domain.Event{archived, created}),
+		[]projections.Projection{projections.Integrity{}}, 2, nil)
 	require.ErrorContains(t, err, "no memory id")
 }
 

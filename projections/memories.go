@@ -122,7 +122,9 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	}
 	clear(p.held.states)
 	audit := appendBucket(tx, bucketAuditIndex)
-	slices.SortFunc(p.held.audit, func(a, b auditIndexEntry) int { return bytes.Compare(a.k, b.k) })
+	// Stable: a key held twice (two events of one event id) keeps its later value, as the
+	// live file does.
+	slices.SortStableFunc(p.held.audit, func(a, b auditIndexEntry) int { return bytes.Compare(a.k, b.k) })
 	for _, e := range p.held.audit {
 		if err := audit.Put(e.k, e.v); err != nil {
 			return err

@@ -2,6 +2,7 @@ package projections_test
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"path/filepath"
 	"testing"
 
@@ -100,4 +101,33 @@ func TestMemoriesMigrationOfAnEmptyFileDropsTheOldBucket(t *testing.T) {
 		require.Nil(t, tx.Bucket([]byte("memory_seq")), "dropped by the migration, with nothing applied")
 		return nil
 	}))
+}
+
+// Two events of one event id (a log restored with repeats, a message written by something
+// else): the audit's entry by event id is the later one's, in a build as in the live file,
+// however many entries a build's flush sorts.
+func TestBuildKeepsTheLaterEntryOfARepeatedEventID(t *testing.T) {
+	evs := sizeLog(200, 1)
+	for i := 100; i < 200; i++ {
+		evs[i].ID = evs[i-100].ID
+	}
+	last := evs[len(evs)-1].Seq
+	dir := t.TempDir()
+	live, err := projections.Open(filepath.Join(dir, "live.db"), false)
+	require.NoError(t, err)
+	defer live.Close()
+	runUntil(t, newRunner(live, sliceSource(evs), projections.Memories{}), last)
+	built, err := projections.Build(t.Context(), filepath.Join(dir, "built.db"), sliceSource(evs), []projections.Projection{projections.Memories{}}, last, nil)
+	require.NoError(t, err)
+	defer built.Close()
+	diffs, err := projections.Diff(live, built, 10)
+	require.NoError(t, err)
+	require.Empty(t, diffs)
+	for _, db := range []*projections.DB{live, built} {
+		data, err := db.AuditByEventID(evs[0].ID)
+		require.NoError(t, err)
+		var e projections.AuditEntry
+		require.NoError(t, json.Unmarshal(data, &e))
+		require.Equal(t, evs[100].Seq, e.Seq, "the later event's entry")
+	}
 }

@@ -36,7 +36,8 @@ func Build(ctx context.Context, path string, src Source, ps []Projection, upTo u
 	return BuildHeld(ctx, path, src, ps, upTo, NewHeldBudget(heldBytesMax), progress)
 }
 
-// BuildHeld is Build with the writes the projections hold (see HeldBudget) within held.
+// BuildHeld is Build with the writes the projections hold (see HeldBudget) within held (nil for
+// the default budget).
 func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, upTo uint64, held *HeldBudget, progress func(applied uint64)) (*DB, error) {
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("rebuild: %w", err)
@@ -44,6 +45,9 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 	db, err := open(path, false, true, buildMmapBytes)
 	if err != nil {
 		return nil, err
+	}
+	if held == nil {
+		held = NewHeldBudget(heldBytesMax)
 	}
 	ps = slices.Clone(ps)
 	defer held.forgetFrom(len(held.holders))
