@@ -122,9 +122,14 @@ func (p Memories) Flush(tx *bolt.Tx, _ bool) error {
 	}
 	clear(p.held.states)
 	audit := appendBucket(tx, bucketAuditIndex)
-	// Stable: a key held twice (two events of one event id) keeps its later value, as the
-	// live file does.
-	slices.SortStableFunc(p.held.audit, func(a, b auditIndexEntry) int { return bytes.Compare(a.k, b.k) })
+	// A key held twice (by event id, for two events of one event id) keeps its later value,
+	// the later log position, as the live file does: values break the ties.
+	slices.SortFunc(p.held.audit, func(a, b auditIndexEntry) int {
+		if c := bytes.Compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return bytes.Compare(a.v, b.v)
+	})
 	for _, e := range p.held.audit {
 		if err := audit.Put(e.k, e.v); err != nil {
 			return err
