@@ -182,7 +182,7 @@ func (p Integrity) ApplyBatch(tx *bolt.Tx, evs []domain.Event) error {
 				return err
 			}
 			if p.held != nil && int64(p.held.bytes+p.held.buckets.bytes) >= p.held.budget.Max {
-				if err := p.flush(tx, int(p.held.budget.Max/2)); err != nil {
+				if err := p.Flush(tx, false); err != nil {
 					return err
 				}
 			}
