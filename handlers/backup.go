@@ -4,7 +4,7 @@ import (
 	"mime/multipart"
 	"net/http"
 
-	"github.com/memledger/memledger/backup"
+	"github.com/memledger/memledger/handlers/backup"
 )
 
 // startOnWrite sends the backup's status and media type with its first byte, so that a backup

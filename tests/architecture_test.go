@@ -5,6 +5,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -82,4 +83,26 @@ func f() { s.Store.Append(ctx, eventstore.Unchecked, ev); st.AppendFor(ctx, f, 0
 	require.NoError(t, err)
 	require.Empty(t, bypass, "only handlers/ledger appends to the log; add a method there instead")
 	require.NotEmpty(t, inLedger, "the command layer appends")
+}
+
+// TestTheTopLevelIsFixed fails when the repository's root holds a directory or a Go file
+// outside its fixed layout: packages go inside cmd/, domain/, eventstore/, projections/,
+// handlers/ or tests/.
+func TestTheTopLevelIsFixed(t *testing.T) {
+	root, err := filepath.Abs("..")
+	require.NoError(t, err)
+	entries, err := os.ReadDir(root)
+	require.NoError(t, err)
+	fixed := map[string]bool{"cmd": true, "domain": true, "eventstore": true, "projections": true, "handlers": true, "tests": true}
+	var outside []string
+	for _, e := range entries {
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			continue
+		}
+		if (e.IsDir() && !fixed[name]) || (!e.IsDir() && strings.HasSuffix(name, ".go")) {
+			outside = append(outside, name)
+		}
+	}
+	require.Empty(t, outside, "the top level is fixed; put the package inside one of %v", fixed)
 }

@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/cmd/memledger/app"
+	"github.com/memledger/memledger/handlers/backup"
 )
 
 // BenchmarkBackup100k writes a ledger of 100,000 events through the HTTP API (20,000 memories,

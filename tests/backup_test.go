@@ -17,9 +17,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/stretchr/testify/require"
 
-	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/cmd/memledger/app"
 	"github.com/memledger/memledger/eventstore/eventstoretest"
+	"github.com/memledger/memledger/handlers/backup"
 )
 
 // readManifest reads and checks the manifest of the backup in dir.

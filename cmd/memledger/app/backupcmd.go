@@ -14,7 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/memledger/memledger/backup"
+	"github.com/memledger/memledger/handlers/backup"
 	"github.com/memledger/memledger/handlers/subscriptions"
 	"github.com/memledger/memledger/projections"
 )

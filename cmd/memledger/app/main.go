@@ -13,11 +13,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/eventstore"
 	"github.com/memledger/memledger/handlers"
 	"github.com/memledger/memledger/handlers/auth"
+	"github.com/memledger/memledger/handlers/backup"
 	"github.com/memledger/memledger/handlers/feed"
 	"github.com/memledger/memledger/handlers/jobs"
 	"github.com/memledger/memledger/handlers/ledger"

@@ -14,8 +14,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/memledger/memledger/backup"
 	"github.com/memledger/memledger/eventstore"
+	"github.com/memledger/memledger/handlers/backup"
 	"github.com/memledger/memledger/projections"
 )
 
