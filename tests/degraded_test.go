@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/memledger/memledger/domain"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/stretchr/testify/require"
 )
 
@@ -143,4 +145,31 @@ func TestLogAppendFailureDegradesAndRecovers(t *testing.T) {
 	l.mem(map[string]any{"memory_type": "knowledge", "content": "stored again"})
 	l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", nil)
 	require.Len(t, l.writeFailureAlerts(t), 1)
+}
+
+// The MCP resource updates pause while the projections cannot be written and resume with the
+// service: the change made while the disk was full is told once it is applied, and so are the
+// changes after it.
+func TestMCPResourceUpdatesResumeAfterTheProjectionsRecover(t *testing.T) {
+	disk := &diskFull{}
+	l := startLedger(t, withProjectionsHook(disk.projectionsHook))
+	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "watched through a full disk"})
+	uri := "memory://" + m.ID
+	c := mcpHTTP(t, l, nil)
+	require.NoError(t, c.Subscribe(context.Background(), &mcp.SubscribeParams{URI: uri}))
+	changeUntilHeard(t, c, uri, func() { l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", map[string]any{}) })
+
+	disk.on.Store(true)
+	requireProblem(t, l.do("POST", "/memory/"+m.ID+"/reinforce", map[string]any{}), http.StatusInsufficientStorage, "", "recorded in the log at position")
+	l.degradedHealth(t)
+	// Long enough for the follow to meet the failure and wait to take it up again.
+	time.Sleep(300 * time.Millisecond)
+	c.forget()
+	require.False(t, c.heard(uri), "nothing is told of a change the projections have not applied")
+
+	disk.on.Store(false)
+	eventually(t, l.healthOK, "the service resumes by itself")
+	eventually(t, func() bool { return c.heard(uri) }, "the change made while the disk was full is told once applied")
+	c.forget()
+	changeUntilHeard(t, c, uri, func() { l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", map[string]any{}) })
 }

@@ -48,6 +48,13 @@ func (c *mcpClient) heard(uri string) bool {
 	return slices.Contains(c.updated, uri)
 }
 
+// forget drops the updates heard so far.
+func (c *mcpClient) forget() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.updated = nil
+}
+
 func newMCPClient() (*mcp.Client, *mcpClient) {
 	c := &mcpClient{}
 	client := mcp.NewClient(&mcp.Implementation{Name: "memledger-tests", Version: "1"}, &mcp.ClientOptions{

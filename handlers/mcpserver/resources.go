@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/memledger/memledger/domain"
 	"github.com/memledger/memledger/projections"
@@ -84,23 +85,50 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // memory is a candidate or the event may have taken it out of the queue (mayLeaveQueue). While
 // no session is live it follows nothing: the first session to begin names the log's end at
 // its start, and Run follows from there (see track), so every change after a subscription is
-// told. It reads nothing at its start.
+// told. It reads nothing at its start. A follow that fails (the projections cannot be written,
+// the log cannot be read) is logged and taken up again from the event it stopped at, after a
+// wait that doubles up to followRetryMax: the updates pause while the service is degraded and
+// resume with it, none skipped.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	var next uint64 // the position after the last event followed
+	var retry time.Duration
 	for {
 		var from uint64
-		select {
-		case <-ctx.Done():
-			return nil
-		case from = <-s.wake:
+		if retry == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case from = <-s.wake:
+			}
+		} else {
+			t := time.NewTimer(retry)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
 		}
 		var err error
-		if next, err = s.follow(ctx, max(from, next)); err != nil || ctx.Err() != nil {
-			return err
+		next, err = s.follow(ctx, max(from, next))
+		if ctx.Err() != nil {
+			return nil
 		}
+		if err == nil {
+			retry = 0
+			continue
+		}
+		retry = min(max(2*retry, followRetryMin), followRetryMax)
+		s.Logger.Warn("mcp: resource updates paused: following the log failed; taking it up again", "at", next, "retry_in", retry, "err", err)
 	}
 }
+
+// followRetryMin and followRetryMax bound the wait before a failed follow is taken up again.
+const (
+	followRetryMin = 250 * time.Millisecond
+	followRetryMax = 5 * time.Second
+)
 
 // follow sends the resource updates of the log's events from position from on, until no
 // session is live at an event; it returns the position after the last event it took.
@@ -124,18 +152,20 @@ func (s *Service) follow(ctx context.Context, from uint64) (uint64, error) {
 		if !s.serving() {
 			return next, nil // nobody to tell: the next session starts another follow
 		}
-		next = ev.Seq + 1
 		if ev.Kind() != domain.KindMemory {
+			next = ev.Seq + 1
 			continue
 		}
 		// Without rushing the writers' own events (a session open beside a stream of
-		// writes would otherwise make each of them commit alone).
+		// writes would otherwise make each of them commit alone). An event not applied
+		// is not taken: the next follow begins with it.
 		if err := s.Runner.WaitCommitted(ctx, ev.Seq); err != nil {
 			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return next, nil
 			}
 			return next, err
 		}
+		next = ev.Seq + 1
 		candidate := false
 		if data, err := s.DB.GetMemoryCommitted(ev.AggregateID); err == nil && data != nil {
 			var v struct {
