@@ -255,6 +255,7 @@ func (s *Store) startServer() (*server.User, error) {
 		opts.Users = []*server.User{internal,
 			{Username: s.User, Password: s.Password, Permissions: SubscriberPermissions(s.Stream)}}
 	}
+	dropOutdatedStreamStates(opts.StoreDir, s.Logger)
 	srv, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("embedded nats: %w", err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"math"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"testing"
@@ -53,4 +54,59 @@ func TestServeSetsTheMemoryLimit(t *testing.T) {
 		cancel()
 		require.Equal(t, 0, <-done, errOut.String())
 	}
+}
+
+// The default limit follows what is live: once twice the live heap no longer fits under it,
+// serve raises it to 2.5 times the live heap (here a buffer this test holds in the same
+// process), and brings it back to its floor once the heap is small again. A limit given by
+// the flag stays, and the log says when what is live comes near it.
+func TestServeFollowsTheLiveHeapWithTheDefaultLimit(t *testing.T) {
+	t.Setenv("GOMEMLIMIT", "")
+	require.NoError(t, os.Unsetenv("GOMEMLIMIT"))
+	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+	start := func(args ...string) (*syncBuffer, func()) {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan int, 1)
+		errOut := &syncBuffer{}
+		go func() {
+			done <- app.Run(ctx, append([]string{"serve", "--data", t.TempDir(), "--addr", "127.0.0.1:0", "--nightly-at", ""}, args...), &bytes.Buffer{}, errOut)
+		}()
+		require.Eventually(t, func() bool { return strings.Contains(errOut.String(), "memledger serving") }, time.Minute, 10*time.Millisecond)
+		return errOut, func() {
+			cancel()
+			require.Equal(t, 0, <-done, errOut.String())
+		}
+	}
+	const floor = 1<<20 + app.DefaultMemoryBase
+	errOut, stop := start("--cache-bytes", "1048576")
+	require.Equal(t, int64(floor), debug.SetMemoryLimit(-1))
+	held := make([]byte, 160<<20)
+	for i := range held {
+		held[i] = byte(i) // touched, so that it is live memory, not only reserved
+	}
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		return debug.SetMemoryLimit(-1) >= int64(2*len(held))
+	}, time.Minute, 50*time.Millisecond, "the limit rises above twice the live heap: %s", errOut)
+	require.Contains(t, errOut.String(), "memory limit follows the live heap")
+	runtime.KeepAlive(held)
+	held = nil
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		return debug.SetMemoryLimit(-1) == floor
+	}, time.Minute, 50*time.Millisecond, "back to the floor once the heap is small: %s", errOut)
+	stop()
+
+	errOut, stop = start("--cache-bytes", "1048576", "--memory-limit", "201326592")
+	defer stop()
+	held = make([]byte, 160<<20)
+	for i := range held {
+		held[i] = byte(i)
+	}
+	require.Eventually(t, func() bool {
+		runtime.GC()
+		return strings.Contains(errOut.String(), "what is live comes near --memory-limit")
+	}, time.Minute, 50*time.Millisecond, "%s", errOut)
+	require.Equal(t, int64(192<<20), debug.SetMemoryLimit(-1), "a limit given by the flag stays")
+	runtime.KeepAlive(held)
 }

@@ -141,19 +141,30 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// The projection file and the log open side by side: after a crash each reads all it holds
 	// (bbolt's walk of every page, the embedded server's recovery of its stream), a second or
 	// more each on a million memories, and a machine has cores for both.
+	began := time.Now()
+	var logOpen time.Duration
 	storeOpened := make(chan error, 1)
-	go func() { storeOpened <- m.openStore(ctx) }()
+	go func() {
+		err := m.openStore(ctx)
+		logOpen = time.Since(began)
+		storeOpened <- err
+	}()
 	m.DB, err = projections.OpenLive(m.Config.ProjectionsPath(), m.Config.ProjectionsSync, m.Logger)
+	projectionsOpen := time.Since(began)
 	if err := errors.Join(err, <-storeOpened); err != nil {
 		return err
 	}
+	searchBegan := time.Now()
 	if m.Search, err = projections.OpenSearch(m.Config.SearchPath(), m.Logger); err != nil {
 		return err
 	}
+	searchOpen := time.Since(searchBegan)
+	checkBegan := time.Now()
 	loss, checkFrom, err := m.checkLogAtStart(ctx)
 	if err != nil {
 		return err
 	}
+	logCheck := time.Since(checkBegan)
 	if loss != nil {
 		if !m.Config.AcceptLogLoss {
 			return loss
@@ -323,10 +334,17 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.serveMetrics(); err != nil {
 		return err
 	}
+	// How long the start took, and its parts (the log's and the projections' opens side by
+	// side, each from the start).
 	m.Logger.Info("memledger serving", "addr", m.Addr(), "data", m.Config.Data,
-		"nats", natsDescription(m.Config, m.Store), "fsync", m.Config.Fsync)
+		"nats", natsDescription(m.Config, m.Store), "fsync", m.Config.Fsync,
+		"start_ms", ms(time.Since(began)), "log_open_ms", ms(logOpen), "projections_open_ms", ms(projectionsOpen),
+		"search_open_ms", ms(searchOpen), "log_check_ms", ms(logCheck))
 	return nil
 }
+
+// ms is d in milliseconds, for the log.
+func ms(d time.Duration) int64 { return d.Milliseconds() }
 
 func natsDescription(c Config, s *eventstore.Store) string {
 	if c.NatsURL != "" {

@@ -3,8 +3,11 @@ package app
 import (
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"strconv"
+	"sync/atomic"
 )
 
 // DefaultMemoryBase is what serve holds besides the decoded-memory cache, as a budget: the
@@ -35,15 +38,22 @@ func (c Config) memoryLimit() int64 {
 // own memory, not the page cache of the mapped projection file, which the kernel reclaims.
 // GOMEMLIMIT, when set to a limit, is the runtime's already and wins (empty or "off" leave the
 // flag to decide).
-func applyMemoryLimit(c Config, logger *slog.Logger) {
+//
+// What is live grows with the ledger (the embedded server indexes every memory's subject, some
+// 250 bytes each): a limit below it would make the collector run without a pause and every
+// request wait for it. The default limit (the flag at 0) is therefore a floor that follows the
+// live heap: after each collection it is raised to 2.5 times what is live once twice that no
+// longer fits (see heapFollower). A limit given by the flag is kept, and a warning says when
+// what is live comes near it. stop ends the following.
+func applyMemoryLimit(c Config, logger *slog.Logger) (stop func()) {
 	if v := os.Getenv("GOMEMLIMIT"); v != "" && v != "off" {
 		logger.Info("memory limit from GOMEMLIMIT", "GOMEMLIMIT", v, "bytes", debug.SetMemoryLimit(-1))
-		return
+		return func() {}
 	}
 	limit := c.memoryLimit()
 	if limit < 0 {
 		logger.Info("no memory limit (--memory-limit -1)")
-		return
+		return func() {}
 	}
 	debug.SetMemoryLimit(limit)
 	gc := "GOGC=" + os.Getenv("GOGC")
@@ -51,7 +61,83 @@ func applyMemoryLimit(c Config, logger *slog.Logger) {
 		debug.SetGCPercent(servingGCPercent)
 		gc = strconv.Itoa(servingGCPercent)
 	}
-	logger.Info("memory limit", "bytes", limit, "cache_bytes", c.CacheBytes, "gc_percent", gc)
+	logger.Info("memory limit", "bytes", limit, "cache_bytes", c.CacheBytes, "gc_percent", gc,
+		"follows_live_heap", c.MemoryLimit == 0)
+	f := &heapFollower{floor: limit, limit: limit, fixed: c.MemoryLimit != 0, logger: logger}
+	f.arm()
+	return f.stop
+}
+
+// heapFollower looks at the live heap after each collection (a finalizer of an object made
+// for it runs once the collector has found it unreachable, and makes the next). With a
+// default limit it keeps the limit at least twice what is live: when twice the live heap
+// exceeds the limit, the limit becomes 2.5 times it (never below the floor); when the live
+// heap falls under a fifth of the limit, the limit comes down the same way. With a fixed
+// limit it warns once what is live passes three quarters of it, and again after it fell
+// under half.
+type heapFollower struct {
+	floor, limit int64
+	fixed        bool
+	warned       bool
+	logger       *slog.Logger
+	stopped      atomic.Bool
+}
+
+// gcSentinel is the object whose finalizer runs after a collection; it holds a pointer and is
+// larger than the runtime's tiny allocations, whose finalizers may never run.
+type gcSentinel struct {
+	f   *heapFollower
+	pad [24]byte
+}
+
+func (f *heapFollower) arm() {
+	runtime.SetFinalizer(&gcSentinel{f: f}, func(s *gcSentinel) {
+		if s.f.stopped.Load() {
+			return
+		}
+		s.f.follow(liveHeap())
+		s.f.arm()
+	})
+}
+
+func (f *heapFollower) stop() { f.stopped.Store(true) }
+
+// follow adjusts the limit (or warns) for a live heap of live bytes.
+func (f *heapFollower) follow(live int64) {
+	if live <= 0 {
+		return
+	}
+	if f.fixed {
+		switch {
+		case !f.warned && live > f.limit/4*3:
+			f.warned = true
+			f.logger.Warn("memory: what is live comes near --memory-limit; the collector runs more and more often and requests slow down: raise the limit, or leave it at 0 to follow the live heap",
+				"live_bytes", live, "limit_bytes", f.limit)
+		case f.warned && live < f.limit/2:
+			f.warned = false
+		}
+		return
+	}
+	want := max(f.floor, live/2*5)
+	if 2*live <= f.limit && (f.limit == f.floor || live >= f.limit/5) {
+		return
+	}
+	if want == f.limit {
+		return
+	}
+	f.logger.Info("memory limit follows the live heap", "live_bytes", live, "from_bytes", f.limit, "to_bytes", want)
+	f.limit = want
+	debug.SetMemoryLimit(want)
+}
+
+// liveHeap is the heap the last collection found live, in bytes (0 before the first).
+func liveHeap() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
 }
 
 // servingGCPercent is the collector's target while serve runs under a memory limit (the

@@ -161,7 +161,7 @@ func serve(ctx context.Context, args []string, stderr io.Writer) error {
 	if err := cfg.check(); err != nil {
 		return err
 	}
-	applyMemoryLimit(cfg, logger)
+	defer applyMemoryLimit(cfg, logger)()
 	m := NewMain(cfg, logger)
 	if err := m.Open(ctx); err != nil {
 		return err
