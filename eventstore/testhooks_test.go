@@ -11,3 +11,6 @@ func (s *Store) EnableJetStreamAgain() error {
 	cfg := s.revive.cfg
 	return s.srv.EnableJetStream(&cfg)
 }
+
+// StreamStateOutdated is streamStateOutdated, for the tests of the start's check of it.
+var StreamStateOutdated = streamStateOutdated

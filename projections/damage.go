@@ -85,9 +85,14 @@ func checkFile(path string, walk bool) error {
 type boltMeta struct {
 	root     uint64
 	pageSize uint32
+	// freelist is the page of the stored free list, noFreelist when none is stored.
+	freelist uint64
 	hwm      uint64
 	txid     uint64
 }
+
+// noFreelist is a meta page's freelist page when the commit did not store the free list.
+const noFreelist = ^uint64(0)
 
 func readMeta(f *os.File, off int64) (boltMeta, error) {
 	buf := make([]byte, metaSize)
@@ -114,7 +119,7 @@ func readMeta(f *os.File, off int64) (boltMeta, error) {
 	if ps < 512 || ps > 1<<20 || ps&(ps-1) != 0 {
 		return boltMeta{}, fmt.Errorf("page size %d", ps)
 	}
-	return boltMeta{root: le.Uint64(m[16:]), pageSize: ps, hwm: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, nil
+	return boltMeta{root: le.Uint64(m[16:]), pageSize: ps, freelist: le.Uint64(m[32:]), hwm: le.Uint64(m[40:]), txid: le.Uint64(m[48:])}, nil
 }
 
 // openBolt opens the file with bbolt after checkFile, turning a panic of bbolt's on a damaged

@@ -110,6 +110,11 @@ func (db *DB) viewOf(kind string, fn func(tx *bolt.Tx) error) error {
 // every commit it made is in the operating system's cache and the file is whole. If the machine
 // restarted (a power loss, a kernel crash), commits that never reached the disk may have left
 // the file damaged: it is set aside, and the projections are built again from the log.
+//
+// Every commit of a live file stores its free list (one page more per commit, the list being
+// a page or two), so that a start after a crash reads it instead of having bbolt walk and
+// check every page of the file to find the free ones: with it, only the damage check walks
+// the pages (see checkFile).
 func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 	marker := path + ".open"
 	boot := bootID()
@@ -126,12 +131,12 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 		}
 	}
 	// A file a clean close left whole, untouched since, is not walked (see closeStamp).
-	db, err := open(path, sync, !takeCloseStamp(path), 0)
+	db, err := open(path, sync, !takeCloseStamp(path), true, 0)
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
 		}
-		db, err = Open(path, sync)
+		db, err = open(path, sync, true, true, 0)
 	}
 	if err != nil {
 		return nil, err
@@ -157,12 +162,13 @@ func bootID() string {
 // without, none is: for a rebuild into a fresh file, which is synced once at the end (the
 // option means the same as OpenLive's). A damaged file (see checkFile; a panic of bbolt's) is
 // ErrDamaged.
-func Open(path string, sync bool) (*DB, error) { return open(path, sync, true, 0) }
+func Open(path string, sync bool) (*DB, error) { return open(path, sync, true, false, 0) }
 
-// open is Open, walking the file's pages (see checkFile) when walk is set, and mapping mmap
-// bytes of it at first when it is larger than the file (0: bbolt's own choice).
-func open(path string, sync, walk bool, mmap int) (*DB, error) {
-	opts := &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: true, InitialMmapSize: mmap}
+// open is Open, walking the file's pages (see checkFile) when walk is set, storing the free
+// list with every commit when freelist is set (see OpenLive), and mapping mmap bytes of it at
+// first when it is larger than the file (0: bbolt's own choice).
+func open(path string, sync, walk, freelist bool, mmap int) (*DB, error) {
+	opts := &bolt.Options{Timeout: 2 * time.Second, NoSync: !sync, NoFreelistSync: !freelist, InitialMmapSize: mmap}
 	b, err := openBolt(path, opts, walk)
 	if errors.Is(err, ErrDamaged) {
 		return nil, err
@@ -205,13 +211,13 @@ func (db *DB) Close() error {
 	return err
 }
 
-// storeFreelist writes the file's free list in one last commit. Commits do not write it
-// (NoFreelistSync: it would cost every batch), so an open of a file without one walks every
-// page of it to find the free ones, which takes seconds on a file of gigabytes; with the list
-// stored, the open reads it instead. The next commit drops it again, so after a crash the
-// open walks the pages as before.
+// storeFreelist writes the file's free list in one last commit when commits do not write it
+// (NoFreelistSync, as a build's do: it would cost every batch). An open of a file without one
+// has bbolt walk every page of it to find the free ones, checking every key's order on the
+// way: 1.35 s of CPU on a file of 2.1 GB. With the list stored, the open reads it instead. A
+// live file's commits store it each time (see OpenLive).
 func (db *DB) storeFreelist() error {
-	if db.bolt.IsReadOnly() {
+	if db.bolt.IsReadOnly() || !db.bolt.NoFreelistSync {
 		return nil
 	}
 	db.bolt.NoFreelistSync = false

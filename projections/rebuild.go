@@ -42,7 +42,7 @@ func BuildHeld(ctx context.Context, path string, src Source, ps []Projection, up
 	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
 		return nil, fmt.Errorf("rebuild: %w", err)
 	}
-	db, err := open(path, false, true, buildMmapBytes)
+	db, err := open(path, false, true, false, buildMmapBytes)
 	if err != nil {
 		return nil, err
 	}
