@@ -190,6 +190,14 @@ type jsonAppender interface {
 var ErrMalformed = errors.New("malformed event")
 
 func (c *codec) decode(raw []byte, seq uint64) (domain.Event, error) {
+	if ev, ok := c.decodeFast(raw, seq); ok {
+		return ev, nil
+	}
+	return c.decodeJSON(raw, seq)
+}
+
+// decodeJSON is decode by encoding/json, for every form of a stored event.
+func (c *codec) decodeJSON(raw []byte, seq uint64) (domain.Event, error) {
 	var env envelope
 	if err := json.Unmarshal(raw, &env); err != nil {
 		return domain.Event{Seq: seq}, fmt.Errorf("decode event at %d: %w: %w", seq, ErrMalformed, err)
