@@ -59,6 +59,11 @@ func (c *codec) decodeFast(raw []byte, seq uint64) (domain.Event, bool) {
 		ev.Data = p
 		return ev, true
 	}
+	// encoding/json refuses JSON nested more than 10,000 levels deep, the envelope being one:
+	// a payload shorter than that cannot be nested so deep, a longer one is read with it.
+	if len(data) >= maxPayloadDepth {
+		return ev, false
+	}
 	p, err := t.decode(data)
 	if err != nil {
 		return ev, false
@@ -66,6 +71,9 @@ func (c *codec) decodeFast(raw []byte, seq uint64) (domain.Event, bool) {
 	ev.Data = p
 	return ev, true
 }
+
+// maxPayloadDepth is one less than encoding/json's deepest nesting.
+const maxPayloadDepth = 10000 - 1
 
 // decodeMemoryCreated reads a memory.created payload as its AppendJSON writes it.
 func decodeMemoryCreated(data []byte) (domain.MemoryCreated, bool) {

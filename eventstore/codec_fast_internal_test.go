@@ -3,6 +3,7 @@ package eventstore
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -130,4 +131,20 @@ func BenchmarkDecodeFastVsJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A payload nested as deep as encoding/json refuses, the envelope counted, is refused the same.
+func TestDecodeFastRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	c := newCodec()
+	raw, err := c.encode(domain.NewEvent("m", domain.Meta{EventID: "e", Actor: "a", Time: time.Unix(0, 1).UTC()}, domain.MemoryPromoted{}))
+	require.NoError(t, err)
+	deep := strings.Repeat(`{"x":`, 10000) + "1" + strings.Repeat("}", 10000)
+	i := strings.Index(string(raw), `"data":`) + len(`"data":`)
+	nested := append(append([]byte{}, raw[:i]...), deep+"}"...)
+	_, err = c.decodeJSON(nested, 1)
+	require.Error(t, err, "encoding/json refuses it")
+	_, ok := c.decodeFast(nested, 1)
+	require.False(t, ok)
+	_, err = c.decode(nested, 1)
+	require.ErrorIs(t, err, ErrMalformed)
 }

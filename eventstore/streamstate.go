@@ -2,6 +2,7 @@ package eventstore
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/minio/highwayhash"
 )
 
 // The embedded server keeps each stream's state (its counts, every subject's first and last
@@ -21,8 +24,11 @@ import (
 // file written before the last block took its last message is discarded, and the state is
 // rebuilt from every block. After a crash that is always so (messages were appended since the
 // file was written), and the read is wasted: about a second on a million memories.
-// dropOutdatedStreamStates makes the same comparison from the ends of the two files and
-// removes a state file the server would discard, before the server starts.
+// dropOutdatedStreamStates makes the same comparison from the ends of the two files, and
+// removes a state file the server would discard when the last block holds every position the
+// file names (it reads the file's last position and the block's records to tell): a file
+// that remembers positions the blocks lost is left to the server, which keeps the stream's
+// last position past them.
 const (
 	streamStateFile = "index.db"
 	// What the end of a state file holds after its last block's index: the block's last
@@ -34,11 +40,11 @@ const (
 
 // dropOutdatedStreamStates removes the state file of every stream of the embedded server's store
 // under storeDir (the server's StoreDir) that names a last block other than the stream's last
-// block, or another last checksum than that block's: the server would read it whole and then
-// rebuild the state from the blocks. A state file it cannot judge is left to the server.
+// block, or another last checksum than that block's, while that block holds the file's last
+// position: the server would read it whole and then rebuild the state from the blocks alone.
+// A state file it cannot judge is left to the server.
 func dropOutdatedStreamStates(storeDir string, logger *slog.Logger) {
-	dirs, _ := filepath.Glob(filepath.Join(storeDir, "jetstream", "*", "streams", "*", "msgs"))
-	for _, dir := range dirs {
+	for _, dir := range streamMsgDirs(storeDir) {
 		outdated, err := streamStateOutdated(dir)
 		if err != nil {
 			logger.Debug("log: the stream's saved state was not judged; the server reads it", "dir", dir, "err", err)
@@ -53,6 +59,23 @@ func dropOutdatedStreamStates(storeDir string, logger *slog.Logger) {
 		}
 		logger.Info("log: the stream's saved state is older than its last block (the last stop was not clean): removed, the server rebuilds the state from the blocks", "dir", dir)
 	}
+}
+
+// streamMsgDirs are the message directories of the streams of the embedded server's store
+// under storeDir: jetstream/<account>/streams/<stream>/msgs.
+func streamMsgDirs(storeDir string) []string {
+	var out []string
+	accounts, _ := os.ReadDir(filepath.Join(storeDir, "jetstream"))
+	for _, a := range accounts {
+		streams, _ := os.ReadDir(filepath.Join(storeDir, "jetstream", a.Name(), "streams"))
+		for _, st := range streams {
+			dir := filepath.Join(storeDir, "jetstream", a.Name(), "streams", st.Name(), "msgs")
+			if fi, err := os.Stat(dir); err == nil && fi.IsDir() {
+				out = append(out, dir)
+			}
+		}
+	}
+	return out
 }
 
 // streamStateOutdated reports whether the state file in a stream's message directory dir was
@@ -101,7 +124,120 @@ func streamStateOutdated(dir string) (bool, error) {
 			return false, err
 		}
 	}
-	return !bytes.Equal(checksum, lastChecksum[:]), nil
+	if bytes.Equal(checksum, lastChecksum[:]) {
+		return false, nil
+	}
+	// It is older than the last block, or the last block lost its tail. Only in the first
+	// case is it removed: when the blocks have lost messages it remembers, the server keeps
+	// the stream's last position past them (a tombstone at it), so that none is used again.
+	stateLast, err := streamStateLastSeq(state)
+	if err != nil {
+		return false, err
+	}
+	blockLast, err := lastValidSeq(blk, filepath.Base(filepath.Dir(dir)), last)
+	if err != nil {
+		return false, err
+	}
+	return blockLast >= stateLast, nil
+}
+
+// The start of a state file: a magic byte and a version, then the stream's message and byte
+// counts, its first position and time, and its last position, as varints.
+const (
+	streamStateMagic      = 11
+	streamStateMaxVersion = 4
+)
+
+// streamStateLastSeq is the stream's last position as the state file f says it.
+func streamStateLastSeq(f *os.File) (uint64, error) {
+	head := make([]byte, 2+5*binary.MaxVarintLen64)
+	n, err := f.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	head = head[:n]
+	if len(head) < 2 || head[0] != streamStateMagic || head[1] < 1 || head[1] > streamStateMaxVersion {
+		return 0, fmt.Errorf("%s: not a stream state file of a version this program reads", f.Name())
+	}
+	i := 2
+	var last uint64
+	for field := range 5 {
+		var v uint64
+		var k int
+		if field == 3 { // the first time, signed
+			var sv int64
+			sv, k = binary.Varint(head[i:])
+			v = uint64(sv)
+		} else {
+			v, k = binary.Uvarint(head[i:])
+		}
+		if k <= 0 {
+			return 0, fmt.Errorf("%s: its counts cannot be read", f.Name())
+		}
+		i += k
+		last = v
+	}
+	return last, nil
+}
+
+// The records of a message block: a header of the record's length (its top bit set when the
+// message has headers), position and time (8 bytes each) and the subject's length (2), then
+// the subject, the headers' length and headers, the message, and a checksum of 8 bytes.
+const (
+	recordHeader      = 22
+	recordChecksum    = 8
+	recordHasHeaders  = 1 << 31
+	recordTombstone   = 1 << 62
+	recordErased      = 1 << 63
+	recordMaxLength   = 32 << 20
+	blockHashKeyShape = "%s-%d"
+)
+
+// lastValidSeq is the highest position among the records of the block file f (block index of
+// stream) that read whole and match their checksum, as the server checks them, up to the first
+// that does not.
+func lastValidSeq(f *os.File, stream string, index uint32) (uint64, error) {
+	buf, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+	if err != nil {
+		return 0, err
+	}
+	key := sha256.Sum256(fmt.Appendf(nil, blockHashKeyShape, stream, index))
+	hh, err := highwayhash.NewDigest64(key[:])
+	if err != nil {
+		return 0, err
+	}
+	le := binary.LittleEndian
+	var last uint64
+	var sum [recordChecksum]byte
+	for i := 0; i+recordHeader <= len(buf); {
+		hdr := buf[i : i+recordHeader]
+		rl, slen := le.Uint32(hdr[0:]), int(le.Uint16(hdr[20:]))
+		headers := rl&recordHasHeaders != 0
+		rl &^= recordHasHeaders
+		shlen := slen
+		if headers {
+			shlen += 4
+		}
+		dlen := int(rl) - recordHeader
+		if dlen < 0 || shlen > dlen-recordChecksum || rl > recordMaxLength || i+int(rl) > len(buf) {
+			break
+		}
+		data := buf[i+recordHeader : i+int(rl)]
+		hh.Reset()
+		hh.Write(hdr[4:20])
+		hh.Write(data[:slen])
+		if headers {
+			hh.Write(data[slen+4 : dlen-recordChecksum])
+		} else {
+			hh.Write(data[slen : dlen-recordChecksum])
+		}
+		if !bytes.Equal(hh.Sum(sum[:0]), data[dlen-recordChecksum:]) {
+			break
+		}
+		last = max(last, le.Uint64(hdr[4:])&^(recordTombstone|recordErased))
+		i += int(rl)
+	}
+	return last, nil
 }
 
 // lastBlock is the highest index of the block files in dir; false when there is none.

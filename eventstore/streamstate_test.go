@@ -81,3 +81,35 @@ func TestStartDropsAnOutdatedStreamState(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, outdated)
 }
+
+// A state file that remembers positions the last block lost (its tail cut off) is left to the
+// server, which keeps the stream's last position past them: a position is never used twice.
+func TestStartKeepsAStreamStateThatRemembersLostPositions(t *testing.T) {
+	dir := t.TempDir()
+	msgs := streamMsgs(dir)
+	s := openStoreAt(t, dir, eventstore.FsyncInterval)
+	for range 50 {
+		appendCreated(t, s, domain.StatusActive)
+	}
+	require.NoError(t, s.Close())
+	blocks, err := filepath.Glob(filepath.Join(msgs, "*.blk"))
+	require.NoError(t, err)
+	require.Len(t, blocks, 1)
+	fi, err := os.Stat(blocks[0])
+	require.NoError(t, err)
+	require.NoError(t, os.Truncate(blocks[0], fi.Size()*2/3))
+	outdated, err := eventstore.StreamStateOutdated(msgs)
+	require.NoError(t, err)
+	require.False(t, outdated, "the state file names positions the block lost")
+
+	var logged bytes.Buffer
+	s = eventstore.New(dir)
+	s.Fsync = eventstore.FsyncInterval
+	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	require.NoError(t, s.Open(t.Context()))
+	t.Cleanup(func() { s.Close() })
+	require.NotContains(t, logged.String(), "saved state is older")
+	require.Equal(t, uint64(50), lastSeq(t, s), "the stream's last position stays past the lost events")
+	_, seq := appendCreated(t, s, domain.StatusActive)
+	require.Equal(t, uint64(51), seq)
+}

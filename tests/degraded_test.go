@@ -158,13 +158,14 @@ func TestMCPResourceUpdatesResumeAfterTheProjectionsRecover(t *testing.T) {
 	c := mcpHTTP(t, l, nil)
 	require.NoError(t, c.Subscribe(context.Background(), &mcp.SubscribeParams{URI: uri}))
 	changeUntilHeard(t, c, uri, func() { l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", map[string]any{}) })
+	time.Sleep(200 * time.Millisecond) // the updates of the changes made so far, all told
+	c.forget()
 
 	disk.on.Store(true)
 	requireProblem(t, l.do("POST", "/memory/"+m.ID+"/reinforce", map[string]any{}), http.StatusInsufficientStorage, "", "recorded in the log at position")
 	l.degradedHealth(t)
 	// Long enough for the follow to meet the failure and wait to take it up again.
 	time.Sleep(300 * time.Millisecond)
-	c.forget()
 	require.False(t, c.heard(uri), "nothing is told of a change the projections have not applied")
 
 	disk.on.Store(false)
