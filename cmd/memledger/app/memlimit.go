@@ -3,10 +3,12 @@ package app
 import (
 	"log/slog"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"runtime/metrics"
 	"strconv"
+	"strings"
 	"sync/atomic"
 )
 
@@ -64,23 +66,58 @@ func applyMemoryLimit(c Config, logger *slog.Logger) (stop func()) {
 	logger.Info("memory limit", "bytes", limit, "cache_bytes", c.CacheBytes, "gc_percent", gc,
 		"follows_live_heap", c.MemoryLimit == 0)
 	f := &heapFollower{floor: limit, limit: limit, fixed: c.MemoryLimit != 0, logger: logger}
+	if cg := cgroupMemoryMax(); cg > 0 && !f.fixed {
+		// Within the process's control group, whose limit ends the process when reached.
+		f.ceiling = cg / 10 * 9
+		logger.Info("memory limit follows the live heap up to nine tenths of the control group's", "cgroup_bytes", cg, "ceiling_bytes", f.ceiling)
+	}
 	f.arm()
 	return f.stop
+}
+
+// cgroupMemoryMax is the memory limit of the process's control group (cgroup v2's memory.max,
+// or v1's memory.limit_in_bytes), 0 when there is none or it cannot be read.
+func cgroupMemoryMax() int64 {
+	var paths []string
+	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if p, ok := strings.CutPrefix(line, "0::"); ok {
+				paths = append(paths, filepath.Join("/sys/fs/cgroup", p, "memory.max"))
+			}
+		}
+	}
+	paths = append(paths, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		if err != nil || v <= 0 || v >= 1<<62 { // "max", or v1's way of saying none
+			return 0
+		}
+		return v
+	}
+	return 0
 }
 
 // heapFollower looks at the live heap after each collection (a finalizer of an object made
 // for it runs once the collector has found it unreachable, and makes the next). With a
 // default limit it keeps the limit at least twice what is live: when twice the live heap
 // exceeds the limit, the limit becomes 2.5 times it (never below the floor); when the live
-// heap falls under a fifth of the limit, the limit comes down the same way. With a fixed
+// heap falls under a fifth of the limit, the limit comes down the same way; within a control
+// group, never above nine tenths of its limit (the ceiling). With a fixed
 // limit it warns once what is live passes three quarters of it, and again after it fell
 // under half.
 type heapFollower struct {
 	floor, limit int64
-	fixed        bool
-	warned       bool
-	logger       *slog.Logger
-	stopped      atomic.Bool
+	// ceiling, when set, bounds the limit's raises (the control group's limit, less a tenth);
+	// the follower warns once what is live passes three quarters of it.
+	ceiling int64
+	fixed   bool
+	warned  bool
+	logger  *slog.Logger
+	stopped atomic.Bool
 }
 
 // gcSentinel is the object whose finalizer runs after a collection; it holds a pointer and is
@@ -118,7 +155,20 @@ func (f *heapFollower) follow(live int64) {
 		}
 		return
 	}
+	if f.ceiling > 0 {
+		switch {
+		case !f.warned && live > f.ceiling/4*3:
+			f.warned = true
+			f.logger.Warn("memory: what is live comes near the control group's memory limit, which ends the process when reached; the memory limit stays under it and the collector runs more and more often",
+				"live_bytes", live, "ceiling_bytes", f.ceiling)
+		case f.warned && live < f.ceiling/2:
+			f.warned = false
+		}
+	}
 	want := max(f.floor, live/2*5)
+	if f.ceiling > 0 {
+		want = min(want, max(f.ceiling, f.floor))
+	}
 	if 2*live <= f.limit && (f.limit == f.floor || live >= f.limit/5) {
 		return
 	}

@@ -1,0 +1,50 @@
+package app
+
+import (
+	"bytes"
+	"log/slog"
+	"math"
+	"runtime/debug"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+// The default limit follows the live heap: raised to 2.5 times it once twice it no longer
+// fits, down again (never below the floor) once it falls under a fifth; within a control
+// group never above the ceiling, with a warning once what is live nears it.
+func TestHeapFollowerFollowsTheLiveHeap(t *testing.T) {
+	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+	var logged bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logged, nil))
+	const mib = 1 << 20
+	f := &heapFollower{floor: 256 * mib, limit: 256 * mib, logger: logger}
+	f.follow(100 * mib)
+	require.Equal(t, int64(256*mib), f.limit, "twice the live heap fits")
+	f.follow(200 * mib)
+	require.Equal(t, int64(500*mib), f.limit)
+	require.Equal(t, int64(500*mib), debug.SetMemoryLimit(-1))
+	f.follow(240 * mib)
+	require.Equal(t, int64(500*mib), f.limit, "twice 240 MiB still fits under 500")
+	f.follow(110 * mib)
+	require.Equal(t, int64(500*mib), f.limit, "not yet under a fifth")
+	f.follow(90 * mib)
+	require.Equal(t, int64(256*mib), f.limit, "back to the floor")
+	require.NotContains(t, logged.String(), "WARN")
+
+	f = &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, logger: logger}
+	f.follow(500 * mib)
+	require.Equal(t, int64(900*mib), f.limit, "never above the ceiling")
+	require.NotContains(t, logged.String(), "control group")
+	f.follow(700 * mib)
+	require.Equal(t, int64(900*mib), f.limit)
+	require.Contains(t, logged.String(), "comes near the control group's memory limit")
+
+	logged.Reset()
+	f = &heapFollower{floor: 300 * mib, limit: 300 * mib, fixed: true, logger: logger}
+	f.follow(200 * mib)
+	require.Equal(t, int64(300*mib), f.limit, "a limit given by the flag stays")
+	require.Empty(t, logged.String())
+	f.follow(250 * mib)
+	require.Contains(t, logged.String(), "comes near --memory-limit")
+}
