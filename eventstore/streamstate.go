@@ -101,35 +101,35 @@ func streamStateOutdated(dir string) (bool, error) {
 	}
 	named := tail[:len(tail)-streamStateChecksum-streamStateHash]
 	checksum := tail[len(named) : len(named)+streamStateChecksum]
-	index := binary.AppendUvarint(nil, uint64(last))
-	if !bytes.HasSuffix(named, index) {
-		return true, nil // it names another block: the stream has grown a block since
-	}
-	if rest := named[:len(named)-len(index)]; len(rest) > 0 && rest[len(rest)-1]&0x80 != 0 {
-		// The byte before does not end a varint: the index may be a longer one ending alike.
-		return false, fmt.Errorf("%s: its last block's index cannot be told from its end", state.Name())
-	}
 	blk, err := os.Open(filepath.Join(dir, strconv.FormatUint(uint64(last), 10)+blockSuffix))
 	if err != nil {
 		return false, err
 	}
 	defer blk.Close()
-	fi, err := blk.Stat()
-	if err != nil {
-		return false, err
-	}
-	var lastChecksum [streamStateChecksum]byte
-	if fi.Size() >= streamStateChecksum {
-		if _, err := blk.ReadAt(lastChecksum[:], fi.Size()-streamStateChecksum); err != nil {
+	index := binary.AppendUvarint(nil, uint64(last))
+	if bytes.HasSuffix(named, index) {
+		if rest := named[:len(named)-len(index)]; len(rest) > 0 && rest[len(rest)-1]&0x80 != 0 {
+			// The byte before does not end a varint: the index may be a longer one ending alike.
+			return false, fmt.Errorf("%s: its last block's index cannot be told from its end", state.Name())
+		}
+		fi, err := blk.Stat()
+		if err != nil {
 			return false, err
 		}
+		var lastChecksum [streamStateChecksum]byte
+		if fi.Size() >= streamStateChecksum {
+			if _, err := blk.ReadAt(lastChecksum[:], fi.Size()-streamStateChecksum); err != nil {
+				return false, err
+			}
+		}
+		if bytes.Equal(checksum, lastChecksum[:]) {
+			return false, nil
+		}
 	}
-	if bytes.Equal(checksum, lastChecksum[:]) {
-		return false, nil
-	}
-	// It is older than the last block, or the last block lost its tail. Only in the first
-	// case is it removed: when the blocks have lost messages it remembers, the server keeps
-	// the stream's last position past them (a tombstone at it), so that none is used again.
+	// It names another block, or another last checksum: the stream grew since it was written,
+	// or its blocks lost messages (a last block cut short or gone). Only in the first case is
+	// it removed: when the blocks lost messages it remembers, the server keeps the stream's
+	// last position past them (a tombstone at it), so that none is used again.
 	stateLast, err := streamStateLastSeq(state)
 	if err != nil {
 		return false, err

@@ -88,9 +88,9 @@ func f() { s.Store.Append(ctx, eventstore.Unchecked, ev); st.AppendFor(ctx, f, 0
 
 // TestTheTopLevelIsFixed fails when the repository's root holds a directory or a Go file
 // outside its fixed layout: packages go inside cmd/, domain/, eventstore/, projections/,
-// handlers/ or tests/. What the repository holds is what git tracks (a data directory or a
-// binary made by running the service from the root is ignored); without git, the entries of
-// the root but those .gitignore names from the root.
+// handlers/ or tests/. What the repository holds is what git tracks or would add (a data
+// directory or a binary made by running the service from the root is ignored); without git,
+// the entries of the root but those .gitignore names from the root.
 func TestTheTopLevelIsFixed(t *testing.T) {
 	root, err := filepath.Abs("..")
 	require.NoError(t, err)
@@ -100,9 +100,10 @@ func TestTheTopLevelIsFixed(t *testing.T) {
 		dir  bool
 	}
 	var entries []entry
-	if out, err := exec.Command("git", "-C", root, "ls-files").Output(); err == nil {
+	// Tracked files and the files git would add (not ignored), NUL-separated, unquoted.
+	if out, err := exec.Command("git", "-C", root, "ls-files", "-z", "--cached", "--others", "--exclude-standard").Output(); err == nil && len(out) > 0 {
 		seen := map[string]bool{}
-		for _, f := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		for _, f := range strings.Split(string(out), "\x00") {
 			name, _, dir := strings.Cut(f, "/")
 			if f != "" && !seen[name] {
 				seen[name] = true

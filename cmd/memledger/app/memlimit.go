@@ -70,35 +70,67 @@ func applyMemoryLimit(c Config, logger *slog.Logger) (stop func()) {
 		// Within the process's control group, whose limit ends the process when reached.
 		f.ceiling = cg / 10 * 9
 		logger.Info("memory limit follows the live heap up to nine tenths of the control group's", "cgroup_bytes", cg, "ceiling_bytes", f.ceiling)
+		if f.floor > f.ceiling {
+			logger.Warn("memory: the default memory limit (--cache-bytes plus the base) is above nine tenths of the control group's memory limit; the limit is lowered to that: lower --cache-bytes, or give the group more memory",
+				"default_bytes", f.floor, "ceiling_bytes", f.ceiling)
+			f.floor, f.limit = f.ceiling, f.ceiling
+			debug.SetMemoryLimit(f.ceiling)
+		}
 	}
 	f.arm()
 	return f.stop
 }
 
-// cgroupMemoryMax is the memory limit of the process's control group (cgroup v2's memory.max,
-// or v1's memory.limit_in_bytes), 0 when there is none or it cannot be read.
-func cgroupMemoryMax() int64 {
-	var paths []string
-	if b, err := os.ReadFile("/proc/self/cgroup"); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if p, ok := strings.CutPrefix(line, "0::"); ok {
-				paths = append(paths, filepath.Join("/sys/fs/cgroup", p, "memory.max"))
-			}
-		}
-	}
-	paths = append(paths, "/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
-	for _, p := range paths {
-		b, err := os.ReadFile(p)
+// cgroupMemoryMax is the least memory limit of the process's control group and its ancestors
+// (cgroup v2's memory.max, v1's memory.limit_in_bytes), 0 when none is set or none can be
+// read.
+func cgroupMemoryMax() int64 { return cgroupMemoryMaxAt("/proc/self/cgroup", "/sys/fs/cgroup") }
+
+// cgroupMemoryMaxAt is cgroupMemoryMax with the process's cgroup file and the cgroup mount
+// named.
+func cgroupMemoryMaxAt(procCgroup, mount string) int64 {
+	var least int64
+	consider := func(file string) {
+		b, err := os.ReadFile(file)
 		if err != nil {
-			continue
+			return
 		}
 		v, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 		if err != nil || v <= 0 || v >= 1<<62 { // "max", or v1's way of saying none
-			return 0
+			return
 		}
-		return v
+		if least == 0 || v < least {
+			least = v
+		}
 	}
-	return 0
+	// From the process's group up to the mount's root: a group's limit bounds its children. A
+	// path that is not under the mount (another namespace) reaches the root all the same.
+	walk := func(root, group, name string) {
+		for p := filepath.Clean("/" + group); ; p = filepath.Dir(p) {
+			consider(filepath.Join(root, p, name))
+			if p == "/" {
+				return
+			}
+		}
+	}
+	b, _ := os.ReadFile(procCgroup)
+	for _, line := range strings.Split(string(b), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		if parts[0] == "0" && parts[1] == "" {
+			walk(mount, parts[2], "memory.max")
+		}
+		for _, c := range strings.Split(parts[1], ",") {
+			if c == "memory" {
+				walk(filepath.Join(mount, "memory"), parts[2], "memory.limit_in_bytes")
+			}
+		}
+	}
+	consider(filepath.Join(mount, "memory.max"))
+	consider(filepath.Join(mount, "memory", "memory.limit_in_bytes"))
+	return least
 }
 
 // heapFollower looks at the live heap after each collection (a finalizer of an object made
@@ -167,7 +199,7 @@ func (f *heapFollower) follow(live int64) {
 	}
 	want := max(f.floor, live/2*5)
 	if f.ceiling > 0 {
-		want = min(want, max(f.ceiling, f.floor))
+		want = min(want, f.ceiling)
 	}
 	if 2*live <= f.limit && (f.limit == f.floor || live >= f.limit/5) {
 		return

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"log/slog"
 	"math"
+	"os"
+	"path/filepath"
 	"runtime/debug"
 	"testing"
 
@@ -47,4 +49,31 @@ func TestHeapFollowerFollowsTheLiveHeap(t *testing.T) {
 	require.Empty(t, logged.String())
 	f.follow(250 * mib)
 	require.Contains(t, logged.String(), "comes near --memory-limit")
+}
+
+// The control group's limit is the least of the process's group's and its ancestors', with
+// cgroup v2 or v1; "max" and v1's huge value are none.
+func TestCgroupMemoryMax(t *testing.T) {
+	write := func(path, content string) {
+		require.NoError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+		require.NoError(t, os.WriteFile(path, []byte(content), 0o644))
+	}
+	v2 := t.TempDir()
+	write(filepath.Join(v2, "proc"), "0::/system.slice/memledger.service\n")
+	write(filepath.Join(v2, "fs", "system.slice", "memledger.service", "memory.max"), "max\n")
+	write(filepath.Join(v2, "fs", "system.slice", "memory.max"), "1073741824\n")
+	write(filepath.Join(v2, "fs", "memory.max"), "max\n")
+	require.Equal(t, int64(1<<30), cgroupMemoryMaxAt(filepath.Join(v2, "proc"), filepath.Join(v2, "fs")), "an ancestor's limit")
+
+	v1 := t.TempDir()
+	write(filepath.Join(v1, "proc"), "5:cpu,cpuacct:/x\n4:memory:/process_api/abc\n")
+	write(filepath.Join(v1, "fs", "memory", "process_api", "abc", "memory.limit_in_bytes"), "536870912\n")
+	write(filepath.Join(v1, "fs", "memory", "memory.limit_in_bytes"), "9223372036854771712\n")
+	require.Equal(t, int64(512<<20), cgroupMemoryMaxAt(filepath.Join(v1, "proc"), filepath.Join(v1, "fs")))
+
+	none := t.TempDir()
+	write(filepath.Join(none, "proc"), "0::/\n")
+	write(filepath.Join(none, "fs", "memory.max"), "max\n")
+	require.Zero(t, cgroupMemoryMaxAt(filepath.Join(none, "proc"), filepath.Join(none, "fs")))
+	require.Zero(t, cgroupMemoryMaxAt(filepath.Join(none, "missing"), filepath.Join(none, "missing")))
 }

@@ -137,7 +137,7 @@ func parse(name string, args []string, stderr io.Writer, withAddr bool) (Config,
 		fs.BoolVar(&cfg.RebuildSearch, "search", false, "build the search index in the command too, instead of setting it aside for serve to build in the background")
 		fallthrough
 	case "verify":
-		fs.Int64Var(&cfg.MemoryLimit, "memory-limit", envInt64("MEMLEDGER_MEMORY_LIMIT", 0), "soft limit of the memory the Go runtime holds, in bytes; a third of it, at least 32 MiB, is the budget of the writes the build holds across all projections (256 MiB without a limit) (MEMLEDGER_MEMORY_LIMIT)")
+		fs.Int64Var(&cfg.MemoryLimit, "memory-limit", envInt64("MEMLEDGER_MEMORY_LIMIT", 0), "soft limit of the memory the Go runtime holds, in bytes; a third of it, at least 32 MiB and at most 64 MiB, is the budget of the writes the build holds across all projections (64 MiB without a limit) (MEMLEDGER_MEMORY_LIMIT)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return cfg, flagError(err)
