@@ -18,6 +18,18 @@ func streamMsgs(dir string) string {
 	return filepath.Join(dir, "nats", "jetstream", "$G", "streams", eventstore.DefaultStream, "msgs")
 }
 
+// openLogged opens a store on dir that logs into the buffer it returns.
+func openLogged(t *testing.T, dir string) (*eventstore.Store, *bytes.Buffer) {
+	t.Helper()
+	var logged bytes.Buffer
+	s := eventstore.New(dir)
+	s.Fsync = eventstore.FsyncInterval
+	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	require.NoError(t, s.Open(t.Context()))
+	t.Cleanup(func() { s.Close() })
+	return s, &logged
+}
+
 // A clean stop leaves the stream's state file as the server's own check at its start would
 // take it; a state file written before the last events (as a crash leaves it) is judged
 // outdated, removed before the server starts, and the log holds every event all the same. A
@@ -53,12 +65,7 @@ func TestStartDropsAnOutdatedStreamState(t *testing.T) {
 	require.NoError(t, err)
 	require.True(t, outdated, "a state file written before the last 30 events is outdated")
 
-	var logged bytes.Buffer
-	s = eventstore.New(dir)
-	s.Fsync = eventstore.FsyncInterval
-	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	require.NoError(t, s.Open(t.Context()))
-	t.Cleanup(func() { s.Close() })
+	s, logged := openLogged(t, dir)
 	require.Contains(t, logged.String(), "the stream's saved state is older than its last block")
 	require.Equal(t, uint64(50), lastSeq(t, s))
 	for _, id := range ids {
@@ -102,12 +109,7 @@ func TestStartKeepsAStreamStateThatRemembersLostPositions(t *testing.T) {
 	require.NoError(t, err)
 	require.False(t, outdated, "the state file names positions the block lost")
 
-	var logged bytes.Buffer
-	s = eventstore.New(dir)
-	s.Fsync = eventstore.FsyncInterval
-	s.Logger = slog.New(slog.NewTextHandler(&logged, nil))
-	require.NoError(t, s.Open(t.Context()))
-	t.Cleanup(func() { s.Close() })
+	s, logged := openLogged(t, dir)
 	require.NotContains(t, logged.String(), "saved state is older")
 	require.Equal(t, uint64(50), lastSeq(t, s), "the stream's last position stays past the lost events")
 	_, seq := appendCreated(t, s, domain.StatusActive)

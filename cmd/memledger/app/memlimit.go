@@ -177,25 +177,11 @@ func (f *heapFollower) follow(live int64) {
 		return
 	}
 	if f.fixed {
-		switch {
-		case !f.warned && live > f.limit/4*3:
-			f.warned = true
-			f.logger.Warn("memory: what is live comes near --memory-limit; the collector runs more and more often and requests slow down: raise the limit, or leave it at 0 to follow the live heap",
-				"live_bytes", live, "limit_bytes", f.limit)
-		case f.warned && live < f.limit/2:
-			f.warned = false
-		}
+		f.warnNear(live, f.limit, "memory: what is live comes near --memory-limit; the collector runs more and more often and requests slow down: raise the limit, or leave it at 0 to follow the live heap")
 		return
 	}
 	if f.ceiling > 0 {
-		switch {
-		case !f.warned && live > f.ceiling/4*3:
-			f.warned = true
-			f.logger.Warn("memory: what is live comes near the control group's memory limit, which ends the process when reached; the memory limit stays under it and the collector runs more and more often",
-				"live_bytes", live, "ceiling_bytes", f.ceiling)
-		case f.warned && live < f.ceiling/2:
-			f.warned = false
-		}
+		f.warnNear(live, f.ceiling, "memory: what is live comes near the control group's memory limit, which ends the process when reached; the memory limit stays under it and the collector runs more and more often")
 	}
 	want := max(f.floor, live/2*5)
 	if f.ceiling > 0 {
@@ -210,6 +196,18 @@ func (f *heapFollower) follow(live int64) {
 	f.logger.Info("memory limit follows the live heap", "live_bytes", live, "from_bytes", f.limit, "to_bytes", want)
 	f.limit = want
 	debug.SetMemoryLimit(want)
+}
+
+// warnNear logs msg once what is live passes three quarters of bound, and again after it fell
+// under half of it.
+func (f *heapFollower) warnNear(live, bound int64, msg string) {
+	switch {
+	case !f.warned && live > bound/4*3:
+		f.warned = true
+		f.logger.Warn(msg, "live_bytes", live, "bound_bytes", bound)
+	case f.warned && live < bound/2:
+		f.warned = false
+	}
 }
 
 // liveHeap is the heap the last collection found live, in bytes (0 before the first).
