@@ -32,10 +32,9 @@ import (
 const (
 	streamStateFile = "index.db"
 	// What the end of a state file holds after its last block's index: the block's last
-	// checksum and the file's hash.
-	streamStateChecksum = 8
-	streamStateHash     = 8
-	blockSuffix         = ".blk"
+	// checksum (a record's, checksumSize) and the file's hash.
+	streamStateHash = 8
+	blockSuffix     = ".blk"
 )
 
 // dropOutdatedStreamStates removes the state file of every stream of the embedded server's store
@@ -95,12 +94,12 @@ func streamStateOutdated(dir string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	tail, err := readTail(state, binary.MaxVarintLen32+streamStateChecksum+streamStateHash)
+	tail, err := readTail(state, binary.MaxVarintLen32+checksumSize+streamStateHash)
 	if err != nil {
 		return false, err
 	}
-	named := tail[:len(tail)-streamStateChecksum-streamStateHash]
-	checksum := tail[len(named) : len(named)+streamStateChecksum]
+	named := tail[:len(tail)-checksumSize-streamStateHash]
+	checksum := tail[len(named) : len(named)+checksumSize]
 	blk, err := os.Open(filepath.Join(dir, strconv.FormatUint(uint64(last), 10)+blockSuffix))
 	if err != nil {
 		return false, err
@@ -116,9 +115,9 @@ func streamStateOutdated(dir string) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		var lastChecksum [streamStateChecksum]byte
-		if fi.Size() >= streamStateChecksum {
-			if _, err := blk.ReadAt(lastChecksum[:], fi.Size()-streamStateChecksum); err != nil {
+		var lastChecksum [checksumSize]byte
+		if fi.Size() >= checksumSize {
+			if _, err := blk.ReadAt(lastChecksum[:], fi.Size()-checksumSize); err != nil {
 				return false, err
 			}
 		}
@@ -185,7 +184,7 @@ func streamStateLastSeq(f *os.File) (uint64, error) {
 // the subject, the headers' length and headers, the message, and a checksum of 8 bytes.
 const (
 	recordHeader      = 22
-	recordChecksum    = 8
+	checksumSize      = 8
 	recordHasHeaders  = 1 << 31
 	recordTombstone   = 1 << 62
 	recordErased      = 1 << 63
@@ -197,7 +196,7 @@ const (
 // stream) that read whole and match their checksum, as the server checks them, up to the first
 // that does not.
 func lastValidSeq(f *os.File, stream string, index uint32) (uint64, error) {
-	buf, err := io.ReadAll(io.NewSectionReader(f, 0, 1<<40))
+	buf, err := io.ReadAll(f) // read with ReadAt until now: at its start
 	if err != nil {
 		return 0, err
 	}
@@ -208,7 +207,7 @@ func lastValidSeq(f *os.File, stream string, index uint32) (uint64, error) {
 	}
 	le := binary.LittleEndian
 	var last uint64
-	var sum [recordChecksum]byte
+	var sum [checksumSize]byte
 	for i := 0; i+recordHeader <= len(buf); {
 		hdr := buf[i : i+recordHeader]
 		rl, slen := le.Uint32(hdr[0:]), int(le.Uint16(hdr[20:]))
@@ -219,7 +218,7 @@ func lastValidSeq(f *os.File, stream string, index uint32) (uint64, error) {
 			shlen += 4
 		}
 		dlen := int(rl) - recordHeader
-		if dlen < 0 || shlen > dlen-recordChecksum || rl > recordMaxLength || i+int(rl) > len(buf) {
+		if dlen < 0 || shlen > dlen-checksumSize || rl > recordMaxLength || i+int(rl) > len(buf) {
 			break
 		}
 		data := buf[i+recordHeader : i+int(rl)]
@@ -227,11 +226,11 @@ func lastValidSeq(f *os.File, stream string, index uint32) (uint64, error) {
 		hh.Write(hdr[4:20])
 		hh.Write(data[:slen])
 		if headers {
-			hh.Write(data[slen+4 : dlen-recordChecksum])
+			hh.Write(data[slen+4 : dlen-checksumSize])
 		} else {
-			hh.Write(data[slen : dlen-recordChecksum])
+			hh.Write(data[slen : dlen-checksumSize])
 		}
-		if !bytes.Equal(hh.Sum(sum[:0]), data[dlen-recordChecksum:]) {
+		if !bytes.Equal(hh.Sum(sum[:0]), data[dlen-checksumSize:]) {
 			break
 		}
 		last = max(last, le.Uint64(hdr[4:])&^(recordTombstone|recordErased))

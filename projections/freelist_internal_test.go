@@ -62,6 +62,7 @@ func TestLiveCommitsStoreTheFreelist(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(crashed, data, 0o600))
 	require.NoError(t, db.Close())
+	require.NotEqual(t, noFreelist, lastMeta(t, crashed).freelist, "the crash image names its stored free list, which bbolt reads")
 	again, err := OpenLive(crashed, false, slog.Default())
 	require.NoError(t, err)
 	require.NoError(t, again.View(func(tx *bolt.Tx) error {
