@@ -70,3 +70,21 @@ func writeCreations(b *testing.B, n int) *rebuildLog {
 		return nil
 	})
 }
+
+// BenchmarkRebuildLifecycle rebuilds every projection of the service, as memledger rebuild
+// does, from the lifecycle log of BenchmarkRebuild100k (each memory created, updated,
+// reinforced, promoted or reinforced again, and re-tagged, each writer taking its memories one
+// after the other) of N events: 100,000 by default, MEMLEDGER_REBUILD_N=1000000 for the
+// million, so that the two rates show whether a rebuild of that log slows as it grows. The log
+// is not also held decoded in memory, which would weigh on the collector at a million.
+//
+//	go test ./projections -run '^$' -bench RebuildLifecycle -benchtime 2x
+//	MEMLEDGER_REBUILD_N=1000000 go test ./projections -run '^$' -bench RebuildLifecycle -benchtime 1x -timeout 1h
+func BenchmarkRebuildLifecycle(b *testing.B) {
+	memories := envCount(b, "MEMLEDGER_REBUILD_N", 100_000) / rebuildRounds
+	memories -= memories % rebuildWriters
+	l := appendByWriters(b, uint64(memories*rebuildRounds), func(store *eventstore.Store, w int) error {
+		return appendShare(store, w, false, memories)
+	})
+	b.Run(fmt.Sprintf("all-projections-%d", l.last), func(b *testing.B) { buildWith(b, l, l.store, app.Projections()) })
+}
