@@ -66,12 +66,13 @@ func applyMemoryLimit(c Config, logger *slog.Logger) (stop func()) {
 	logger.Info("memory limit", "bytes", limit, "cache_bytes", c.CacheBytes, "gc_percent", gc,
 		"follows_live_heap", c.MemoryLimit == 0)
 	f := &heapFollower{floor: limit, limit: limit, fixed: c.MemoryLimit != 0, logger: logger}
-	if cg := cgroupMemoryMax(); cg > 0 && !f.fixed {
-		// Within the process's control group, whose limit ends the process when reached.
-		f.ceiling = cg / 10 * 9
-		logger.Info("memory limit follows the live heap up to nine tenths of the control group's", "cgroup_bytes", cg, "ceiling_bytes", f.ceiling)
+	if bound, of := memoryBound(cgroupMemoryMax(), machineMemoryAt("/proc/meminfo")); bound > 0 && !f.fixed {
+		// Within the memory the process has: its control group's limit, which ends the
+		// process when reached, or the machine's.
+		f.ceiling, f.nearCeiling = bound/10*9, nearCeiling[of]
+		logger.Info("memory limit follows the live heap up to nine tenths of "+of+" memory", "bound_bytes", bound, "bound", of, "ceiling_bytes", f.ceiling)
 		if f.floor > f.ceiling {
-			logger.Warn("memory: the default memory limit (--cache-bytes plus the base) is above nine tenths of the control group's memory limit; the limit is lowered to that: lower --cache-bytes, or give the group more memory",
+			logger.Warn("memory: the default memory limit (--cache-bytes plus the base) is above nine tenths of "+of+" memory; the limit is lowered to that: lower --cache-bytes, or give the process more memory",
 				"default_bytes", f.floor, "ceiling_bytes", f.ceiling)
 			f.floor, f.limit = f.ceiling, f.ceiling
 			debug.SetMemoryLimit(f.ceiling)
@@ -79,6 +80,43 @@ func applyMemoryLimit(c Config, logger *slog.Logger) (stop func()) {
 	}
 	f.arm()
 	return f.stop
+}
+
+// The bounds of the memory a process has, as memoryBound names them, and the warning when what
+// is live comes near the ceiling under one.
+var nearCeiling = map[string]string{
+	"the control group's": "memory: what is live comes near the control group's memory limit, which ends the process when reached; the memory limit stays under it and the collector runs more and more often",
+	"the machine's":       "memory: what is live comes near the machine's memory; the memory limit stays under it and the collector runs more and more often",
+}
+
+// memoryBound is the lesser of a control group's limit and the machine's memory, those that
+// are known (above 0), and which it is; 0 when neither is.
+func memoryBound(cgroup, machine int64) (int64, string) {
+	switch {
+	case cgroup > 0 && (machine <= 0 || cgroup <= machine):
+		return cgroup, "the control group's"
+	case machine > 0:
+		return machine, "the machine's"
+	}
+	return 0, ""
+}
+
+// machineMemoryAt is the machine's memory, MemTotal in the meminfo file (/proc/meminfo), in
+// bytes; 0 when it cannot be read.
+func machineMemoryAt(meminfo string) int64 {
+	b, err := os.ReadFile(meminfo)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "MemTotal:" && f[2] == "kB" {
+			if kb, err := strconv.ParseInt(f[1], 10, 64); err == nil && kb > 0 && kb < 1<<52 {
+				return kb << 10
+			}
+		}
+	}
+	return 0
 }
 
 // cgroupMemoryMax is the least memory limit of the process's control group and its ancestors
@@ -137,19 +175,21 @@ func cgroupMemoryMaxAt(procCgroup, mount string) int64 {
 // for it runs once the collector has found it unreachable, and makes the next). With a
 // default limit it keeps the limit at least twice what is live: when twice the live heap
 // exceeds the limit, the limit becomes 2.5 times it (never below the floor); when the live
-// heap falls under a fifth of the limit, the limit comes down the same way; within a control
-// group, never above nine tenths of its limit (the ceiling). With a fixed
+// heap falls under a fifth of the limit, the limit comes down the same way; never above nine
+// tenths of the control group's limit or of the machine's memory, the lesser (the ceiling). With a fixed
 // limit it warns once what is live passes three quarters of it, and again after it fell
 // under half.
 type heapFollower struct {
 	floor, limit int64
-	// ceiling, when set, bounds the limit's raises (the control group's limit, less a tenth);
-	// the follower warns once what is live passes three quarters of it.
-	ceiling int64
-	fixed   bool
-	warned  bool
-	logger  *slog.Logger
-	stopped atomic.Bool
+	// ceiling, when set, bounds the limit's raises (the control group's limit or the
+	// machine's memory, less a tenth); the follower warns with nearCeiling once what is live
+	// passes three quarters of it.
+	ceiling     int64
+	nearCeiling string
+	fixed       bool
+	warned      bool
+	logger      *slog.Logger
+	stopped     atomic.Bool
 }
 
 // gcSentinel is the object whose finalizer runs after a collection; it holds a pointer and is
@@ -181,7 +221,7 @@ func (f *heapFollower) follow(live int64) {
 		return
 	}
 	if f.ceiling > 0 {
-		f.warnNear(live, f.ceiling, "memory: what is live comes near the control group's memory limit, which ends the process when reached; the memory limit stays under it and the collector runs more and more often")
+		f.warnNear(live, f.ceiling, f.nearCeiling)
 	}
 	want := max(f.floor, live/2*5)
 	if f.ceiling > 0 {

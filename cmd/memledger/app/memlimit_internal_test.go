@@ -34,7 +34,7 @@ func TestHeapFollowerFollowsTheLiveHeap(t *testing.T) {
 	require.Equal(t, int64(256*mib), f.limit, "back to the floor")
 	require.NotContains(t, logged.String(), "WARN")
 
-	f = &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, logger: logger}
+	f = &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, nearCeiling: nearCeiling["the control group's"], logger: logger}
 	f.follow(500 * mib)
 	require.Equal(t, int64(900*mib), f.limit, "never above the ceiling")
 	require.NotContains(t, logged.String(), "control group")
@@ -76,4 +76,37 @@ func TestCgroupMemoryMax(t *testing.T) {
 	write(filepath.Join(none, "fs", "memory.max"), "max\n")
 	require.Zero(t, cgroupMemoryMaxAt(filepath.Join(none, "proc"), filepath.Join(none, "fs")))
 	require.Zero(t, cgroupMemoryMaxAt(filepath.Join(none, "missing"), filepath.Join(none, "missing")))
+}
+
+// Outside a control group, or in one whose limit is above the machine's memory, the ceiling is
+// under the machine's memory.
+func TestMemoryBoundIsTheLesserOfTheGroupsAndTheMachines(t *testing.T) {
+	meminfo := filepath.Join(t.TempDir(), "meminfo")
+	require.NoError(t, os.WriteFile(meminfo, []byte("MemTotal:       24576000 kB\nMemFree:        20000000 kB\n"), 0o644))
+	machine := machineMemoryAt(meminfo)
+	require.Equal(t, int64(24576000)<<10, machine)
+	require.Zero(t, machineMemoryAt(filepath.Join(t.TempDir(), "missing")))
+	require.NoError(t, os.WriteFile(meminfo, []byte("MemTotal: lots\n"), 0o644))
+	require.Zero(t, machineMemoryAt(meminfo), "what cannot be read is no bound")
+
+	bound, of := memoryBound(0, machine)
+	require.Equal(t, machine, bound)
+	require.Equal(t, "the machine's", of)
+	bound, of = memoryBound(1<<30, machine)
+	require.Equal(t, int64(1<<30), bound)
+	require.Equal(t, "the control group's", of)
+	bound, of = memoryBound(machine*2, machine)
+	require.Equal(t, machine, bound, "a group's limit above the machine's memory bounds nothing")
+	require.Equal(t, "the machine's", of)
+	bound, _ = memoryBound(0, 0)
+	require.Zero(t, bound)
+
+	var logged bytes.Buffer
+	const mib = 1 << 20
+	f := &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, nearCeiling: nearCeiling[of],
+		logger: slog.New(slog.NewTextHandler(&logged, nil))}
+	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
+	f.follow(700 * mib)
+	require.Equal(t, int64(900*mib), f.limit)
+	require.Contains(t, logged.String(), "comes near the machine's memory")
 }
