@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -152,7 +153,8 @@ func TestLogAppendFailureDegradesAndRecovers(t *testing.T) {
 // changes after it.
 func TestMCPResourceUpdatesResumeAfterTheProjectionsRecover(t *testing.T) {
 	disk := &diskFull{}
-	l := startLedger(t, withProjectionsHook(disk.projectionsHook))
+	var log syncBuffer
+	l := startLedger(t, withProjectionsHook(disk.projectionsHook), withLog(&log))
 	m := l.mem(map[string]any{"memory_type": "knowledge", "content": "watched through a full disk"})
 	uri := "memory://" + m.ID
 	c := mcpHTTP(t, l, nil)
@@ -168,9 +170,14 @@ func TestMCPResourceUpdatesResumeAfterTheProjectionsRecover(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.False(t, c.heard(uri), "nothing is told of a change the projections have not applied")
 
+	// Long enough for several retries (250 ms, then 500 ms): the log said it once.
+	time.Sleep(time.Second)
+	require.Equal(t, 1, strings.Count(log.String(), "resource updates paused"), "the first failure is logged, the retries within a minute are not")
+
 	disk.on.Store(false)
 	eventually(t, l.healthOK, "the service resumes by itself")
 	eventually(t, func() bool { return c.heard(uri) }, "the change made while the disk was full is told once applied")
 	c.forget()
 	changeUntilHeard(t, c, uri, func() { l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", map[string]any{}) })
+	require.Equal(t, 1, strings.Count(log.String(), "resource updates paused"))
 }

@@ -86,13 +86,17 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // no session is live it follows nothing: the first session to begin names the log's end at
 // its start, and Run follows from there (see track), so every change after a subscription is
 // told. It reads nothing at its start. A follow that fails (the projections cannot be written,
-// the log cannot be read) is logged and taken up again from the event it stopped at, after a
-// wait that doubles up to followRetryMax: the updates pause while the service is degraded and
-// resume with it, none skipped.
+// the log cannot be read) is taken up again from the event it stopped at, after a wait that
+// doubles up to followRetryMax: the updates pause while the service is degraded and resume with
+// it, none skipped. The log says so at the first failure, then once a minute while the
+// follows taken up fail again before any event.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	var next uint64 // the position after the last event followed
 	var retry time.Duration
+	// While the follow fails, the log says so at the first failure and then once a minute.
+	var failingSince, warned time.Time
+	failures := 0
 	for {
 		var from uint64
 		if retry == 0 {
@@ -111,21 +115,34 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		var err error
+		before := next
 		next, err = s.follow(ctx, max(from, next))
 		if ctx.Err() != nil {
 			return nil
+		}
+		if err == nil || next > before {
+			failures = 0 // it followed again
 		}
 		if err == nil {
 			retry = 0
 			continue
 		}
 		retry = min(max(2*retry, followRetryMin), followRetryMax)
-		s.Logger.Warn("mcp: resource updates paused: following the log failed; taking it up again", "at", next, "retry_in", retry, "err", err)
+		if failures++; failures == 1 {
+			failingSince = time.Now()
+		}
+		if failures == 1 || time.Since(warned) >= failWarnEvery {
+			warned = time.Now()
+			s.Logger.Warn("mcp: resource updates paused: following the log failed; taking it up again", "at", next,
+				"retry_in", retry, "failures", failures, "failing_for", time.Since(failingSince).Round(time.Millisecond), "err", err)
+		}
 	}
 }
 
-// followRetryMin and followRetryMax bound the wait before a failed follow is taken up again.
+// followRetryMin and followRetryMax bound the wait before a failed follow is taken up again;
+// failWarnEvery is how often the log says that it still fails.
 const (
+	failWarnEvery  = time.Minute
 	followRetryMin = 250 * time.Millisecond
 	followRetryMax = 5 * time.Second
 )
