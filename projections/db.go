@@ -131,12 +131,12 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 		}
 	}
 	// A file a clean close left whole, untouched since, is not walked (see closeStamp).
-	db, err := open(path, sync, !takeCloseStamp(path), true, 0)
+	db, err := open(path, sync, !takeCloseStamp(path), true, liveMmapBytes(path))
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
 		}
-		db, err = open(path, sync, true, true, 0)
+		db, err = open(path, sync, true, true, liveMmapBytes(path))
 	}
 	if err != nil {
 		return nil, err
@@ -188,6 +188,22 @@ func open(path string, sync, walk, freelist bool, mmap int) (*DB, error) {
 	}
 	return &DB{Path: path, bolt: b}, nil
 }
+
+// liveMmapBytes is how much of the live file at path is mapped from its open: twice its size,
+// at least liveMmapMin. bbolt maps a growing file again, and a new mapping waits for every read
+// transaction under way to end, a backup's copy of the whole file among them: until then every
+// commit waits, and the projections fall behind the log. Mapped ahead, the file grows that far
+// without a new mapping. Mapping more than the file holds costs address space only.
+func liveMmapBytes(path string) int {
+	size := int64(0)
+	if st, err := os.Stat(path); err == nil {
+		size = st.Size()
+	}
+	return int(max(2*size, liveMmapMin))
+}
+
+// liveMmapMin is the least a live file is mapped ahead (see liveMmapBytes).
+const liveMmapMin = 1 << 30
 
 // Bolt is the underlying bbolt database.
 func (db *DB) Bolt() *bolt.DB { return db.bolt }

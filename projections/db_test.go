@@ -1,11 +1,14 @@
 package projections_test
 
 import (
+	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/memledger/memledger/projections"
 	"github.com/stretchr/testify/require"
@@ -97,4 +100,49 @@ func TestOpenLiveAfterMachineRestartSetsTheFileAside(t *testing.T) {
 	cps, err := db.Checkpoints()
 	require.NoError(t, err)
 	require.Empty(t, cps)
+}
+
+// A long read (a backup's copy of the file, say) does not hold back the commits of a live file
+// while the file grows: bbolt maps a growing file again, and a new mapping waits for every
+// read under way, so the live file is mapped well ahead of its size.
+func TestALongReadDoesNotHoldBackTheLiveFilesGrowth(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "projections.db")
+	db, err := projections.OpenLive(path, false, quietLogger())
+	require.NoError(t, err)
+	defer db.Close()
+	read, err := db.Bolt().Begin(false)
+	require.NoError(t, err)
+	defer read.Rollback()
+
+	grew := make(chan error, 1)
+	go func() {
+		value := bytes.Repeat([]byte("x"), 1000)
+		for i := range 50 { // 50 commits of 1 MB each
+			if err := db.Bolt().Update(func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucketIfNotExists([]byte("growth"))
+				if err != nil {
+					return err
+				}
+				for j := range 1000 {
+					if err := b.Put([]byte(fmt.Sprintf("%04d-%04d", i, j)), value); err != nil {
+						return err
+					}
+				}
+				return nil
+			}); err != nil {
+				grew <- err
+				return
+			}
+		}
+		grew <- nil
+	}()
+	select {
+	case err := <-grew:
+		require.NoError(t, err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commits wait for the read to end")
+	}
+	st, err := os.Stat(path)
+	require.NoError(t, err)
+	require.Greater(t, st.Size(), int64(50<<20), "the file grew past 50 MB during the read")
 }
