@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/memledger/memledger/domain"
@@ -131,12 +132,12 @@ func OpenLive(path string, sync bool, logger *slog.Logger) (*DB, error) {
 		}
 	}
 	// A file a clean close left whole, untouched since, is not walked (see closeStamp).
-	db, err := open(path, sync, !takeCloseStamp(path), true, liveMmapBytes(path))
+	db, err := openMappedAhead(path, sync, !takeCloseStamp(path), logger)
 	if errors.Is(err, ErrDamaged) {
 		if _, err := SetAside(path, err, logger); err != nil {
 			return nil, err
 		}
-		db, err = open(path, sync, true, true, liveMmapBytes(path))
+		db, err = openMappedAhead(path, sync, true, logger)
 	}
 	if err != nil {
 		return nil, err
@@ -189,11 +190,26 @@ func open(path string, sync, walk, freelist bool, mmap int) (*DB, error) {
 	return &DB{Path: path, bolt: b}, nil
 }
 
+// openMappedAhead opens the live file at path mapped ahead (see liveMmapBytes), or mapped to its
+// size where the process may not map that much (an address-space limit), with a warning.
+func openMappedAhead(path string, sync, walk bool, logger *slog.Logger) (*DB, error) {
+	db, err := open(path, sync, walk, true, liveMmapBytes(path))
+	if errors.Is(err, syscall.ENOMEM) {
+		logger.Warn("the projections cannot be mapped ahead of their size (a limit of the process's address space?); "+
+			"mapped to their size, a long read such as a backup's copy holds back the commits whenever the file outgrows its mapping",
+			"path", path, "mapped_ahead_bytes", liveMmapBytes(path), "err", err)
+		return open(path, sync, walk, true, 0)
+	}
+	return db, err
+}
+
 // liveMmapBytes is how much of the live file at path is mapped from its open: twice its size,
 // at least liveMmapMin. bbolt maps a growing file again, and a new mapping waits for every read
 // transaction under way to end, a backup's copy of the whole file among them: until then every
-// commit waits, and the projections fall behind the log. Mapped ahead, the file grows that far
-// without a new mapping. Mapping more than the file holds costs address space only.
+// commit waits (and every read that begins after it), and the projections fall behind the log.
+// Mapped ahead, the file grows that far without a new mapping; past it, bbolt maps it again
+// 1 GiB further at a time, and a long read can hold back the commit that does. Mapping more than
+// the file holds costs address space only.
 func liveMmapBytes(path string) int {
 	size := int64(0)
 	if st, err := os.Stat(path); err == nil {

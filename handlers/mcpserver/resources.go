@@ -88,8 +88,8 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // told. It reads nothing at its start. A follow that fails (the projections cannot be written,
 // the log cannot be read) is taken up again from the event it stopped at, after a wait that
 // doubles up to followRetryMax: the updates pause while the service is degraded and resume with
-// it, none skipped. The log says so at the first failure, then once a minute while the
-// follows taken up fail again before any event.
+// it, none skipped. The log says so at the first failure, then once a minute while the follows
+// taken up fail again (whether or not they told of some events first).
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	var next uint64 // the position after the last event followed
@@ -115,16 +115,12 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		var err error
-		before := next
 		next, err = s.follow(ctx, max(from, next))
 		if ctx.Err() != nil {
 			return nil
 		}
-		if err == nil || next > before {
-			failures = 0 // it followed again
-		}
 		if err == nil {
-			retry = 0
+			failures, retry = 0, 0
 			continue
 		}
 		retry = min(max(2*retry, followRetryMin), followRetryMax)

@@ -176,9 +176,9 @@ func cgroupMemoryMaxAt(procCgroup, mount string) int64 {
 // default limit it keeps the limit at least twice what is live: when twice the live heap
 // exceeds the limit, the limit becomes 2.5 times it (never below the floor); when the live
 // heap falls under a fifth of the limit, the limit comes down the same way; never above nine
-// tenths of the control group's limit or of the machine's memory, the lesser (the ceiling). With a fixed
-// limit it warns once what is live passes three quarters of it, and again after it fell
-// under half.
+// tenths of the control group's limit or of the machine's memory, the lesser (the ceiling).
+// With a fixed limit it warns once what is live passes three quarters of it, and again after
+// it fell under half.
 type heapFollower struct {
 	floor, limit int64
 	// ceiling, when set, bounds the limit's raises (the control group's limit or the

@@ -103,7 +103,7 @@ func TestMemoryBoundIsTheLesserOfTheGroupsAndTheMachines(t *testing.T) {
 
 	var logged bytes.Buffer
 	const mib = 1 << 20
-	f := &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, nearCeiling: nearCeiling[of],
+	f := &heapFollower{floor: 256 * mib, limit: 256 * mib, ceiling: 900 * mib, nearCeiling: nearCeiling["the machine's"],
 		logger: slog.New(slog.NewTextHandler(&logged, nil))}
 	t.Cleanup(func() { debug.SetMemoryLimit(math.MaxInt64) })
 	f.follow(700 * mib)
