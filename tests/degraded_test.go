@@ -180,4 +180,5 @@ func TestMCPResourceUpdatesResumeAfterTheProjectionsRecover(t *testing.T) {
 	c.forget()
 	changeUntilHeard(t, c, uri, func() { l.expect(http.StatusOK, "POST", "/memory/"+m.ID+"/reinforce", map[string]any{}) })
 	require.Equal(t, 1, strings.Count(log.String(), "resource updates paused"))
+	require.Equal(t, 1, strings.Count(log.String(), "resource updates taken up again"), "the recovery is logged once")
 }

@@ -88,15 +88,26 @@ func (s *Service) subscribe(_ context.Context, req *mcp.SubscribeRequest) error 
 // told. It reads nothing at its start. A follow that fails (the projections cannot be written,
 // the log cannot be read) is taken up again from the event it stopped at, after a wait that
 // doubles up to followRetryMax: the updates pause while the service is degraded and resume with
-// it, none skipped. The log says so at the first failure, then once a minute while the follows
-// taken up fail again (whether or not they told of some events first).
+// it, none skipped. The log says so (at most once a minute, whether a failure goes on or comes
+// back) and, once a follow taken up tells of an event again, that it did.
 func (s *Service) Run(ctx context.Context) error {
 	s.init()
 	var next uint64 // the position after the last event followed
 	var retry time.Duration
-	// While the follow fails, the log says so at the first failure and then once a minute.
+	// While the follow fails, the log says so at most once a minute, and once a follow taken
+	// up tells of an event again, that it did (when it said the failure).
 	var failingSince, warned time.Time
 	failures := 0
+	resumed := func() {
+		if failures == 0 {
+			return
+		}
+		if !warned.Before(failingSince) {
+			s.Logger.Info("mcp: resource updates taken up again", "failures", failures,
+				"failed_for", time.Since(failingSince).Round(time.Millisecond))
+		}
+		failures = 0
+	}
 	for {
 		var from uint64
 		if retry == 0 {
@@ -115,7 +126,7 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 		var err error
-		next, err = s.follow(ctx, max(from, next))
+		next, err = s.follow(ctx, max(from, next), resumed)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -127,7 +138,7 @@ func (s *Service) Run(ctx context.Context) error {
 		if failures++; failures == 1 {
 			failingSince = time.Now()
 		}
-		if failures == 1 || time.Since(warned) >= failWarnEvery {
+		if time.Since(warned) >= failWarnEvery {
 			warned = time.Now()
 			s.Logger.Warn("mcp: resource updates paused: following the log failed; taking it up again", "at", next,
 				"retry_in", retry, "failures", failures, "failing_for", time.Since(failingSince).Round(time.Millisecond), "err", err)
@@ -144,8 +155,9 @@ const (
 )
 
 // follow sends the resource updates of the log's events from position from on, until no
-// session is live at an event; it returns the position after the last event it took.
-func (s *Service) follow(ctx context.Context, from uint64) (uint64, error) {
+// session is live at an event; it returns the position after the last event it took. It calls
+// told after each memory's event it told of.
+func (s *Service) follow(ctx context.Context, from uint64, told func()) (uint64, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	evs := make(chan domain.Event, 256)
@@ -191,6 +203,7 @@ func (s *Service) follow(ctx context.Context, from uint64) (uint64, error) {
 			uris = append(uris, QueueURI)
 		}
 		s.notify(ctx, uris)
+		told()
 	}
 }
 
